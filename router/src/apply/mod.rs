@@ -1,0 +1,35 @@
+//! Making a [`Plan`](crate::plan::Plan) true in the kernel. Kernel-facing code sits behind
+//! the narrow traits below so the daemon logic can be driven by fakes in unit tests.
+
+pub mod netlink;
+
+use crate::plan::{LinkInfo, RouteSpec, RuleSpec};
+
+/// Why talking to the kernel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("interface {0} does not exist")]
+    NoSuchInterface(String),
+    #[error("netlink: {0}")]
+    Netlink(String),
+    #[error("nft: {0}")]
+    Nft(String),
+}
+
+/// Routes and policy rules, through rtnetlink.
+#[allow(async_fn_in_trait)]
+pub trait RouteDriver {
+    /// Make our routes and rules (those stamped with `ROUTE_PROTO`) equal to the desired ones:
+    /// add what is missing, replace what differs, delete what is no longer wanted. Routes and
+    /// rules of anybody else are never touched. Re-running with the same input changes nothing.
+    async fn sync(&mut self, routes: &[RouteSpec], rules: &[RuleSpec]) -> Result<(), ApplyError>;
+
+    /// Our routes and rules as the kernel holds them now, sorted.
+    async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError>;
+}
+
+/// Interface facts (carrier, address, learned gateway), through rtnetlink.
+#[allow(async_fn_in_trait)]
+pub trait LinkObserver {
+    async fn observe(&mut self, ifname: &str) -> Result<LinkInfo, ApplyError>;
+}

@@ -1,0 +1,1 @@
+//! rtnetlink implementation of [`RouteDriver`](super::RouteDriver) and [`LinkObserver`](super::LinkObserver).

@@ -1,0 +1,46 @@
+//! What the planner decides from besides the config: what the kernel reports about each WAN
+//! link, what the health checks concluded, and what the operator forced.
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// Facts about one WAN interface as the kernel reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkInfo {
+    /// The interface exists.
+    pub present: bool,
+    /// Carrier is up (IFF_LOWER_UP).
+    pub carrier: bool,
+    /// First IPv4 address on the interface.
+    pub address: Option<Ipv4Net>,
+    /// Gateway learned from a default route on this interface that is not ours
+    /// (installed by DHCP or netplan in any table but our WAN tables).
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Verdict of the health checks on one WAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    #[default]
+    Up,
+    Down,
+}
+
+/// Operator decisions that override health (kill-switch, maintenance).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Overrides {
+    /// WANs the operator took out of service.
+    pub disabled: BTreeSet<String>,
+}
+
+/// Runtime view of every WAN, by interface name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WanRuntime {
+    pub link: LinkInfo,
+    pub health: Health,
+}
+
+pub type WanStates = BTreeMap<String, WanRuntime>;

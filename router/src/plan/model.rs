@@ -1,0 +1,81 @@
+//! The desired kernel state: what the planner produces and the appliers make true.
+//! Plain data with names (not ifindexes) so it can be compared, serialised and golden-tested.
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Routing protocol number stamped on every route and rule we install, so that adoption
+/// and clean-up only ever touch our own entries (`ip route show proto 201`).
+pub const ROUTE_PROTO: u8 = 201;
+
+/// Metric of our default route in the main table: below DHCP clients' defaults (networkd
+/// uses 1024, dhclient 0 is rare on servers) so the weighted multipath route wins.
+pub const MAIN_DEFAULT_METRIC: u32 = 10;
+
+/// The main routing table (RT_TABLE_MAIN).
+pub const MAIN_TABLE: u32 = 254;
+
+/// Mask of the packet/conntrack mark bits that belong to us.
+pub const MARK_MASK: u32 = 0xff00;
+
+/// Rule priorities. Everything in `RULE_PRIO_FIRST..=RULE_PRIO_LAST` is ours.
+pub const RULE_PRIO_FIRST: u32 = 1000;
+pub const RULE_PRIO_SUPPRESS_MAIN: u32 = 1000;
+pub const RULE_PRIO_FWMARK: u32 = 1100;
+pub const RULE_PRIO_FROM: u32 = 1200;
+pub const RULE_PRIO_OIF: u32 = 1300;
+pub const RULE_PRIO_LAST: u32 = 1399;
+
+/// One next hop of a default route.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NextHop {
+    /// Interface name (resolved to an index by the applier).
+    pub dev: String,
+    /// Gateway; `None` for point-to-point links (PPP) where the device is enough.
+    pub gateway: Option<Ipv4Addr>,
+    /// Weight as `ip route` prints it (1..=255).
+    pub weight: u8,
+}
+
+/// A default route (0.0.0.0/0) in one table; one hop is a plain route, several a multipath one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub table: u32,
+    pub metric: u32,
+    pub hops: Vec<NextHop>,
+}
+
+/// What a policy rule matches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RuleSelector {
+    /// `lookup main suppress_prefixlength 0`: more specific main routes (LAN, connected WAN
+    /// subnets) win over the per-WAN tables' defaults.
+    SuppressMainDefault,
+    /// `fwmark MARK/MASK`.
+    FwMark { mark: u32, mask: u32 },
+    /// `from ADDR`: the router's own traffic sourced from a WAN address leaves by that WAN.
+    From(Ipv4Addr),
+    /// `oif DEV`: sockets bound to a WAN (health probes) use that WAN's table.
+    Oif(String),
+}
+
+/// An `ip rule`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RuleSpec {
+    pub priority: u32,
+    pub selector: RuleSelector,
+    /// Table to look up.
+    pub table: u32,
+}
+
+/// Everything the kernel should hold for the current decision.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// Default routes: one per WAN table and the main-table multipath default.
+    pub routes: Vec<RouteSpec>,
+    pub rules: Vec<RuleSpec>,
+    /// Our nftables table, as one nft script that replaces it atomically.
+    pub nft: String,
+    /// WANs that new connections are balanced over, in config order.
+    pub active_wans: Vec<String>,
+}
