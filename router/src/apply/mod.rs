@@ -1,7 +1,11 @@
 //! Making a [`Plan`](crate::plan::Plan) true in the kernel. Kernel-facing code sits behind
 //! the narrow traits below so the daemon logic can be driven by fakes in unit tests.
 
+mod applier;
 pub mod netlink;
+pub mod nft;
+
+pub use applier::{Applier, Outcome};
 
 use crate::plan::{LinkInfo, RouteSpec, RuleSpec};
 
@@ -32,4 +36,15 @@ pub trait RouteDriver {
 #[allow(async_fn_in_trait)]
 pub trait LinkObserver {
     async fn observe(&mut self, ifname: &str) -> Result<LinkInfo, ApplyError>;
+}
+
+/// Our nftables table.
+#[allow(async_fn_in_trait)]
+pub trait FirewallDriver {
+    /// Dry-run the script: the kernel's verdict without changing anything.
+    async fn check(&mut self, script: &str) -> Result<(), ApplyError>;
+    /// Replace our table with the script, atomically.
+    async fn apply(&mut self, script: &str) -> Result<(), ApplyError>;
+    /// Our table as the kernel lists it, or None when it does not exist.
+    async fn current(&mut self) -> Result<Option<String>, ApplyError>;
 }

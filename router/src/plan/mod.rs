@@ -1,7 +1,30 @@
 //! The pure decision: (config, WAN runtime state, operator overrides) -> desired kernel state.
+//! No I/O here: everything is unit-tested without root.
 
+mod decide;
 mod input;
 mod model;
+pub mod nft;
+mod render;
+mod weights;
 
+pub use decide::{active_wans, wan_views, WanView};
 pub use input::*;
 pub use model::*;
+
+use crate::config::Config;
+
+/// Decide the complete kernel state for this moment.
+pub fn plan(cfg: &Config, states: &WanStates, overrides: &Overrides) -> Plan {
+    let views = wan_views(cfg, states, overrides);
+    let active = active_wans(&views, cfg.routing.load_balancing);
+    Plan {
+        routes: decide::routes(&views, &active),
+        rules: decide::rules(&views),
+        nft: nft::render(cfg, &views, &active),
+        active_wans: active.iter().map(|w| w.name.clone()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! The TOML schema. Names and defaults follow the seed (`wan_interfaces`, `health_check`,
+//! `routing`, `logging`); everything a user may omit has a default here.
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub wan_interfaces: Vec<WanConfig>,
+    pub lan: LanConfig,
+    #[serde(default)]
+    pub health_check: HealthCheckConfig,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WanConfig {
+    /// Interface name, e.g. "eth0".
+    pub name: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Next hop; learned from the interface's default route (DHCP) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<u32>,
+    /// Failover mode: lower is preferred.
+    #[serde(default = "one")]
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanConfig {
+    pub interface: String,
+    /// Router address with the LAN prefix length, e.g. "192.168.1.1/24".
+    pub address: Ipv4Net,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheckConfig {
+    pub timeout_seconds: f64,
+    pub retry_count: u32,
+    pub check_interval: f64,
+    pub target_host: Ipv4Addr,
+    /// Several targets; when set they replace `target_host`.
+    pub targets: Vec<Ipv4Addr>,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 2.0,
+            retry_count: 3,
+            check_interval: 5.0,
+            target_host: Ipv4Addr::new(1, 1, 1, 1),
+            targets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BalanceMode {
+    /// Weighted per-connection balancing over every live WAN.
+    #[default]
+    Ecmp,
+    /// Only the live WANs with the lowest priority value carry traffic.
+    Failover,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoutingConfig {
+    pub load_balancing: BalanceMode,
+    pub sticky_sessions: bool,
+    pub packet_marking: bool,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            load_balancing: BalanceMode::Ecmp,
+            sticky_sessions: true,
+            packet_marking: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub fn nft_name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LastResort {
+    /// Fall back to the normal weighted balancing.
+    #[default]
+    Default,
+    /// Drop the connection rather than use another WAN.
+    Drop,
+}
+
+/// A traffic policy (mwan3 rule + policy): matching new LAN connections leave through `via`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<Subnet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<Subnet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<PortRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<PortRange>,
+    pub via: Vec<String>,
+    #[serde(default)]
+    pub last_resort: LastResort,
+    /// Seconds a LAN host keeps the WAN it was given first (source affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_timeout: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoggingConfig {
+    pub level: String,
+    pub file: Option<PathBuf>,
+    pub max_size: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "INFO".into(),
+            file: Some(PathBuf::from("/var/log/routeros.log")),
+            max_size: "10MB".into(),
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// An IPv4 host ("192.168.1.50") or network ("203.0.113.0/24").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet(pub Ipv4Net);
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(net) = s.parse::<Ipv4Net>() {
+            return Ok(Subnet(net));
+        }
+        s.parse::<Ipv4Addr>()
+            .map(|a| Subnet(Ipv4Net::from(a)))
+            .map_err(|_| format!("`{s}` is not an IPv4 address or CIDR"))
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.prefix_len() == 32 {
+            write!(f, "{}", self.0.addr())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// A port or an inclusive range "1000-2000"; written as a number or a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("`{s}` is not a port (1-65535) or a range like 1000-2000"))
+        };
+        let (first, last) = match s.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(s)?, port(s)?),
+        };
+        if first > last {
+            return Err(format!("`{s}`: range runs backwards"));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// Deserialise from a string via `FromStr`, or (for ports) from an integer.
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Raw {
+                    Str(String),
+                    Int(i64),
+                }
+                let text = match Raw::deserialize(d)? {
+                    Raw::Str(s) => s,
+                    Raw::Int(i) => i.to_string(),
+                };
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+string_serde!(Subnet);
+string_serde!(PortRange);

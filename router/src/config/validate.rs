@@ -1,0 +1,270 @@
+//! Semantic checks that serde cannot express. Every problem is collected, none stops the
+//! others, so one `--check` run lists everything that is wrong.
+
+use super::model::*;
+use super::{ConfigError, MAX_WANS};
+use crate::plan::MARK_MASK;
+use std::collections::HashMap;
+
+/// All problems of a parsed config, each with its TOML path.
+pub fn validate(cfg: &Config) -> Vec<ConfigError> {
+    let mut errs = Errors::default();
+    check_wans(cfg, &mut errs);
+    check_lan(cfg, &mut errs);
+    check_health(&cfg.health_check, &mut errs);
+    check_routing(cfg, &mut errs);
+    check_policies(cfg, &mut errs);
+    check_logging(&cfg.logging, &mut errs);
+    errs.0
+}
+
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.0.push(ConfigError::new(path, reason));
+    }
+}
+
+/// Linux interface names: 1..=15 bytes, no whitespace, '/' or quotes (they end up in nft).
+pub fn interface_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.len() > 15 {
+        return Some(format!("`{name}` must be 1 to 15 characters long"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+    {
+        return Some(format!(
+            "`{name}` may only hold letters, digits, '.', '-', '_' and '@'"
+        ));
+    }
+    None
+}
+
+fn check_wans(cfg: &Config, errs: &mut Errors) {
+    if cfg.wan_interfaces.is_empty() {
+        errs.add("wan_interfaces", "at least one WAN interface is needed");
+    }
+    if cfg.wan_interfaces.len() > MAX_WANS {
+        errs.add(
+            "wan_interfaces",
+            format!("at most {MAX_WANS} WAN interfaces are supported"),
+        );
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut tables: HashMap<u32, usize> = HashMap::new();
+    let mut marks: HashMap<u32, usize> = HashMap::new();
+    for (i, (wan, table, mark)) in cfg.resolved_wans().enumerate() {
+        let at = |field: &str| format!("wan_interfaces[{i}].{field}");
+        if let Some(p) = interface_name_problem(&wan.name) {
+            errs.add(at("name"), p);
+        }
+        if let Some(first) = names.insert(&wan.name, i) {
+            errs.add(
+                at("name"),
+                format!("`{}` is already wan_interfaces[{first}]", wan.name),
+            );
+        }
+        if wan.name == cfg.lan.interface {
+            errs.add(at("name"), format!("`{}` is the LAN interface", wan.name));
+        }
+        if !(1..=255).contains(&wan.weight) {
+            errs.add(at("weight"), format!("{} is not in 1..=255", wan.weight));
+        }
+        if !(1..=255).contains(&wan.priority) {
+            errs.add(
+                at("priority"),
+                format!("{} is not in 1..=255", wan.priority),
+            );
+        }
+        if let Some(gw) = wan.gateway {
+            if gw.is_unspecified() || gw.is_broadcast() || gw.is_multicast() {
+                errs.add(at("gateway"), format!("{gw} cannot be a gateway"));
+            } else if cfg.lan.address.trunc().contains(&gw) {
+                errs.add(
+                    at("gateway"),
+                    format!("{gw} lies inside the LAN {}", cfg.lan.address.trunc()),
+                );
+            }
+        }
+        if matches!(table, 0 | 253..=255) {
+            errs.add(
+                at("table"),
+                format!("{table} is reserved (0, 253 default, 254 main, 255 local)"),
+            );
+        }
+        if let Some(first) = tables.insert(table, i) {
+            errs.add(
+                at("table"),
+                format!("table {table} is already used by wan_interfaces[{first}]"),
+            );
+        }
+        if mark == 0 || mark & !MARK_MASK != 0 {
+            errs.add(
+                at("mark"),
+                format!("{mark:#x} must be non-zero and use only the bits of {MARK_MASK:#x}"),
+            );
+        }
+        if let Some(first) = marks.insert(mark, i) {
+            errs.add(
+                at("mark"),
+                format!("mark {mark:#x} is already used by wan_interfaces[{first}]"),
+            );
+        }
+    }
+}
+
+fn check_lan(cfg: &Config, errs: &mut Errors) {
+    if let Some(p) = interface_name_problem(&cfg.lan.interface) {
+        errs.add("lan.interface", p);
+    }
+    let net = cfg.lan.address;
+    if !(8..=30).contains(&net.prefix_len()) {
+        errs.add(
+            "lan.address",
+            format!("prefix /{} is not in /8../30", net.prefix_len()),
+        );
+    } else if net.addr() == net.network() || net.addr() == net.broadcast() {
+        errs.add(
+            "lan.address",
+            format!(
+                "{} is the network or broadcast address of {}; give the router's own address, e.g. {}/{}",
+                net.addr(),
+                net.trunc(),
+                net.hosts().next().map(|a| a.to_string()).unwrap_or_default(),
+                net.prefix_len()
+            ),
+        );
+    }
+}
+
+fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
+    if !(h.timeout_seconds > 0.0 && h.timeout_seconds <= 60.0) {
+        errs.add(
+            "health_check.timeout_seconds",
+            format!("{} is not in (0, 60]", h.timeout_seconds),
+        );
+    }
+    if !(0.1..=3600.0).contains(&h.check_interval) {
+        errs.add(
+            "health_check.check_interval",
+            format!("{} is not in [0.1, 3600] seconds", h.check_interval),
+        );
+    }
+    if !(1..=100).contains(&h.retry_count) {
+        errs.add(
+            "health_check.retry_count",
+            format!("{} is not in 1..=100", h.retry_count),
+        );
+    }
+    for (i, t) in h.targets.iter().enumerate() {
+        if t.is_unspecified() || t.is_broadcast() || t.is_multicast() {
+            errs.add(
+                format!("health_check.targets[{i}]"),
+                format!("{t} cannot be probed"),
+            );
+        }
+    }
+}
+
+fn check_routing(cfg: &Config, errs: &mut Errors) {
+    if !cfg.routing.sticky_sessions {
+        errs.add(
+            "routing.sticky_sessions",
+            "false is not supported: with NAT every connection must keep the WAN it started on",
+        );
+    }
+    if !cfg.routing.packet_marking && !cfg.policies.is_empty() {
+        errs.add(
+            "routing.packet_marking",
+            "policies are configured but packet_marking is false; set it to true or remove [[policies]]",
+        );
+    }
+}
+
+fn check_policies(cfg: &Config, errs: &mut Errors) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in cfg.policies.iter().enumerate() {
+        let at = |field: &str| format!("policies[{i}].{field}");
+        let name_ok = !p.name.is_empty()
+            && p.name.len() <= 24
+            && p.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            errs.add(
+                at("name"),
+                format!("`{}` must be 1 to 24 letters, digits, '-' or '_'", p.name),
+            );
+        }
+        if let Some(first) = names.insert(&p.name, i) {
+            errs.add(
+                at("name"),
+                format!("`{}` is already policies[{first}]", p.name),
+            );
+        }
+        if p.via.is_empty() {
+            errs.add(at("via"), "name at least one WAN interface");
+        }
+        for (j, via) in p.via.iter().enumerate() {
+            if !cfg.wan_interfaces.iter().any(|w| &w.name == via) {
+                errs.add(
+                    format!("policies[{i}].via[{j}]"),
+                    format!("`{via}` is not one of wan_interfaces"),
+                );
+            } else if p.via[..j].contains(via) {
+                errs.add(
+                    format!("policies[{i}].via[{j}]"),
+                    format!("`{via}` is listed twice"),
+                );
+            }
+        }
+        let port_ok = matches!(p.protocol, Some(Protocol::Tcp | Protocol::Udp));
+        for (field, port) in [("src_port", p.src_port), ("dst_port", p.dst_port)] {
+            if port.is_some() && !port_ok {
+                errs.add(at(field), "ports need protocol = \"tcp\" or \"udp\"");
+            }
+        }
+        if let Some(t) = p.sticky_timeout {
+            if !(1..=86400).contains(&t) {
+                errs.add(
+                    at("sticky_timeout"),
+                    format!("{t} is not in 1..=86400 seconds"),
+                );
+            }
+        }
+    }
+}
+
+fn check_logging(l: &LoggingConfig, errs: &mut Errors) {
+    const LEVELS: [&str; 5] = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
+    if !LEVELS.contains(&l.level.to_ascii_uppercase().as_str()) {
+        errs.add(
+            "logging.level",
+            format!("`{}` is not one of {}", l.level, LEVELS.join(", ")),
+        );
+    }
+    if let Err(e) = parse_size(&l.max_size) {
+        errs.add("logging.max_size", e);
+    }
+}
+
+/// "10MB", "512KB", "1GB" or plain bytes -> bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let (num, mult) = [
+        ("GB", 1u64 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| t.strip_suffix(suf).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((t.clone(), 1));
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n * mult),
+        _ => Err(format!("`{s}` is not a size like 10MB")),
+    }
+}

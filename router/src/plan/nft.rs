@@ -1,0 +1,276 @@
+//! Rendering our nftables table. The script deletes and re-creates `table ip routeros` in one
+//! `nft -f` input, which nft applies as one transaction: the swap is atomic and nothing else
+//! in the ruleset is touched. Conntrack marks live in the kernel's connection table, not in
+//! ours, so established connections keep their WAN across every replacement.
+
+use super::decide::WanView;
+use super::model::MARK_MASK;
+use super::weights::slots;
+use crate::config::{Config, LastResort, PolicyConfig};
+use std::fmt::Write;
+
+/// Family and name of the one nftables table we own.
+pub const NFT_FAMILY: &str = "ip";
+pub const NFT_TABLE: &str = "routeros";
+
+/// Management services that only the LAN may reach.
+pub const MANAGEMENT_PORTS: [u16; 3] = [22, 8080, 8081];
+
+/// Render the whole table for the given WAN views and the WANs balanced over.
+pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
+    let lan = &cfg.lan.interface;
+    let lan_net = cfg.lan.address.trunc();
+    let wan_set = quoted_set(views.iter().map(|w| w.name.as_str()));
+    let mut t = Table::default();
+
+    for p in &cfg.policies {
+        if p.sticky_timeout.is_some() {
+            for w in usable_via(p, views) {
+                t.set(&affinity_set(p, w), p.sticky_timeout.unwrap_or_default());
+            }
+        }
+    }
+
+    let mut pre = vec![format!(
+        "iifname \"{lan}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 fib daddr type != local ip daddr != {lan_net} jump choose_wan"
+    )];
+    // Connections opened from a WAN (to the router or a port forward) answer through it.
+    pre.extend(views.iter().map(|w| {
+        format!(
+            "iifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
+            w.name, w.mark
+        )
+    }));
+    pre.push(restore_mark());
+    t.base_chain(
+        "prerouting",
+        "filter hook prerouting priority mangle",
+        "accept",
+        pre,
+    );
+
+    let mut choose: Vec<String> = cfg
+        .policies
+        .iter()
+        .filter_map(|p| policy_dispatch(p, views))
+        .collect();
+    choose.extend(pick_wan(active.iter().copied()));
+    t.chain("choose_wan", choose);
+    for p in &cfg.policies {
+        let via: Vec<&WanView> = usable_via(p, views).collect();
+        if !via.is_empty() {
+            t.chain(&policy_chain(p), policy_rules(p, &via));
+        }
+    }
+
+    t.base_chain(
+        "output",
+        "route hook output priority mangle",
+        "accept",
+        vec![restore_mark()],
+    );
+
+    t.base_chain(
+        "input",
+        "filter hook input priority filter",
+        "accept",
+        vec![
+            "iif \"lo\" accept".into(),
+            "ct state established,related accept".into(),
+            "ct state invalid drop".into(),
+            format!("iifname {wan_set} jump wan_input"),
+            format!(
+                "iifname != \"{lan}\" tcp dport {} drop",
+                brace(MANAGEMENT_PORTS.iter().map(|p| p.to_string()))
+            ),
+        ],
+    );
+    t.chain(
+        "wan_input",
+        vec![
+            "icmp type { echo-request, echo-reply, destination-unreachable, time-exceeded } accept"
+                .into(),
+            "udp sport 67 udp dport 68 accept".into(),
+            "counter drop".into(),
+        ],
+    );
+
+    t.base_chain(
+        "forward",
+        "filter hook forward priority filter",
+        "drop",
+        vec![
+            "ct state established,related accept".into(),
+            "ct state invalid drop".into(),
+            format!("iifname \"{lan}\" oifname {wan_set} accept"),
+            "ct status dnat accept".into(),
+        ],
+    );
+
+    t.base_chain(
+        "postrouting",
+        "nat hook postrouting priority srcnat",
+        "accept",
+        views
+            .iter()
+            .map(|w| format!("oifname \"{}\" masquerade", w.name))
+            .collect(),
+    );
+    t.finish()
+}
+
+/// Copy the connection's WAN mark onto the packet so the fwmark rules route it.
+fn restore_mark() -> String {
+    format!("ct mark & {MARK_MASK:#x} != 0x0 meta mark set ct mark & {MARK_MASK:#x}")
+}
+
+/// The rule that sets a new connection's mark by weight over `wans` (none if empty).
+fn pick_wan<'a>(wans: impl Iterator<Item = &'a WanView>) -> Option<String> {
+    let weighted: Vec<(u32, u32)> = wans.map(|w| (w.mark, w.weight)).collect();
+    match weighted.as_slice() {
+        [] => None,
+        [(mark, _)] => Some(format!("ct mark set {mark:#x}")),
+        _ => {
+            let (total, slots) = slots(&weighted);
+            let map = brace(slots.iter().map(|s| {
+                if s.first == s.last {
+                    format!("{} : {:#x}", s.first, s.mark)
+                } else {
+                    format!("{}-{} : {:#x}", s.first, s.last, s.mark)
+                }
+            }));
+            Some(format!("ct mark set numgen random mod {total} map {map}"))
+        }
+    }
+}
+
+fn usable_via<'a>(p: &'a PolicyConfig, views: &'a [WanView]) -> impl Iterator<Item = &'a WanView> {
+    views.iter().filter(|w| w.usable && p.via.contains(&w.name))
+}
+
+fn policy_chain(p: &PolicyConfig) -> String {
+    format!("policy_{}", p.name)
+}
+
+fn affinity_set(p: &PolicyConfig, w: &WanView) -> String {
+    format!("{}_{}", policy_chain(p), w.mark >> 8)
+}
+
+/// The match part of a policy, e.g. `ip saddr 192.168.1.50 tcp dport 443`.
+fn policy_match(p: &PolicyConfig) -> String {
+    let mut m = Vec::new();
+    if let Some(src) = p.src {
+        m.push(format!("ip saddr {src}"));
+    }
+    if let Some(dst) = p.dst {
+        m.push(format!("ip daddr {dst}"));
+    }
+    match (p.protocol, p.src_port, p.dst_port) {
+        (Some(proto), None, None) => m.push(format!("meta l4proto {}", proto.nft_name())),
+        (Some(proto), sport, dport) => {
+            if let Some(s) = sport {
+                m.push(format!("{} sport {s}", proto.nft_name()));
+            }
+            if let Some(d) = dport {
+                m.push(format!("{} dport {d}", proto.nft_name()));
+            }
+        }
+        (None, ..) => {}
+    }
+    m.join(" ")
+}
+
+/// The `choose_wan` rule for one policy: jump to its chain, drop, or nothing (fall through
+/// to default balancing) when none of its WANs is usable.
+fn policy_dispatch(p: &PolicyConfig, views: &[WanView]) -> Option<String> {
+    let matcher = policy_match(p);
+    let sep = if matcher.is_empty() { "" } else { " " };
+    if usable_via(p, views).next().is_some() {
+        Some(format!("{matcher}{sep}goto {}", policy_chain(p)))
+    } else {
+        match p.last_resort {
+            LastResort::Default => None,
+            LastResort::Drop => Some(format!("{matcher}{sep}drop")),
+        }
+    }
+}
+
+/// A policy's own chain: host affinity first (if sticky), then a weighted pick that is
+/// remembered for the host.
+fn policy_rules(p: &PolicyConfig, via: &[&WanView]) -> Vec<String> {
+    let mut rules = Vec::new();
+    let sticky = p.sticky_timeout.is_some();
+    if sticky {
+        rules.extend(via.iter().map(|w| {
+            format!(
+                "ip saddr @{} ct mark set {:#x} return",
+                affinity_set(p, w),
+                w.mark
+            )
+        }));
+    }
+    rules.extend(pick_wan(via.iter().copied()));
+    if sticky {
+        rules.extend(via.iter().map(|w| {
+            format!(
+                "ct mark & {MARK_MASK:#x} == {:#x} update @{} {{ ip saddr }}",
+                w.mark,
+                affinity_set(p, w)
+            )
+        }));
+    }
+    rules
+}
+
+fn brace(items: impl Iterator<Item = String>) -> String {
+    format!("{{ {} }}", items.collect::<Vec<_>>().join(", "))
+}
+
+fn quoted_set<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    brace(names.map(|n| format!("\"{n}\"")))
+}
+
+/// Accumulates the table body; `finish` wraps it in the delete-and-recreate preamble.
+#[derive(Default)]
+struct Table {
+    body: String,
+}
+
+impl Table {
+    fn set(&mut self, name: &str, timeout_s: u32) {
+        let _ = writeln!(
+            self.body,
+            "\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout_s}s\n\t}}\n"
+        );
+    }
+
+    fn base_chain(&mut self, name: &str, hook: &str, policy: &str, rules: Vec<String>) {
+        let header = format!("type {hook}; policy {policy};");
+        self.write_chain(name, Some(&header), &rules);
+    }
+
+    fn chain(&mut self, name: &str, rules: Vec<String>) {
+        self.write_chain(name, None, &rules);
+    }
+
+    fn write_chain(&mut self, name: &str, header: Option<&str>, rules: &[String]) {
+        let _ = writeln!(self.body, "\tchain {name} {{");
+        if let Some(h) = header {
+            let _ = writeln!(self.body, "\t\t{h}");
+        }
+        for r in rules {
+            let _ = writeln!(self.body, "\t\t{r}");
+        }
+        let _ = writeln!(self.body, "\t}}\n");
+    }
+
+    fn finish(self) -> String {
+        format!(
+            "# Generated by routeros-watchdog: replaced as a whole on every change.\n\
+             add table {NFT_FAMILY} {NFT_TABLE}\n\
+             delete table {NFT_FAMILY} {NFT_TABLE}\n\
+             table {NFT_FAMILY} {NFT_TABLE} {{\n{}}}\n",
+            self.body.trim_end_matches('\n').to_string() + "\n"
+        )
+    }
+}

@@ -1,0 +1,241 @@
+//! Golden tests of whole plans (snapshots under `snapshots/`) and targeted checks of the
+//! decisions: which WANs are balanced over, fail-static, failover tiers, policies.
+
+use super::*;
+use crate::config::Config;
+use ipnet::Ipv4Net;
+
+/// A config with `n` WANs named wan1..wanN with the given weights.
+fn config(weights: &[u32], extra: &str) -> Config {
+    let mut text = String::new();
+    for (i, w) in weights.iter().enumerate() {
+        text += &format!(
+            "[[wan_interfaces]]\nname = \"wan{}\"\nweight = {w}\ngateway = \"192.0.2.{}\"\n\n",
+            i + 1,
+            8 * i + 1
+        );
+    }
+    text += "[lan]\ninterface = \"lan0\"\naddress = \"192.168.1.1/24\"\n\n";
+    text += extra;
+    Config::from_toml(&text).unwrap()
+}
+
+/// Every WAN present, carrier up, healthy, with an address.
+fn healthy(cfg: &Config) -> WanStates {
+    cfg.wan_interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let addr: Ipv4Net = format!("192.0.2.{}/29", 8 * i + 2).parse().unwrap();
+            let link = LinkInfo {
+                present: true,
+                carrier: true,
+                address: Some(addr),
+                gateway: None,
+            };
+            (
+                w.name.clone(),
+                WanRuntime {
+                    link,
+                    health: Health::Up,
+                },
+            )
+        })
+        .collect()
+}
+
+fn down(mut states: WanStates, names: &[&str]) -> WanStates {
+    for n in names {
+        states.get_mut(*n).unwrap().health = Health::Down;
+    }
+    states
+}
+
+fn plan_of(cfg: &Config, states: &WanStates) -> Plan {
+    plan(cfg, states, &Overrides::default())
+}
+
+#[test]
+fn golden_one_wan() {
+    let cfg = config(&[1], "");
+    insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).to_string());
+}
+
+#[test]
+fn golden_two_wans_seed_weights() {
+    let cfg = config(&[2, 1], "");
+    insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).to_string());
+}
+
+#[test]
+fn golden_three_wans_unequal_weights() {
+    let cfg = config(&[5, 3, 1], "");
+    insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).to_string());
+}
+
+#[test]
+fn golden_policies() {
+    let cfg = config(
+        &[2, 1, 1],
+        r#"
+[[policies]]
+name = "console"
+src = "192.168.1.50"
+via = ["wan1"]
+last_resort = "drop"
+
+[[policies]]
+name = "bank"
+dst = "203.0.113.0/24"
+protocol = "tcp"
+dst_port = 443
+via = ["wan2", "wan3"]
+sticky_timeout = 600
+
+[[policies]]
+name = "dns"
+protocol = "udp"
+dst_port = "53"
+via = ["wan3"]
+"#,
+    );
+    insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).to_string());
+}
+
+/// The numgen map of the plan's `choose_wan` chain, e.g. "numgen random mod 9 map { ... }".
+fn choice_line(p: &Plan) -> String {
+    let chain = p.nft.split("chain choose_wan {").nth(1).unwrap();
+    let body = chain.split('}').next().unwrap_or("");
+    let last = chain
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ct mark set"))
+        .last();
+    last.unwrap_or(body).to_string()
+}
+
+#[test]
+fn three_wan_map_covers_every_slot_once() {
+    let cfg = config(&[5, 3, 1], "");
+    let line = choice_line(&plan_of(&cfg, &healthy(&cfg)));
+    assert_eq!(
+        line,
+        "ct mark set numgen random mod 9 map { 0-4 : 0x100, 5-7 : 0x200, 8 : 0x300 }"
+    );
+}
+
+#[test]
+fn a_down_wan_leaves_the_choice_and_main_route_but_keeps_its_table() {
+    let cfg = config(&[2, 1, 1], "");
+    let p = plan_of(&cfg, &down(healthy(&cfg), &["wan2"]));
+    assert_eq!(p.active_wans, ["wan1", "wan3"]);
+    assert_eq!(
+        choice_line(&p),
+        "ct mark set numgen random mod 3 map { 0-1 : 0x100, 2 : 0x300 }"
+    );
+    let main = p.routes.iter().find(|r| r.table == MAIN_TABLE).unwrap();
+    assert_eq!(
+        main.hops.iter().map(|h| h.dev.as_str()).collect::<Vec<_>>(),
+        ["wan1", "wan3"]
+    );
+    assert!(
+        p.routes.iter().any(|r| r.table == 200),
+        "probes still need wan2's table"
+    );
+    // Replies to connections opened through wan2 still go back through it.
+    assert!(p.nft.contains("oifname \"wan2\" masquerade"));
+}
+
+#[test]
+fn operator_disable_counts_as_down() {
+    let cfg = config(&[2, 1], "");
+    let ov = Overrides {
+        disabled: ["wan1".to_string()].into(),
+    };
+    let p = plan(&cfg, &healthy(&cfg), &ov);
+    assert_eq!(p.active_wans, ["wan2"]);
+    assert_eq!(choice_line(&p), "ct mark set 0x200");
+}
+
+#[test]
+fn all_down_keeps_the_last_routes_instead_of_blackholing() {
+    let cfg = config(&[2, 1], "");
+    let p = plan_of(&cfg, &down(healthy(&cfg), &["wan1", "wan2"]));
+    assert_eq!(p.active_wans, ["wan1", "wan2"]);
+    assert!(p.routes.iter().any(|r| r.table == MAIN_TABLE));
+}
+
+#[test]
+fn failover_mode_uses_the_best_live_priority_tier() {
+    let mut cfg = config(&[1, 1, 1], "[routing]\nload_balancing = \"failover\"\n");
+    for (w, prio) in cfg.wan_interfaces.iter_mut().zip([2, 1, 1]) {
+        w.priority = prio;
+    }
+    let states = healthy(&cfg);
+    assert_eq!(plan_of(&cfg, &states).active_wans, ["wan2", "wan3"]);
+    let states = down(states, &["wan2", "wan3"]);
+    assert_eq!(plan_of(&cfg, &states).active_wans, ["wan1"]);
+}
+
+#[test]
+fn gateway_is_learned_when_not_configured() {
+    let mut cfg = config(&[1, 1], "");
+    cfg.wan_interfaces[1].gateway = None;
+    let mut states = healthy(&cfg);
+    let p = plan_of(&cfg, &states);
+    assert_eq!(p.active_wans, ["wan1"], "no gateway yet: not routable");
+    assert!(!p.routes.iter().any(|r| r.table == 200));
+
+    states.get_mut("wan2").unwrap().link.gateway = Some("198.51.100.1".parse().unwrap());
+    let p = plan_of(&cfg, &states);
+    assert_eq!(p.active_wans, ["wan1", "wan2"]);
+    let t200 = p.routes.iter().find(|r| r.table == 200).unwrap();
+    assert_eq!(t200.hops[0].gateway, Some("198.51.100.1".parse().unwrap()));
+}
+
+#[test]
+fn carrier_loss_and_missing_interfaces_are_not_usable() {
+    let cfg = config(&[1, 1], "");
+    let mut states = healthy(&cfg);
+    states.get_mut("wan1").unwrap().link.carrier = false;
+    assert_eq!(plan_of(&cfg, &states).active_wans, ["wan2"]);
+    states.remove("wan2");
+    let p = plan_of(&cfg, &states);
+    assert!(
+        !p.routes.iter().any(|r| r.table == 200),
+        "absent interface gets no route"
+    );
+}
+
+#[test]
+fn policy_falls_back_or_drops_when_its_wans_are_down() {
+    let cfg = config(
+        &[1, 1],
+        r#"
+[[policies]]
+name = "strict"
+src = "192.168.1.50"
+via = ["wan1"]
+last_resort = "drop"
+
+[[policies]]
+name = "loose"
+src = "192.168.1.51"
+via = ["wan1"]
+"#,
+    );
+    let p = plan_of(&cfg, &down(healthy(&cfg), &["wan1"]));
+    assert!(p.nft.contains("ip saddr 192.168.1.50 drop"), "{}", p.nft);
+    assert!(
+        !p.nft.contains("192.168.1.51"),
+        "loose policy falls through: {}",
+        p.nft
+    );
+    assert!(!p.nft.contains("chain policy_strict"));
+}
+
+#[test]
+fn planning_is_deterministic() {
+    let cfg = config(&[2, 1, 1], "");
+    assert_eq!(plan_of(&cfg, &healthy(&cfg)), plan_of(&cfg, &healthy(&cfg)));
+}
