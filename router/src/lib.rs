@@ -5,4 +5,5 @@
 
 pub mod apply;
 pub mod config;
+pub mod daemon;
 pub mod plan;

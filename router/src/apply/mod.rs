@@ -6,6 +6,8 @@ pub mod netlink;
 pub mod nft;
 
 pub use applier::{Applier, Outcome};
+pub use netlink::NetlinkDriver;
+pub use nft::NftDriver;
 
 use crate::plan::{LinkInfo, RouteSpec, RuleSpec};
 

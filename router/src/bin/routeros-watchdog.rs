@@ -1,1 +1,92 @@
-fn main(){}
+//! `routeros-watchdog`: the core daemon (routing, health, failover) and its config checker.
+
+use clap::Parser;
+use routeros::config::Config;
+use routeros::daemon::{self, control::DEFAULT_SOCKET};
+use routeros::plan::{self, LinkInfo, Overrides, WanRuntime, WanStates};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Phoenix Nexus multi-WAN routing daemon")]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "/opt/routeros/config/routeros.toml")]
+    config: PathBuf,
+    /// Where runtime state (overrides, last plan) is kept.
+    #[arg(long, default_value = "/var/lib/routeros")]
+    state_dir: PathBuf,
+    /// Control socket for routeros-kill-switch and routeros-web.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Validate the configuration, list every error, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Print the routes, rules and nft table the config gives with every WAN up, and exit.
+    #[arg(long, conflicts_with = "check")]
+    print_plan: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check || args.print_plan {
+        return match Config::load(&args.config) {
+            Ok(cfg) if args.print_plan => {
+                print!("{}", plan::plan(&cfg, &all_up(&cfg), &Overrides::default()));
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                println!("{}: configuration is valid", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{}: {errors}", args.config.display());
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = daemon::Options {
+        config: args.config,
+        state_dir: args.state_dir,
+        socket: args.socket,
+    };
+    match runtime.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("routeros-watchdog: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every WAN present and healthy, for `--print-plan`.
+fn all_up(cfg: &Config) -> WanStates {
+    cfg.wan_interfaces
+        .iter()
+        .map(|w| {
+            let link = LinkInfo {
+                present: true,
+                carrier: true,
+                ..LinkInfo::default()
+            };
+            (
+                w.name.clone(),
+                WanRuntime {
+                    link,
+                    ..WanRuntime::default()
+                },
+            )
+        })
+        .collect()
+}

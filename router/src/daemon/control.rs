@@ -1,0 +1,95 @@
+//! The control socket: newline-delimited JSON over a Unix stream socket, root-only (0600).
+//! Each line is a [`Request`]; the daemon answers with one JSON line. The CLIs and the web
+//! server are clients; the daemon stays the only process that changes the kernel.
+
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Default socket path of the installed daemon.
+pub const DEFAULT_SOCKET: &str = "/run/routeros/control.sock";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Everything the daemon knows about each WAN and the last apply.
+    Status,
+    /// Re-read and apply the config file; refused (state untouched) if it does not validate.
+    Reload,
+}
+
+/// A request with the channel its answer goes back on.
+pub type Envelope = (Request, oneshot::Sender<serde_json::Value>);
+
+/// Bind the socket (replacing a stale one) and serve it until the daemon exits.
+pub fn serve(path: &Path, to_daemon: mpsc::Sender<Envelope>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(session(stream, to_daemon.clone()));
+                }
+                Err(e) => tracing::warn!("control socket accept: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn session(stream: UnixStream, to_daemon: mpsc::Sender<Envelope>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => {
+                let (tx, rx) = oneshot::channel();
+                if to_daemon.send((req, tx)).await.is_err() {
+                    break;
+                }
+                rx.await
+                    .unwrap_or_else(|_| error("daemon is shutting down"))
+            }
+            Err(e) => error(&format!("bad request: {e}")),
+        };
+        let mut text = answer.to_string();
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// `{"ok": false, "error": msg}`
+pub fn error(msg: &str) -> serde_json::Value {
+    serde_json::json!({ "ok": false, "error": msg })
+}
+
+/// Send one request and wait for its answer (used by the CLIs).
+pub fn call(path: &Path, req: &Request) -> Result<serde_json::Value, String> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        format!(
+            "cannot reach the routeros-watchdog daemon at {}: {e} (is it running? try: systemctl status routeros-watchdog)",
+            path.display()
+        )
+    })?;
+    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&answer).map_err(|e| format!("bad answer from daemon: {e}"))
+}
