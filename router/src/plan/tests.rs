@@ -109,8 +109,7 @@ fn choice_line(p: &Plan) -> String {
     let last = chain
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("ct mark set"))
-        .last();
+        .rfind(|l| l.starts_with("ct mark set"));
     last.unwrap_or(body).to_string()
 }
 

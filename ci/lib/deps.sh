@@ -1,0 +1,33 @@
+# Shared install helpers for ci/*.sh: install only what is missing, from the distribution.
+
+require_root() {
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "run as root (network namespaces, nftables and routing need it): sudo $0 $*" >&2
+    exit 1
+  fi
+}
+
+# ensure_packages PKG...: apt-get install the packages that dpkg does not list as installed.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if (( ${#missing[@]} )); then
+    echo "installing: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# ensure_rust: a stable toolchain with rustfmt and clippy (rustup if present, else fail clearly).
+ensure_rust() {
+  [[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v cargo >/dev/null; then
+    echo "no Rust toolchain: install rustup (https://rustup.rs) and run again" >&2
+    exit 1
+  fi
+  if command -v rustup >/dev/null; then
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+  fi
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test of the project, as root, on a fresh Debian 12 / Ubuntu 24.04 machine:
+# installs what it needs, then formatting and lint checks, unit tests, the namespace
+# end-to-end tests (real kernel routing, nftables, conntrack) and the benchmarks.
+#   sudo ci/test.sh            everything
+#   sudo ci/test.sh --quick    skip the benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib/deps.sh
+
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+
+require_root
+ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps
+ensure_rust
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --release --locked
+
+step "unit and namespace tests"
+# Two threads: each namespace test builds its own lab; more would only fight for 2 cores.
+cargo test --workspace --release --locked -- --test-threads=2
+
+if (( ! quick )); then
+  step "benchmark: throughput and rule-apply time"
+  ci/bench-throughput.sh
+fi
+
+step "all tests passed"
