@@ -1,1 +1,0 @@
-//! rtnetlink implementation of [`RouteDriver`](super::RouteDriver) and [`LinkObserver`](super::LinkObserver).
