@@ -58,6 +58,14 @@ pub struct HealthCheckConfig {
     pub target_host: Ipv4Addr,
     /// Several targets; when set they replace `target_host`.
     pub targets: Vec<Ipv4Addr>,
+    /// How many targets must answer for a probe round to count as a success.
+    pub reliability: u32,
+    /// Consecutive successful rounds before a down WAN is trusted again (hysteresis).
+    pub recovery_count: u32,
+    /// Average latency above this marks the WAN degraded (still used).
+    pub degraded_latency_ms: u32,
+    /// Loss over the recent rounds above this marks the WAN degraded.
+    pub degraded_loss_percent: u32,
 }
 
 impl Default for HealthCheckConfig {
@@ -68,6 +76,10 @@ impl Default for HealthCheckConfig {
             check_interval: 5.0,
             target_host: Ipv4Addr::new(1, 1, 1, 1),
             targets: Vec::new(),
+            reliability: 1,
+            recovery_count: 3,
+            degraded_latency_ms: 500,
+            degraded_loss_percent: 20,
         }
     }
 }

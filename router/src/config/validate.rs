@@ -159,6 +159,34 @@ fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
             format!("{} is not in 1..=100", h.retry_count),
         );
     }
+    if !(1..=100).contains(&h.recovery_count) {
+        errs.add(
+            "health_check.recovery_count",
+            format!("{} is not in 1..=100", h.recovery_count),
+        );
+    }
+    let n_targets = h.targets.len().max(1) as u32;
+    if !(1..=n_targets).contains(&h.reliability) {
+        errs.add(
+            "health_check.reliability",
+            format!(
+                "{} is not in 1..={n_targets} (the number of targets)",
+                h.reliability
+            ),
+        );
+    }
+    if !(1..=60_000).contains(&h.degraded_latency_ms) {
+        errs.add(
+            "health_check.degraded_latency_ms",
+            format!("{} is not in 1..=60000", h.degraded_latency_ms),
+        );
+    }
+    if h.degraded_loss_percent > 100 {
+        errs.add(
+            "health_check.degraded_loss_percent",
+            format!("{} is not in 0..=100", h.degraded_loss_percent),
+        );
+    }
     for (i, t) in h.targets.iter().enumerate() {
         if t.is_unspecified() || t.is_broadcast() || t.is_multicast() {
             errs.add(
