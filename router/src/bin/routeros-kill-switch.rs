@@ -1,16 +1,29 @@
 //! `routeros-kill-switch`: operator control of the WAN lines through the daemon's socket.
+//!
+//!   --status | --disable IF | --enable IF | --maintenance MINUTES [IF]
 
-use clap::Parser;
-use routeros::daemon::control::{self, Request, DEFAULT_SOCKET};
+use clap::{ArgGroup, Parser};
+use routeros::daemon::control::{self, Request, DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(version, about = "Show and control the WAN lines of routeros-watchdog")]
+#[command(group(ArgGroup::new("action").required(true)
+    .args(["status", "disable", "enable", "maintenance"])))]
 struct Args {
     /// Show every WAN's state.
     #[arg(long)]
     status: bool,
+    /// Take a WAN out of service; its connections move to the other lines.
+    #[arg(long, value_name = "IF")]
+    disable: Option<String>,
+    /// Put a WAN back into service.
+    #[arg(long, value_name = "IF")]
+    enable: Option<String>,
+    /// Take IF out of service for MINUTES, or without IF pause failover for MINUTES.
+    #[arg(long, value_name = "MINUTES [IF]", num_args = 1..=2)]
+    maintenance: Option<Vec<String>>,
     /// Control socket of the daemon.
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -21,24 +34,63 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if !args.status {
-        eprintln!("routeros-kill-switch: nothing to do; try --status");
-        return ExitCode::from(2);
-    }
-    match control::call(&args.socket, &Request::Status) {
-        Ok(answer) if args.json => {
-            println!("{answer}");
-            ExitCode::SUCCESS
-        }
-        Ok(answer) => {
-            print_status(&answer);
-            ExitCode::SUCCESS
-        }
+    let request = match request(&args) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("routeros-kill-switch: {e}");
-            ExitCode::FAILURE
+            return ExitCode::from(2);
         }
+    };
+    let answer = match control::call(&args.socket, &request) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("routeros-kill-switch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{answer}");
+    } else if answer["ok"] != true {
+        eprintln!(
+            "routeros-kill-switch: {}",
+            answer["error"].as_str().unwrap_or("failed")
+        );
+    } else if matches!(request, Request::Status) {
+        print_status(&answer);
+    } else {
+        println!("{}", answer["message"].as_str().unwrap_or("done"));
     }
+    if answer["ok"] == true {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn request(args: &Args) -> Result<Request, String> {
+    if let Some(wan) = &args.disable {
+        return Ok(Request::Disable { wan: wan.clone() });
+    }
+    if let Some(wan) = &args.enable {
+        return Ok(Request::Enable { wan: wan.clone() });
+    }
+    if let Some(m) = &args.maintenance {
+        let minutes = m[0]
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_MAINTENANCE_MINUTES).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "--maintenance: `{}` is not a number of minutes in 1..={MAX_MAINTENANCE_MINUTES}",
+                    m[0]
+                )
+            })?;
+        return Ok(Request::Maintenance {
+            minutes,
+            wan: m.get(1).cloned(),
+        });
+    }
+    Ok(Request::Status)
 }
 
 fn print_status(s: &serde_json::Value) {
@@ -48,22 +100,27 @@ fn print_status(s: &serde_json::Value) {
         v => v.to_string(),
     };
     println!("mode: {}", text(&s["mode"]));
+    if let Some(until) = s["failover_paused_until"].as_u64() {
+        println!("failover paused until {}", clock(until));
+    }
     println!(
-        "{:<12} {:<9} {:<7} {:<6} {:<18} {:<16}",
+        "{:<12} {:<12} {:<7} {:<6} {:<18} {:<16}",
         "WAN", "STATE", "WEIGHT", "TABLE", "ADDRESS", "GATEWAY"
     );
     for w in s["wans"].as_array().into_iter().flatten() {
         let state = if w["disabled"] == true {
-            "disabled"
+            "disabled".to_string()
+        } else if let Some(until) = w["maintenance_until"].as_u64() {
+            format!("maint→{}", clock(until))
         } else if w["active"] == true {
-            "active"
+            "active".into()
         } else if w["usable"] == true {
-            "standby"
+            "standby".into()
         } else {
-            "down"
+            "down".into()
         };
         println!(
-            "{:<12} {:<9} {:<7} {:<6} {:<18} {:<16}",
+            "{:<12} {:<12} {:<7} {:<6} {:<18} {:<16}",
             text(&w["name"]),
             state,
             text(&w["weight"]),
@@ -75,4 +132,9 @@ fn print_status(s: &serde_json::Value) {
     if let Some(e) = s["last_error"].as_str() {
         println!("last apply error: {e}");
     }
+}
+
+/// Unix time -> "HH:MM" UTC, enough to tell when a window ends.
+fn clock(unix: u64) -> String {
+    format!("{:02}:{:02}Z", unix / 3600 % 24, unix / 60 % 60)
 }

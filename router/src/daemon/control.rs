@@ -19,7 +19,16 @@ pub enum Request {
     Status,
     /// Re-read and apply the config file; refused (state untouched) if it does not validate.
     Reload,
+    /// Take a WAN out of service until enabled (its connections are moved off it).
+    Disable { wan: String },
+    /// Put a disabled or maintained WAN back into service.
+    Enable { wan: String },
+    /// For `minutes`: take `wan` out of service, or with no WAN pause failover router-wide.
+    Maintenance { minutes: u32, wan: Option<String> },
 }
+
+/// Longest maintenance window accepted (one week).
+pub const MAX_MAINTENANCE_MINUTES: u32 = 7 * 24 * 60;
 
 /// A request with the channel its answer goes back on.
 pub type Envelope = (Request, oneshot::Sender<serde_json::Value>);

@@ -3,11 +3,13 @@
 
 pub mod control;
 mod logging;
+mod overrides;
 
 use crate::apply::{Applier, ApplyError, LinkObserver, NetlinkDriver, NftDriver};
 use crate::config::{Config, ConfigErrors};
 use crate::plan::{self, Overrides, WanStates};
-use control::{Envelope, Request};
+use control::{Envelope, Request, MAX_MAINTENANCE_MINUTES};
+use overrides::OverrideStore;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +31,7 @@ struct Router {
     cfg: Config,
     states: WanStates,
     overrides: Overrides,
+    store: OverrideStore,
     applier: Applier<NetlinkDriver, NftDriver>,
     last_apply_ms: Option<f64>,
     last_error: Option<String>,
@@ -42,11 +45,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     logging::init(&cfg.logging);
     std::fs::create_dir_all(&opts.state_dir)?;
     let driver = NetlinkDriver::connect()?;
+    let store = OverrideStore::new(&opts.state_dir);
     let mut router = Router {
         opts,
         cfg,
         states: WanStates::new(),
-        overrides: Overrides::default(),
+        overrides: store.load(),
+        store,
         applier: Applier::new(driver, NftDriver),
         last_apply_ms: None,
         last_error: None,
@@ -76,8 +81,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 tracing::info!("SIGHUP: {answer}");
             }
             _ = tick.tick() => {
+                let expired = router.expire_overrides();
                 let changed = router.refresh_links().await;
-                if changed || router.last_error.is_some() {
+                if changed || expired || router.last_error.is_some() {
                     let _ = router.replan("link change").await;
                 }
             }
@@ -95,7 +101,101 @@ impl Router {
         match req {
             Request::Status => self.status(),
             Request::Reload => self.reload().await,
+            Request::Disable { wan } => {
+                self.set_override(
+                    &wan,
+                    |ov| {
+                        ov.disabled.insert(wan.clone());
+                    },
+                    format!("{wan} disabled"),
+                )
+                .await
+            }
+            Request::Enable { wan } => {
+                self.set_override(
+                    &wan,
+                    |ov| {
+                        ov.disabled.remove(&wan);
+                        ov.maintenance.remove(&wan);
+                    },
+                    format!("{wan} enabled"),
+                )
+                .await
+            }
+            Request::Maintenance { minutes, wan } => self.maintenance(minutes, wan).await,
         }
+    }
+
+    async fn maintenance(&mut self, minutes: u32, wan: Option<String>) -> serde_json::Value {
+        if !(1..=MAX_MAINTENANCE_MINUTES).contains(&minutes) {
+            return control::error(&format!(
+                "minutes: {minutes} is not in 1..={MAX_MAINTENANCE_MINUTES}"
+            ));
+        }
+        let until = now() + u64::from(minutes) * 60;
+        match wan {
+            Some(wan) => {
+                let msg = format!("{wan} in maintenance for {minutes} min");
+                self.set_override(
+                    &wan,
+                    |ov| {
+                        ov.maintenance.insert(wan.clone(), until);
+                    },
+                    msg,
+                )
+                .await
+            }
+            None => {
+                let msg = format!("failover paused for {minutes} min");
+                self.set_override("", |ov| ov.paused_until = Some(until), msg)
+                    .await
+            }
+        }
+    }
+
+    /// Change the overrides (for a known WAN, or router-wide with ""), persist, re-plan.
+    /// Nothing changes if the WAN is unknown or the state cannot be saved.
+    async fn set_override(
+        &mut self,
+        wan: &str,
+        change: impl FnOnce(&mut Overrides),
+        message: String,
+    ) -> serde_json::Value {
+        if !wan.is_empty() && !self.cfg.wan_interfaces.iter().any(|w| w.name == wan) {
+            let known: Vec<&str> = self
+                .cfg
+                .wan_interfaces
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect();
+            return control::error(&format!(
+                "`{wan}` is not a WAN interface (WANs: {})",
+                known.join(", ")
+            ));
+        }
+        let mut next = self.overrides.clone();
+        change(&mut next);
+        if let Err(e) = self.store.save(&next) {
+            return control::error(&format!("cannot save overrides: {e}"));
+        }
+        self.overrides = next;
+        tracing::info!(wan, "{message}");
+        match self.replan("operator").await {
+            Ok(()) => json!({ "ok": true, "message": message }),
+            Err(e) => control::error(&format!("{message}, but applying failed: {e}")),
+        }
+    }
+
+    /// End maintenance windows whose time is up; true if any ended.
+    fn expire_overrides(&mut self) -> bool {
+        if !self.overrides.expire(now()) {
+            return false;
+        }
+        tracing::info!("maintenance window ended");
+        if let Err(e) = self.store.save(&self.overrides) {
+            tracing::warn!("cannot save overrides: {e}");
+        }
+        true
     }
 
     /// Re-read every WAN's link facts; true if anything changed.
@@ -181,7 +281,8 @@ impl Router {
                     "priority": w.priority, "gateway": w.gateway, "address": link.address,
                     "present": link.present, "carrier": link.carrier,
                     "health": self.states.get(&w.name).map(|s| s.health).unwrap_or_default(),
-                    "usable": w.usable, "disabled": w.disabled,
+                    "usable": w.usable, "disabled": self.overrides.disabled.contains(&w.name),
+                    "maintenance_until": self.overrides.maintenance.get(&w.name),
                     "active": active.contains(&w.name),
                 })
             })
@@ -191,6 +292,7 @@ impl Router {
             "config": self.opts.config,
             "mode": self.cfg.routing.load_balancing,
             "active_wans": active,
+            "failover_paused_until": self.overrides.paused_until,
             "wans": wans,
             "applied_at": self.applied_at,
             "last_apply_ms": self.last_apply_ms,

@@ -30,7 +30,7 @@ pub fn wan_views(cfg: &Config, states: &WanStates, ov: &Overrides) -> Vec<WanVie
             let rt = states.get(&w.name).cloned().unwrap_or_default();
             let gateway = w.gateway.or(rt.link.gateway);
             let routable = rt.link.present && gateway.is_some();
-            let disabled = ov.disabled.contains(&w.name);
+            let disabled = ov.is_out(&w.name);
             WanView {
                 name: w.name.clone(),
                 table,

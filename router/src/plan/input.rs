@@ -31,9 +31,29 @@ pub enum Health {
 
 /// Operator decisions that override health (kill-switch, maintenance).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Overrides {
-    /// WANs the operator took out of service.
+    /// WANs the operator took out of service until enabled again.
     pub disabled: BTreeSet<String>,
+    /// WANs in maintenance: out of service until this Unix time (seconds).
+    pub maintenance: BTreeMap<String, u64>,
+    /// Router-wide maintenance until this Unix time: health changes are not acted on.
+    pub paused_until: Option<u64>,
+}
+
+impl Overrides {
+    /// The operator has taken this WAN out of service (disabled or in maintenance).
+    pub fn is_out(&self, wan: &str) -> bool {
+        self.disabled.contains(wan) || self.maintenance.contains_key(wan)
+    }
+
+    /// Drop maintenance windows that ended by `now`; true if anything changed.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let before = (self.maintenance.len(), self.paused_until);
+        self.maintenance.retain(|_, until| *until > now);
+        self.paused_until = self.paused_until.filter(|until| *until > now);
+        before != (self.maintenance.len(), self.paused_until)
+    }
 }
 
 /// Runtime view of every WAN, by interface name.

@@ -150,6 +150,7 @@ fn operator_disable_counts_as_down() {
     let cfg = config(&[2, 1], "");
     let ov = Overrides {
         disabled: ["wan1".to_string()].into(),
+        ..Overrides::default()
     };
     let p = plan(&cfg, &healthy(&cfg), &ov);
     assert_eq!(p.active_wans, ["wan2"]);
@@ -237,4 +238,18 @@ via = ["wan1"]
 fn planning_is_deterministic() {
     let cfg = config(&[2, 1, 1], "");
     assert_eq!(plan_of(&cfg, &healthy(&cfg)), plan_of(&cfg, &healthy(&cfg)));
+}
+
+#[test]
+fn maintenance_counts_as_disabled_until_it_expires() {
+    let cfg = config(&[2, 1], "");
+    let mut ov = Overrides::default();
+    ov.maintenance.insert("wan2".into(), 1_000);
+    assert_eq!(plan(&cfg, &healthy(&cfg), &ov).active_wans, ["wan1"]);
+    assert!(!ov.expire(999));
+    assert!(ov.expire(1_000));
+    assert_eq!(
+        plan(&cfg, &healthy(&cfg), &ov).active_wans,
+        ["wan1", "wan2"]
+    );
 }
