@@ -6,4 +6,5 @@
 pub mod apply;
 pub mod config;
 pub mod daemon;
+pub mod events;
 pub mod plan;
