@@ -20,6 +20,55 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// Where events are sent besides the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertsConfig {
+    /// JSON POST of every alert to this http(s) URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Attempts per alert before it is dropped (with backoff).
+    pub retries: u32,
+    /// The same alert (kind + WAN) is sent at most once per this many seconds.
+    pub min_interval_seconds: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            retries: 3,
+            min_interval_seconds: 60,
+            smtp: None,
+        }
+    }
+}
+
+/// Mail alerts through an SMTP relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmtpConfig {
+    pub server: String,
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Upgrade the connection with STARTTLS (needed by most public relays).
+    #[serde(default)]
+    pub starttls: bool,
+}
+
+fn smtp_port() -> u16 {
+    25
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigError> {
     check_routing(cfg, &mut errs);
     check_policies(cfg, &mut errs);
     check_logging(&cfg.logging, &mut errs);
+    check_alerts(&cfg.alerts, &mut errs);
     errs.0
 }
 
@@ -294,5 +295,44 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     match num.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n * mult),
         _ => Err(format!("`{s}` is not a size like 10MB")),
+    }
+}
+
+fn check_alerts(a: &AlertsConfig, errs: &mut Errors) {
+    if let Some(url) = &a.webhook_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            errs.add(
+                "alerts.webhook_url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            );
+        }
+    }
+    if !(1..=10).contains(&a.retries) {
+        errs.add("alerts.retries", format!("{} is not in 1..=10", a.retries));
+    }
+    if let Some(smtp) = &a.smtp {
+        if smtp.server.is_empty() {
+            errs.add("alerts.smtp.server", "name the SMTP relay");
+        }
+        if !smtp.from.contains('@') {
+            errs.add(
+                "alerts.smtp.from",
+                format!("`{}` is not a mail address", smtp.from),
+            );
+        }
+        if smtp.to.is_empty() {
+            errs.add("alerts.smtp.to", "name at least one recipient");
+        }
+        for (i, to) in smtp.to.iter().enumerate() {
+            if !to.contains('@') {
+                errs.add(
+                    format!("alerts.smtp.to[{i}]"),
+                    format!("`{to}` is not a mail address"),
+                );
+            }
+        }
+        if smtp.username.is_some() != smtp.password.is_some() {
+            errs.add("alerts.smtp.password", "username and password go together");
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! and only entries carrying it are ever replaced or deleted.
 
 mod codec;
+mod events;
+
+pub use events::watch_links;
 
 use std::collections::{HashMap, HashSet};
 
