@@ -100,13 +100,25 @@ mod tests {
     fn bounded_and_filtered() {
         let mut log = EventLog::new(3);
         for i in 0..5 {
-            let mut e = Event::new(EventKind::StateChange, Some(if i % 2 == 0 { "wan1" } else { "wan2" }), format!("e{i}"));
+            let mut e = Event::new(
+                EventKind::StateChange,
+                Some(if i % 2 == 0 { "wan1" } else { "wan2" }),
+                format!("e{i}"),
+            );
             e.at_ms = i;
             log.push(e);
         }
-        let all: Vec<_> = log.query(0, None, None).iter().map(|e| e.message.clone()).collect();
+        let all: Vec<_> = log
+            .query(0, None, None)
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
         assert_eq!(all, ["e2", "e3", "e4"]);
-        let wan1: Vec<_> = log.query(0, Some("wan1"), None).iter().map(|e| e.message.clone()).collect();
+        let wan1: Vec<_> = log
+            .query(0, Some("wan1"), None)
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
         assert_eq!(wan1, ["e2", "e4"]);
         assert!(log.query(0, None, Some(EventKind::Failover)).is_empty());
     }

@@ -2,6 +2,7 @@
 //! the narrow traits below so the daemon logic can be driven by fakes in unit tests.
 
 mod applier;
+pub mod conntrack;
 pub mod netlink;
 pub mod nft;
 

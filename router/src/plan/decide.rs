@@ -3,6 +3,7 @@
 use super::input::{Health, Overrides, WanStates};
 use super::model::*;
 use crate::config::{BalanceMode, Config};
+use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
 /// One configured WAN with everything the planner derived about it.
@@ -16,6 +17,8 @@ pub struct WanView {
     /// Configured gateway, else the one learned from the link.
     pub gateway: Option<Ipv4Addr>,
     pub address: Option<Ipv4Addr>,
+    /// The WAN's connected subnet (reached directly, whatever the mark says).
+    pub subnet: Option<Ipv4Net>,
     /// Has a present interface and a gateway: its table can hold a default route.
     pub routable: bool,
     /// Routable, carrier up, healthy and not disabled by the operator.
@@ -39,6 +42,7 @@ pub fn wan_views(cfg: &Config, states: &WanStates, ov: &Overrides) -> Vec<WanVie
                 priority: w.priority,
                 gateway,
                 address: rt.link.address.map(|a| a.addr()),
+                subnet: rt.link.address.map(|a| a.trunc()),
                 routable,
                 usable: routable && rt.link.carrier && rt.health == Health::Up && !disabled,
                 disabled,

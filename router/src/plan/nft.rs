@@ -19,7 +19,14 @@ pub const MANAGEMENT_PORTS: [u16; 3] = [22, 8080, 8081];
 /// Render the whole table for the given WAN views and the WANs balanced over.
 pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
     let lan = &cfg.lan.interface;
-    let lan_net = cfg.lan.address.trunc();
+    // Destinations the main table reaches directly (LAN, WAN subnets such as the ISP's
+    // modem) leave by their own interface whatever a pick says: not balanced; the egress
+    // chain marks them by the interface they really use.
+    let direct = brace(
+        std::iter::once(cfg.lan.address.trunc())
+            .chain(views.iter().filter_map(|w| w.subnet))
+            .map(|n| n.to_string()),
+    );
     let wan_set = quoted_set(views.iter().map(|w| w.name.as_str()));
     let mut t = Table::default();
 
@@ -32,7 +39,7 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
     }
 
     let mut pre = vec![format!(
-        "iifname \"{lan}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 fib daddr type != local ip daddr != {lan_net} jump choose_wan"
+        "iifname \"{lan}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 fib daddr type != local ip daddr != {direct} jump choose_wan"
     )];
     // Connections opened from a WAN (to the router or a port forward) answer through it.
     pre.extend(views.iter().map(|w| {
@@ -68,6 +75,23 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
         "route hook output priority mangle",
         "accept",
         vec![restore_mark()],
+    );
+
+    // Connections nothing classified yet (the router's own, or to a WAN subnet) carry the
+    // mark of the WAN they actually leave by, so a failover flushes exactly the right ones.
+    t.base_chain(
+        "egress",
+        "filter hook postrouting priority mangle",
+        "accept",
+        views
+            .iter()
+            .map(|w| {
+                format!(
+                    "oifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
+                    w.name, w.mark
+                )
+            })
+            .collect(),
     );
 
     t.base_chain(

@@ -2,6 +2,8 @@
 //! fresh network namespace, so nothing it does is visible to the host or to other tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod lab;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};

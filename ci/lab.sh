@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# Network-namespace lab for the multi-WAN router: one router namespace, N emulated ISPs with
+# shaped links, an "internet" host and a LAN client. Run as root.
+#
+#   ci/lab.sh up|down|status|daemon-start|daemon-stop
+#
+# Topology (P = $LAB_PREFIX, i = 1..$LAB_WANS):
+#
+#   P-lan  eth0 192.168.1.100/24 ── lan0 192.168.1.1/24  P-rtr
+#   P-rtr  wan<i> <router addr>/29 ── down <isp addr>/29  P-isp<i>   (tbf: download rate)
+#   P-isp<i> up 203.0.113.(128+2i)/31 ── isp<i> 203.0.113.(129+2i)/31  P-inet  (tbf: upload rate)
+#   P-inet lo 203.0.113.10/32, 203.0.113.11/32 (the internet host and a second target)
+#
+#   WAN 1: 192.0.2.0/29, WAN 2: 198.51.100.0/29, WAN i>=3: 192.0.2.(8*(i-1))/29;
+#   the ISP is .1 (+1) and the router .2 (+2) of each. ISPs do not NAT: the router masquerades,
+#   so the internet host sees the router's WAN address and tests can tell which WAN was used.
+#
+# Environment knobs (defaults in brackets):
+#   LAB_PREFIX [pnr]          prefix of every namespace; several labs can coexist
+#   LAB_WANS [2]              number of ISPs, 1..16
+#   LAB_RATES ["100 50"]      Mbit/s per ISP (both directions); missing entries are 50
+#   LAB_WEIGHTS ["2 1"]       weight per WAN in the generated config; missing entries are 1
+#   LAB_BIN [target/release]  folder with routeros-watchdog (relative paths: from the repo root)
+#   LAB_DIR [/run/routeros-lab/$LAB_PREFIX]  config, state dir, socket, logs, pid
+#   LAB_EXTRA_TOML            file appended to the generated config (e.g. [[policies]])
+#   LAB_NO_DAEMON [0]         1: build the topology only
+#   LAB_BUILD [auto]          auto: cargo build --release only if the binary is missing;
+#                             1: always run it (cargo skips an up-to-date build); 0: never
+#   LAB_CHECK_INTERVAL [1] LAB_CHECK_TIMEOUT [1] LAB_RETRY_COUNT [3]   [health_check] values
+#   LAB_LOG_LEVEL [DEBUG]     [logging] level
+#   LAB_READY_TIMEOUT [10]    seconds to wait for the daemon's control socket and nft table
+#   LAB_STOP_TIMEOUT [10]     seconds to wait for the daemon to exit on SIGTERM
+#   LAB_BURST_MIN [32768]     minimum tbf burst in bytes (burst = rate/250, i.e. one 4 ms tick)
+#   LAB_TBF_LATENCY [50ms]    tbf queue length expressed as latency
+#   LAB_INSTALL [0]           1: apt-get install missing tools instead of failing
+#   LAB_KEEP_ON_FAIL [0]      1: leave a half-built lab in place when `up` fails (debugging)
+set -euo pipefail
+
+# shellcheck source=ci/lib/lab-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/lab-common.sh"
+
+LAB_PREFIX=${LAB_PREFIX:-pnr}
+LAB_WANS=${LAB_WANS:-2}
+LAB_RATES=${LAB_RATES:-100 50}
+LAB_WEIGHTS=${LAB_WEIGHTS:-2 1}
+LAB_BIN=${LAB_BIN:-target/release}
+LAB_DIR=${LAB_DIR:-/run/routeros-lab/$LAB_PREFIX}
+LAB_EXTRA_TOML=${LAB_EXTRA_TOML:-}
+LAB_NO_DAEMON=${LAB_NO_DAEMON:-0}
+LAB_BUILD=${LAB_BUILD:-auto}
+LAB_CHECK_INTERVAL=${LAB_CHECK_INTERVAL:-1}
+LAB_CHECK_TIMEOUT=${LAB_CHECK_TIMEOUT:-1}
+LAB_RETRY_COUNT=${LAB_RETRY_COUNT:-3}
+LAB_LOG_LEVEL=${LAB_LOG_LEVEL:-DEBUG}
+LAB_READY_TIMEOUT=${LAB_READY_TIMEOUT:-10}
+LAB_STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-10}
+LAB_BURST_MIN=${LAB_BURST_MIN:-32768}
+LAB_TBF_LATENCY=${LAB_TBF_LATENCY:-50ms}
+LAB_INSTALL=${LAB_INSTALL:-0}
+LAB_KEEP_ON_FAIL=${LAB_KEEP_ON_FAIL:-0}
+
+P=$LAB_PREFIX
+RTR=$P-rtr
+LAN=$P-lan
+INET=$P-inet
+[[ $LAB_BIN = /* ]] || LAB_BIN=$LAB_REPO_ROOT/$LAB_BIN
+WATCHDOG=$LAB_BIN/routeros-watchdog
+KILLSWITCH=$LAB_BIN/routeros-kill-switch
+CONFIG=$LAB_DIR/routeros.toml
+PIDFILE=$LAB_DIR/daemon.pid
+DAEMON_LOG=$LAB_DIR/daemon.log
+SOCKET=$LAB_DIR/control.sock
+MARKER=$LAB_DIR/.routeros-lab   # down only removes a LAB_DIR that carries this marker
+
+validate_knobs() {
+    # Namespace names end up in /run/netns and in grep patterns: keep the prefix simple.
+    [[ $P =~ ^[a-zA-Z0-9_]{1,20}$ ]] || die "LAB_PREFIX must be 1-20 letters, digits or _"
+    if ! [[ $LAB_WANS =~ ^[0-9]+$ ]] || ((LAB_WANS < 1 || LAB_WANS > 16)); then
+        die "LAB_WANS must be 1..16 (got '$LAB_WANS')"
+    fi
+    local i r w
+    for ((i = 1; i <= LAB_WANS; i++)); do
+        r=$(wan_rate "$i"); w=$(wan_weight "$i")
+        if ! [[ $r =~ ^[0-9]+$ ]] || ((r == 0)); then
+            die "LAB_RATES entry $i is not a positive integer: '$r'"
+        fi
+        [[ $w =~ ^[0-9]+$ ]] || die "LAB_WEIGHTS entry $i is not an integer: '$w'"
+    done
+    if [[ -n $LAB_EXTRA_TOML && ! -r $LAB_EXTRA_TOML ]]; then
+        die "LAB_EXTRA_TOML=$LAB_EXTRA_TOML is not a readable file"
+    fi
+    return 0
+}
+
+# shellcheck disable=SC2086  # the knobs are space-separated lists
+wan_rate() { nth_word "$1" 50 $LAB_RATES; }
+# shellcheck disable=SC2086
+wan_weight() { nth_word "$1" 1 $LAB_WEIGHTS; }
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+
+# --- topology -----------------------------------------------------------------------------
+
+# A fresh namespace with loopback up. Forwarding and rp_filter are set per role below.
+make_ns() {
+    ip netns add "$1"
+    ip -n "$1" link set dev lo up
+}
+
+setup_router_ns() {
+    make_ns "$RTR"
+    # Set before the interfaces exist so they inherit conf/default. rp_filter off: replies of
+    # policy-routed connections may arrive on a WAN that is not the main table's choice.
+    # Hash policy 1 = L4: multipath routes spread flows, not just host pairs.
+    nsx "$RTR" sysctl -qw net.ipv4.ip_forward=1 \
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+        net.ipv4.fib_multipath_hash_policy=1
+}
+
+setup_lan() {
+    make_ns "$LAN"
+    # A veth carries the sender socket's flow hash (skb->hash) into the router, and TCP picks a
+    # new random hash after each retransmission timeout; a multipath route would then move the
+    # flow to another WAN mid-connection (and masquerade kills a flow whose oif changed). A real
+    # NIC hashes the 5-tuple, which is stable, so make the LAN client's hash stable too.
+    nsx "$LAN" sysctl -qw net.core.txrehash=0 2>/dev/null ||
+        log "warning: net.core.txrehash missing (kernel < 5.19): TCP flows may change WAN after an RTO"
+    ip -n "$RTR" link add name lan0 type veth peer name eth0 netns "$LAN"
+    ip -n "$RTR" addr add "$LAB_LAN_RTR/24" dev lan0
+    ip -n "$LAN" addr add "$LAB_LAN_CLIENT/24" dev eth0
+    ip -n "$RTR" link set dev lan0 up
+    ip -n "$LAN" link set dev eth0 up
+    ip -n "$LAN" route add default via "$LAB_LAN_RTR"
+}
+
+setup_inet() {
+    make_ns "$INET"
+    ip -n "$INET" addr add "$LAB_INET_HOST/32" dev lo
+    ip -n "$INET" addr add "$LAB_INET_HOST2/32" dev lo
+    nsx "$INET" sysctl -qw net.ipv4.ip_forward=1
+}
+
+# tbf on the egress of DEV in NS at RATE Mbit/s. The burst is one 4 ms timer tick at that rate
+# (rate/250) but at least LAB_BURST_MIN so TCP is not starved by a too-small bucket.
+shape() {
+    local ns=$1 dev=$2 rate=$3
+    local burst=$((rate * 1000000 / 8 / 250))
+    ((burst < LAB_BURST_MIN)) && burst=$LAB_BURST_MIN
+    tc -n "$ns" qdisc replace dev "$dev" root tbf rate "${rate}mbit" burst "$burst" latency "$LAB_TBF_LATENCY"
+}
+
+setup_isp() {
+    local i=$1 isp=$P-isp$1
+    local net isp_a rtr_a up_a inet_a rate
+    net=$(wan_net_base "$i"); isp_a=$(wan_isp_addr "$i"); rtr_a=$(wan_rtr_addr "$i")
+    up_a=$(uplink_isp_addr "$i"); inet_a=$(uplink_inet_addr "$i"); rate=$(wan_rate "$i")
+
+    make_ns "$isp"
+    nsx "$isp" sysctl -qw net.ipv4.ip_forward=1
+
+    # Router side. No default route in the router: the config names each WAN's gateway.
+    ip -n "$RTR" link add name "wan$i" type veth peer name down netns "$isp"
+    ip -n "$RTR" addr add "$rtr_a/29" dev "wan$i"
+    ip -n "$isp" addr add "$isp_a/29" dev down
+    ip -n "$RTR" link set dev "wan$i" up
+    ip -n "$isp" link set dev down up
+
+    # Uplink to the internet namespace, a /31 per ISP.
+    ip -n "$isp" link add name up type veth peer name "isp$i" netns "$INET"
+    ip -n "$isp" addr add "$up_a/31" dev up
+    ip -n "$INET" addr add "$inet_a/31" dev "isp$i"
+    ip -n "$isp" link set dev up up
+    ip -n "$INET" link set dev "isp$i" up
+    ip -n "$isp" route add default via "$inet_a"
+    # The internet routes each WAN subnet back through its own ISP (no NAT in the ISPs).
+    ip -n "$INET" route add "$net/29" via "$up_a" dev "isp$i"
+
+    shape "$isp" down "$rate"   # download: ISP -> router
+    shape "$isp" up "$rate"     # upload:   ISP -> internet
+}
+
+build_topology() {
+    setup_router_ns
+    setup_lan
+    setup_inet
+    local i
+    for ((i = 1; i <= LAB_WANS; i++)); do setup_isp "$i"; done
+}
+
+# --- config and daemon ----------------------------------------------------------------------
+
+write_config() {
+    local i
+    {
+        echo "# Generated by ci/lab.sh for lab '$P' ($LAB_WANS WANs). Re-run 'ci/lab.sh up' to regenerate."
+        for ((i = 1; i <= LAB_WANS; i++)); do
+            cat <<EOF
+
+[[wan_interfaces]]
+name = "wan$i"
+weight = $(wan_weight "$i")
+gateway = "$(wan_isp_addr "$i")"
+dns = ["$(wan_isp_addr "$i")"]
+EOF
+        done
+        cat <<EOF
+
+[lan]
+interface = "lan0"
+address = "$LAB_LAN_RTR/24"
+
+[health_check]
+targets = ["$LAB_INET_HOST", "$LAB_INET_HOST2"]
+check_interval = $LAB_CHECK_INTERVAL
+timeout_seconds = $LAB_CHECK_TIMEOUT
+retry_count = $LAB_RETRY_COUNT
+
+[routing]
+load_balancing = "ecmp"
+
+[logging]
+level = "$LAB_LOG_LEVEL"
+file = "$LAB_DIR/routeros.log"
+EOF
+        if [[ -n $LAB_EXTRA_TOML ]]; then
+            printf '\n# --- appended from %s ---\n' "$LAB_EXTRA_TOML"
+            cat "$LAB_EXTRA_TOML"
+        fi
+    } >"$CONFIG"
+}
+
+ensure_binary() {
+    case $LAB_BUILD in
+        0) ;;
+        1) log "cargo build --release -p routeros (LAB_BUILD=1)"
+           (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2 ;;
+        *) if [[ ! -x $WATCHDOG ]]; then
+               log "$WATCHDOG missing: cargo build --release -p routeros"
+               (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2
+           fi ;;
+    esac
+    [[ -x $WATCHDOG ]] || die "$WATCHDOG still missing after the build (is LAB_BIN right?)"
+}
+
+# The pid in PIDFILE, if that process is alive and is still our daemon (pids get reused).
+daemon_pid() {
+    local pid
+    [[ -r $PIDFILE ]] || return 1
+    pid=$(<"$PIDFILE")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    local cmdline
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmdline == *routeros-watchdog* ]] || return 1
+    echo "$pid"
+}
+
+daemon_log_tail() {
+    echo "----- $DAEMON_LOG (last 40 lines) -----" >&2
+    tail -n 40 "$DAEMON_LOG" >&2 2>/dev/null || echo "(no daemon log)" >&2
+    if [[ -s $LAB_DIR/routeros.log ]]; then
+        echo "----- $LAB_DIR/routeros.log (last 20 lines) -----" >&2
+        tail -n 20 "$LAB_DIR/routeros.log" >&2
+    fi
+    echo "-----" >&2
+}
+
+cmd_daemon_start() {
+    ns_exists "$RTR" || die "namespace $RTR does not exist: run 'ci/lab.sh up' first"
+    [[ -r $CONFIG ]] || die "$CONFIG missing: run 'ci/lab.sh up' first"
+    ensure_binary
+    if daemon_pid >/dev/null; then die "daemon already running (pid $(daemon_pid))"; fi
+    mkdir -p "$LAB_DIR/state"
+    rm -f "$SOCKET" "$PIDFILE"   # a stale socket from a killed daemon would block bind()
+
+    # setsid: its own session, so it outlives this script and a Ctrl-C here does not reach it.
+    # The inner shell records its own pid and then execs `ip netns exec`, which execs the
+    # daemon (no fork in between), so PIDFILE holds the daemon's pid.
+    echo "=== $(date '+%F %T') daemon-start" >>"$DAEMON_LOG"
+    # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
+    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
+        ip netns exec "$RTR" "$WATCHDOG" --config "$CONFIG" --state-dir "$LAB_DIR/state" \
+        --socket "$SOCKET" </dev/null >>"$DAEMON_LOG" 2>&1 &
+
+    # Ready = the daemon is alive, serves its control socket (it binds it only after its first
+    # apply; the socket was removed above) and our nft table exists in the router namespace.
+    # The table alone is not enough: after a restart it survives from the previous run
+    # (fail-static), so it would report "ready" at once, even for a daemon that then exits.
+    local deadline=$((SECONDS + LAB_READY_TIMEOUT)) pid
+    while ((SECONDS < deadline)); do
+        if [[ -s $PIDFILE ]] && ! pid=$(daemon_pid); then
+            daemon_log_tail
+            die "daemon exited before it was ready"
+        fi
+        if [[ -S $SOCKET ]] && nsx "$RTR" nft list table ip routeros >/dev/null 2>&1; then
+            log "daemon ready (pid ${pid:-?})"
+            return 0
+        fi
+        sleep 0.1
+    done
+    daemon_log_tail
+    die "daemon did not serve $SOCKET and 'table ip routeros' in $RTR within ${LAB_READY_TIMEOUT}s"
+}
+
+cmd_daemon_stop() {
+    local pid i
+    if ! pid=$(daemon_pid); then
+        rm -f "$PIDFILE"
+        return 0
+    fi
+    kill -TERM "$pid"
+    for ((i = 0; i < LAB_STOP_TIMEOUT * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "daemon stopped"; return 0; }
+        sleep 0.1
+    done
+    log "daemon (pid $pid) ignored SIGTERM for ${LAB_STOP_TIMEOUT}s: SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$PIDFILE"
+    return 1
+}
+
+# --- subcommands ----------------------------------------------------------------------------
+
+cmd_down() {
+    cmd_daemon_stop || true
+    local ns pid
+    for ns in $(lab_namespaces "$P"); do
+        # Anything the lab started in there (iperf3 servers, shells of tests) would keep the
+        # namespace alive after `ip netns del`: end those processes by pid.
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    if [[ -d $LAB_DIR ]]; then
+        if [[ -e $MARKER ]]; then
+            rm -rf -- "$LAB_DIR"
+        else
+            log "not removing $LAB_DIR: it has no $MARKER marker (not made by this script?)"
+        fi
+    fi
+    return 0
+}
+
+print_summary() {
+    local i
+    echo
+    echo "Lab '$P' is up: $LAB_WANS WAN(s)."
+    echo "  namespaces:    $(lab_namespaces "$P" | sort -V | tr '\n' ' ')"
+    echo "  LAN:           $LAN eth0 $LAB_LAN_CLIENT/24 (default via $LAB_LAN_RTR) <-> $RTR lan0 $LAB_LAN_RTR/24"
+    for ((i = 1; i <= LAB_WANS; i++)); do
+        printf '  %-15s%s wan%s %s/29 <-> %s down %s (gateway) | %s Mbit/s, weight %s | uplink %s/31 <-> %s isp%s %s\n' \
+            "WAN$i:" "$RTR" "$i" "$(wan_rtr_addr "$i")" "$P-isp$i" "$(wan_isp_addr "$i")" \
+            "$(wan_rate "$i")" "$(wan_weight "$i")" \
+            "$(uplink_isp_addr "$i")" "$INET" "$i" "$(uplink_inet_addr "$i")"
+    done
+    echo "  internet host: $INET lo $LAB_INET_HOST and $LAB_INET_HOST2 (health-check targets)"
+    echo "  config:        $CONFIG"
+    if [[ $LAB_NO_DAEMON == 1 ]]; then
+        echo "  daemon:        not started (LAB_NO_DAEMON=1); start it with: ci/lab.sh daemon-start"
+    else
+        echo "  daemon:        pid $(daemon_pid || echo '?'), log $DAEMON_LOG, socket $SOCKET"
+    fi
+    echo "  shell:         ip netns exec $LAN bash    (router: ip netns exec $RTR bash)"
+    echo "  dashboard:     http://$LAB_LAN_RTR:8080 from $LAN (not there yet: the web server comes in a later issue)"
+    echo "  tear down:     LAB_PREFIX=$P ci/lab.sh down"
+}
+
+LAB_UP_OK=1
+on_exit() {
+    local rc=$?
+    if ((rc != 0)) && [[ $LAB_UP_OK == 0 ]]; then
+        if [[ $LAB_KEEP_ON_FAIL == 1 ]]; then
+            log "up failed (rc $rc); LAB_KEEP_ON_FAIL=1 leaves the lab as it is"
+        else
+            log "up failed (rc $rc); removing the half-built lab"
+            cmd_down || true
+        fi
+    fi
+}
+
+cmd_up() {
+    validate_knobs
+    local mode=check
+    [[ $LAB_INSTALL == 1 ]] && mode=install
+    ensure_tools "$mode" ip tc nft iperf3 conntrack
+    [[ $LAB_NO_DAEMON == 1 ]] || ensure_binary   # before tearing anything down: a build can fail
+
+    cmd_down   # re-running `up` starts from scratch
+    LAB_UP_OK=0
+    trap on_exit EXIT
+    trap 'exit 130' INT TERM
+
+    mkdir -p "$LAB_DIR"
+    touch "$MARKER"
+    build_topology
+    write_config
+    [[ $LAB_NO_DAEMON == 1 ]] || cmd_daemon_start
+    LAB_UP_OK=1
+    print_summary
+}
+
+cmd_status() {
+    local ns
+    echo "== namespaces (prefix $P)"
+    lab_namespaces "$P" | sort -V | sed 's/^/  /'
+    if ! ns_exists "$RTR"; then
+        echo "  ($RTR does not exist: lab is down)"
+        return 0
+    fi
+    echo "== routes of proto 201 in $RTR (all tables)"
+    ip -n "$RTR" route show table all proto 201 | sed 's/^/  /'
+    echo "== rules in $RTR"
+    ip -n "$RTR" rule | sed 's/^/  /'
+    echo "== daemon"
+    if pid=$(daemon_pid); then echo "  running, pid $pid"; else echo "  not running"; fi
+    if [[ -x $KILLSWITCH ]]; then
+        echo "== kill-switch status"
+        "$KILLSWITCH" --socket "$SOCKET" --status 2>&1 | sed 's/^/  /' || true
+    fi
+}
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+main() {
+    [[ $EUID -eq 0 ]] || die "run as root (network namespaces)"
+    case ${1:-} in
+        up) cmd_up ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        daemon-start) cmd_daemon_start ;;
+        daemon-stop) cmd_daemon_stop ;;
+        *) usage ;;
+    esac
+}
+
+main "$@"
