@@ -24,15 +24,16 @@
 #   LAB_DIR [/run/routeros-lab/$LAB_PREFIX]  config, state dir, socket, logs, pid
 #   LAB_EXTRA_TOML            file appended to the generated config (e.g. [[policies]])
 #   LAB_NO_DAEMON [0]         1: build the topology only
-#   LAB_BUILD [auto]          auto: cargo build --release only if the binary is missing;
-#                             1: always run it (cargo skips an up-to-date build); 0: never
+#   LAB_BUILD [auto]          auto: cargo build --release for the default LAB_BIN (cargo skips
+#                             an up-to-date build), or when a custom LAB_BIN lacks the binary;
+#                             1: always run it; 0: never
 #   LAB_CHECK_INTERVAL [1] LAB_CHECK_TIMEOUT [1] LAB_RETRY_COUNT [3]   [health_check] values
 #   LAB_LOG_LEVEL [DEBUG]     [logging] level
 #   LAB_READY_TIMEOUT [10]    seconds to wait for the daemon's control socket and nft table
 #   LAB_STOP_TIMEOUT [10]     seconds to wait for the daemon to exit on SIGTERM
 #   LAB_BURST_MIN [32768]     minimum tbf burst in bytes (burst = rate/250, i.e. one 4 ms tick)
 #   LAB_TBF_LATENCY [50ms]    tbf queue length expressed as latency
-#   LAB_INSTALL [0]           1: apt-get install missing tools instead of failing
+#   LAB_INSTALL [1]           0: fail on missing tools instead of apt-get installing them
 #   LAB_KEEP_ON_FAIL [0]      1: leave a half-built lab in place when `up` fails (debugging)
 set -euo pipefail
 
@@ -56,7 +57,7 @@ LAB_READY_TIMEOUT=${LAB_READY_TIMEOUT:-10}
 LAB_STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-10}
 LAB_BURST_MIN=${LAB_BURST_MIN:-32768}
 LAB_TBF_LATENCY=${LAB_TBF_LATENCY:-50ms}
-LAB_INSTALL=${LAB_INSTALL:-0}
+LAB_INSTALL=${LAB_INSTALL:-1}
 LAB_KEEP_ON_FAIL=${LAB_KEEP_ON_FAIL:-0}
 
 P=$LAB_PREFIX
@@ -235,8 +236,10 @@ ensure_binary() {
         0) ;;
         1) log "cargo build --release -p routeros (LAB_BUILD=1)"
            (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2 ;;
-        *) if [[ ! -x $WATCHDOG ]]; then
-               log "$WATCHDOG missing: cargo build --release -p routeros"
+        *) # auto: keep the default release binary up to date (incremental, quick when
+           # nothing changed); a custom LAB_BIN (tests) is used as given unless missing.
+           if [[ $LAB_BIN == target/release || ! -x $WATCHDOG ]]; then
+               log "cargo build --release -p routeros"
                (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2
            fi ;;
     esac
