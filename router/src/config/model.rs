@@ -149,6 +149,9 @@ pub struct RoutingConfig {
     pub load_balancing: BalanceMode,
     pub sticky_sessions: bool,
     pub packet_marking: bool,
+    /// When a better WAN recovers, reset the connections left on WANs that no longer carry
+    /// new traffic (failover mode: move everything back off a metered backup).
+    pub move_back_on_recovery: bool,
 }
 
 impl Default for RoutingConfig {
@@ -157,6 +160,7 @@ impl Default for RoutingConfig {
             load_balancing: BalanceMode::Ecmp,
             sticky_sessions: true,
             packet_marking: true,
+            move_back_on_recovery: false,
         }
     }
 }

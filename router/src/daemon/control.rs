@@ -2,6 +2,7 @@
 //! Each line is a [`Request`]; the daemon answers with one JSON line. The CLIs and the web
 //! server are clients; the daemon stays the only process that changes the kernel.
 
+use crate::events::EventKind;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -25,6 +26,17 @@ pub enum Request {
     Enable { wan: String },
     /// For `minutes`: take `wan` out of service, or with no WAN pause failover router-wide.
     Maintenance { minutes: u32, wan: Option<String> },
+    /// Recent events, optionally after a time, of one WAN, of one kind.
+    Events {
+        #[serde(default)]
+        since_ms: Option<u64>,
+        #[serde(default)]
+        wan: Option<String>,
+        #[serde(default)]
+        kind: Option<EventKind>,
+    },
+    /// Latency/jitter/loss points of one WAN over the last `seconds`.
+    History { wan: String, seconds: u32 },
 }
 
 /// Longest maintenance window accepted (one week).
