@@ -86,7 +86,7 @@ fn request(args: &Args) -> Result<Request, String> {
                 )
             })?;
         return Ok(Request::Maintenance {
-            minutes,
+            seconds: minutes * 60,
             wan: m.get(1).cloned(),
         });
     }

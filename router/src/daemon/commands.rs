@@ -1,7 +1,7 @@
 //! Answers to control-socket requests. Every change goes through validation first and
 //! leaves the running state and the saved files as they were when it is refused.
 
-use super::control::{self, Request, MAX_MAINTENANCE_MINUTES};
+use super::control::{self, Request, MAX_MAINTENANCE_SECONDS};
 use super::router::Router;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::config::{Config, ConfigErrors};
@@ -41,7 +41,7 @@ impl Router {
                 )
                 .await
             }
-            Request::Maintenance { minutes, wan } => self.maintenance(minutes, wan).await,
+            Request::Maintenance { seconds, wan } => self.maintenance(seconds, wan).await,
             Request::Events {
                 since_ms,
                 wan,
@@ -56,13 +56,15 @@ impl Router {
         }
     }
 
-    async fn maintenance(&mut self, minutes: u32, wan: Option<String>) -> Value {
-        if !(1..=MAX_MAINTENANCE_MINUTES).contains(&minutes) {
+    async fn maintenance(&mut self, seconds: u32, wan: Option<String>) -> Value {
+        if !(1..=MAX_MAINTENANCE_SECONDS).contains(&seconds) {
             return control::error(&format!(
-                "minutes: {minutes} is not in 1..={MAX_MAINTENANCE_MINUTES}"
+                "seconds: {seconds} is not in 1..={MAX_MAINTENANCE_SECONDS}"
             ));
         }
-        let until = now_ms() / 1000 + u64::from(minutes) * 60;
+        let until = now_ms() / 1000 + u64::from(seconds);
+        let minutes = format!("{:.1}", f64::from(seconds) / 60.0);
+        let minutes = minutes.trim_end_matches(".0");
         match wan {
             Some(wan) => {
                 let msg = format!("{wan} in maintenance for {minutes} min");

@@ -24,8 +24,9 @@ pub enum Request {
     Disable { wan: String },
     /// Put a disabled or maintained WAN back into service.
     Enable { wan: String },
-    /// For `minutes`: take `wan` out of service, or with no WAN pause failover router-wide.
-    Maintenance { minutes: u32, wan: Option<String> },
+    /// For `seconds`: take `wan` out of service, or with no WAN pause failover router-wide.
+    /// (The CLI speaks minutes; seconds let tests and the web UI use short windows.)
+    Maintenance { seconds: u32, wan: Option<String> },
     /// Recent events, optionally after a time, of one WAN, of one kind.
     Events {
         #[serde(default)]
@@ -41,6 +42,7 @@ pub enum Request {
 
 /// Longest maintenance window accepted (one week).
 pub const MAX_MAINTENANCE_MINUTES: u32 = 7 * 24 * 60;
+pub const MAX_MAINTENANCE_SECONDS: u32 = MAX_MAINTENANCE_MINUTES * 60;
 
 /// A request with the channel its answer goes back on.
 pub type Envelope = (Request, oneshot::Sender<serde_json::Value>);
