@@ -630,9 +630,12 @@ async fn failures_are_logged_as_warnings_without_the_url_secret() {
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
         .finish();
+    // Trap: with exactly one registered dispatcher, tracing-core computes a callsite's cached
+    // interest from the default of whichever thread hits it first. A parallel test without a
+    // subscriber then caches "never" for our warn! callsites and this test sees nothing. A second
+    // live dispatcher makes tracing combine all registered ones ("sometimes": ask per event).
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests may have registered the alert callsites concurrently while this subscriber was
-    // being registered; make tracing recompute their interest with it.
     tracing::callsite::rebuild_interest_cache();
     let srv = FakeHttp::start(usize::MAX);
     let alerter = Alerter::with_tuning(&webhook_cfg(srv.url(), 60), fast());

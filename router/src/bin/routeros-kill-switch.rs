@@ -99,16 +99,20 @@ fn print_status(s: &serde_json::Value) {
         serde_json::Value::String(s) => s.clone(),
         v => v.to_string(),
     };
+    let num = |v: &serde_json::Value, unit: &str| {
+        v.as_f64()
+            .map_or("-".to_string(), |x| format!("{x:.1}{unit}"))
+    };
     println!("mode: {}", text(&s["mode"]));
     if let Some(until) = s["failover_paused_until"].as_u64() {
-        println!("failover paused until {}", clock(until));
+        println!("failover paused (maintenance) until {}", clock(until));
     }
     println!(
-        "{:<12} {:<12} {:<7} {:<6} {:<18} {:<16}",
-        "WAN", "STATE", "WEIGHT", "TABLE", "ADDRESS", "GATEWAY"
+        "{:<10} {:<10} {:<13} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
+        "WAN", "STATE", "ROLE", "WEIGHT", "LATENCY", "LOSS", "CONNS", "ADDRESS", "GATEWAY"
     );
     for w in s["wans"].as_array().into_iter().flatten() {
-        let state = if w["disabled"] == true {
+        let role = if w["disabled"] == true {
             "disabled".to_string()
         } else if let Some(until) = w["maintenance_until"].as_u64() {
             format!("maint→{}", clock(until))
@@ -117,14 +121,17 @@ fn print_status(s: &serde_json::Value) {
         } else if w["usable"] == true {
             "standby".into()
         } else {
-            "down".into()
+            "out".into()
         };
         println!(
-            "{:<12} {:<12} {:<7} {:<6} {:<18} {:<16}",
+            "{:<10} {:<10} {:<13} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
             text(&w["name"]),
-            state,
+            text(&w["state"]),
+            role,
             text(&w["weight"]),
-            text(&w["table"]),
+            num(&w["latency_ms"], "ms"),
+            num(&w["loss_percent"], "%"),
+            text(&w["connections"]),
             text(&w["address"]),
             text(&w["gateway"])
         );

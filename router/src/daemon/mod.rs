@@ -7,6 +7,7 @@ mod dns;
 mod logging;
 mod overrides;
 mod router;
+mod systemd;
 
 use crate::config::Config;
 use crate::health::Round;
@@ -43,6 +44,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
     control::serve(&router.opts.socket, tx)?;
     tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
+    let watchdog = systemd::ready();
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -66,6 +68,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 tracing::info!("SIGHUP: {answer}");
             }
             _ = second.tick() => {
+                // Pinged from the event loop itself: a wedged loop stops the pings and
+                // systemd restarts us (the kernel keeps forwarding meanwhile).
+                if watchdog {
+                    systemd::alive(&router);
+                }
                 if router.expire_overrides() || router.last_error.is_some() {
                     let _ = router.replan("maintenance/retry").await;
                 }
@@ -80,6 +87,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping; the kernel keeps the last applied routes and rules");
+    systemd::stopping();
     let _ = std::fs::remove_file(&router.opts.socket);
     Ok(())
 }

@@ -1,0 +1,34 @@
+//! sd_notify for `Type=notify` units: READY once the first plan is applied and the socket
+//! is open, a WATCHDOG keep-alive with a one-line STATUS, STOPPING on exit. Outside systemd
+//! (no NOTIFY_SOCKET) every call is a no-op.
+
+use super::router::Router;
+use sd_notify::NotifyState;
+
+/// Tell systemd we are up; true if it also wants watchdog keep-alives. The keep-alive is
+/// sent every second, so any `WatchdogSec=` of 2 s or more is satisfied.
+pub fn ready() -> bool {
+    let _ = sd_notify::notify(false, &[NotifyState::Ready]);
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec)
+}
+
+pub fn alive(router: &Router) {
+    let active = router
+        .applier
+        .applied()
+        .map(|p| p.active_wans.join(", "))
+        .unwrap_or_default();
+    let status = format!(
+        "active WANs: {}",
+        if active.is_empty() { "none" } else { &active }
+    );
+    let _ = sd_notify::notify(
+        false,
+        &[NotifyState::Watchdog, NotifyState::Status(&status)],
+    );
+}
+
+pub fn stopping() {
+    let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
+}
