@@ -39,6 +39,10 @@ pub trait RouteDriver {
 #[allow(async_fn_in_trait)]
 pub trait LinkObserver {
     async fn observe(&mut self, ifname: &str) -> Result<LinkInfo, ApplyError>;
+    /// (rx, tx) byte counters of every interface, for throughput figures.
+    async fn byte_counters(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, (u64, u64)>, ApplyError>;
 }
 
 /// Our nftables table.

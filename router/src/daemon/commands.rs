@@ -4,7 +4,7 @@
 use super::control::{self, Request, MAX_MAINTENANCE_SECONDS};
 use super::router::Router;
 use crate::apply::conntrack::ConntrackDriver;
-use crate::config::{Config, ConfigErrors};
+use crate::apply::LinkObserver;
 use crate::events::{now_ms, Event, EventKind};
 use crate::plan::{self, Overrides, MARK_MASK};
 use serde_json::{json, Value};
@@ -53,6 +53,22 @@ impl Router {
                 json!({ "ok": true, "events": events })
             }
             Request::History { wan, seconds } => self.history(&wan, seconds),
+            Request::GetConfig => self.get_config(),
+            Request::ApplyConfig {
+                toml,
+                confirm_seconds,
+                by,
+            } => self.apply_config(toml, confirm_seconds, by).await,
+            Request::ConfirmConfig { id } => self.confirm_config(&id),
+            Request::ConfigHistory => {
+                json!({ "ok": true, "versions": self.config_store.versions() })
+            }
+            Request::RollbackConfig { version, by } => {
+                match self.config_store.version_text(version) {
+                    Ok(text) => self.apply_config(text, 60, by).await,
+                    Err(_) => control::error(&format!("version: {version} does not exist")),
+                }
+            }
         }
     }
 
@@ -142,50 +158,6 @@ impl Router {
         true
     }
 
-    /// Validate the file, then apply; on any failure the old config and kernel state stay.
-    pub async fn reload(&mut self) -> Value {
-        let new = match Config::load(&self.opts.config) {
-            Ok(cfg) => cfg,
-            Err(ConfigErrors(errors)) => {
-                let msg = format!(
-                    "reload refused: {} error(s) in {}",
-                    errors.len(),
-                    self.opts.config.display()
-                );
-                self.emit(
-                    Event::new(EventKind::ConfigChange, None, msg)
-                        .with(json!({ "errors": errors })),
-                );
-                return json!({ "ok": false, "error": "config invalid; nothing changed", "errors": errors });
-            }
-        };
-        let old = std::mem::replace(&mut self.cfg, new);
-        self.refresh_links().await;
-        match self.replan("reload").await {
-            Ok(()) => {
-                if old.health_check != self.cfg.health_check
-                    || old.wan_interfaces != self.cfg.wan_interfaces
-                {
-                    self.configure_health();
-                }
-                if old.alerts != self.cfg.alerts {
-                    self.set_alerts();
-                }
-                self.emit(Event::new(
-                    EventKind::ConfigChange,
-                    None,
-                    "configuration reloaded",
-                ));
-                json!({ "ok": true, "apply_ms": self.last_apply_ms })
-            }
-            Err(e) => {
-                self.cfg = old;
-                let _ = self.replan("revert").await;
-                json!({ "ok": false, "error": format!("apply failed, previous config kept: {e}") })
-            }
-        }
-    }
-
     async fn status(&mut self) -> Value {
         let views = plan::wan_views(&self.cfg, &self.states, &self.overrides);
         let active = self
@@ -194,6 +166,12 @@ impl Router {
             .map(|p| p.active_wans.clone())
             .unwrap_or_default();
         let now = Instant::now();
+        let counters = self
+            .applier
+            .routes()
+            .byte_counters()
+            .await
+            .unwrap_or_default();
         let mut wans = Vec::new();
         for w in &views {
             let link = self
@@ -217,6 +195,8 @@ impl Router {
                 "jitter_ms": summary.as_ref().and_then(|s| s.jitter_ms),
                 "loss_percent": summary.as_ref().map(|s| s.loss_percent),
                 "connections": connections,
+                "rx_bytes": counters.get(&w.name).map(|c| c.0),
+                "tx_bytes": counters.get(&w.name).map(|c| c.1),
                 "usable": w.usable,
                 "disabled": self.overrides.disabled.contains(&w.name),
                 "maintenance_until": self.overrides.maintenance.get(&w.name),

@@ -38,7 +38,31 @@ pub enum Request {
     },
     /// Latency/jitter/loss points of one WAN over the last `seconds`.
     History { wan: String, seconds: u32 },
+    /// The config file, its version and any change waiting for confirmation.
+    GetConfig,
+    /// Validate, save and apply a new config at once; it is rolled back by itself after
+    /// `confirm_seconds` unless confirmed (commit-confirm), so a change that cuts the admin
+    /// off undoes itself.
+    ApplyConfig {
+        toml: String,
+        confirm_seconds: u32,
+        #[serde(default)]
+        by: String,
+    },
+    /// Keep the pending change.
+    ConfirmConfig { id: String },
+    /// Saved versions, oldest first.
+    ConfigHistory,
+    /// Apply a saved version (also commit-confirm).
+    RollbackConfig {
+        version: u64,
+        #[serde(default)]
+        by: String,
+    },
 }
+
+/// Longest commit-confirm window accepted.
+pub const MAX_CONFIRM_SECONDS: u32 = 3600;
 
 /// Longest maintenance window accepted (one week).
 pub const MAX_MAINTENANCE_MINUTES: u32 = 7 * 24 * 60;

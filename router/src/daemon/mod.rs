@@ -2,6 +2,8 @@
 //! overrides; re-plans and applies whenever one of them changes (see [`router`]).
 
 mod commands;
+mod config_change;
+mod config_store;
 pub mod control;
 mod dns;
 mod logging;
@@ -73,6 +75,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if watchdog {
                     systemd::alive(&router);
                 }
+                router.expire_pending().await;
                 if router.expire_overrides() || router.last_error.is_some() {
                     let _ = router.replan("maintenance/retry").await;
                 }

@@ -2,6 +2,7 @@
 //! reloads all end in [`Router::replan`], which applies the plan and then moves connections
 //! off WANs that stopped being usable (only theirs: conntrack entries with their mark).
 
+use super::config_store::ConfigStore;
 use super::overrides::OverrideStore;
 use super::{dns, Options};
 use crate::alerts::Alerter;
@@ -41,6 +42,18 @@ pub struct Router {
     pub last_apply_ms: Option<f64>,
     pub last_error: Option<String>,
     pub applied_at: Option<u64>,
+    pub config_store: ConfigStore,
+    /// A config change applied but not yet confirmed.
+    pub pending: Option<PendingChange>,
+}
+
+/// A commit-confirm change in flight: rolled back to `previous` at `rollback_at_ms`.
+#[derive(Debug, Clone)]
+pub struct PendingChange {
+    pub id: String,
+    pub rollback_at_ms: u64,
+    pub previous: String,
+    pub by: String,
 }
 
 impl Router {
@@ -50,6 +63,7 @@ impl Router {
         probe_tx: mpsc::Sender<(String, Round)>,
     ) -> Result<Self, ApplyError> {
         let store = OverrideStore::new(&opts.state_dir);
+        let config_store = ConfigStore::new(&opts.config);
         let mut router = Self {
             applier: Applier::new(NetlinkDriver::connect()?, NftDriver),
             conntrack: ConntrackNetlink::connect()?,
@@ -69,6 +83,8 @@ impl Router {
             last_apply_ms: None,
             last_error: None,
             applied_at: None,
+            config_store,
+            pending: None,
         };
         router.configure_health();
         Ok(router)

@@ -40,6 +40,8 @@ struct Link {
     index: u32,
     name: String,
     carrier: bool,
+    /// (rx, tx) byte counters.
+    bytes: Option<(u64, u64)>,
 }
 
 /// A route of ours from a dump, with the spec it decodes to (`None`: not a shape we install).
@@ -107,10 +109,15 @@ impl NetlinkDriver {
                     LinkAttribute::IfName(n) => Some(n.clone()),
                     _ => None,
                 })?;
+                let bytes = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Stats64(s) => Some((s.rx_bytes, s.tx_bytes)),
+                    _ => None,
+                });
                 Some(Link {
                     index: m.header.index,
                     name,
                     carrier: m.header.flags.contains(LinkFlags::LowerUp),
+                    bytes,
                 })
             })
             .collect())
@@ -286,6 +293,15 @@ impl RouteDriver for NetlinkDriver {
 }
 
 impl LinkObserver for NetlinkDriver {
+    async fn byte_counters(&mut self) -> Result<HashMap<String, (u64, u64)>, ApplyError> {
+        Ok(self
+            .links()
+            .await?
+            .into_iter()
+            .filter_map(|l| Some((l.name, l.bytes?)))
+            .collect())
+    }
+
     async fn observe(&mut self, ifname: &str) -> Result<LinkInfo, ApplyError> {
         let Some(link) = self.links().await?.into_iter().find(|l| l.name == ifname) else {
             return Ok(LinkInfo::default());
