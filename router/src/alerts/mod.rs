@@ -368,10 +368,13 @@ pub fn kind_name(kind: EventKind) -> &'static str {
 
 /// One line for people: "wan1 down: <message>", "failover: <message>", ...
 ///
-/// For state changes the new state is taken from `details.state` when the event carries it.
+/// For state changes the new state is taken from `details.state` or `details.to` (the health
+/// monitor's `Transition`) when the event carries it.
 pub fn summary(alert: &Alert) -> String {
     let e = &alert.event;
-    let state = e.details.get("state").and_then(|s| s.as_str());
+    let state = ["state", "to"]
+        .iter()
+        .find_map(|k| e.details.get(*k).and_then(|s| s.as_str()));
     let what = match (e.kind, state) {
         (EventKind::StateChange, Some(s)) => one_line(s, 20),
         (EventKind::StateChange, None) => "state change".into(),

@@ -513,6 +513,17 @@ fn summary_is_one_short_line() {
     assert!(s.chars().count() < 200);
     let e = Event::new(EventKind::StateChange, Some("wan1"), "changed");
     assert_eq!(summary(&alert(e)), "wan1 state change: changed");
+    // The health monitor's Transition as details: {"from": "up", "to": "down", ...}.
+    let e = Event::new(
+        EventKind::StateChange,
+        Some("wan1"),
+        "wan1: up -> down (carrier lost)",
+    )
+    .with(serde_json::json!({"from": "up", "to": "down", "cause": "carrier lost"}));
+    assert_eq!(
+        summary(&alert(e)),
+        "wan1 down: wan1: up -> down (carrier lost)"
+    );
 }
 
 // ---------- mail ----------
@@ -653,4 +664,42 @@ async fn failures_are_logged_as_warnings_without_the_url_secret() {
     assert!(text.contains("HTTP status 500"), "{text}");
     assert!(text.contains(&format!("http://{}/…", srv.addr)), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
+}
+
+// ---------- TLS plumbing (no TLS server here: only that it is wired and fails cleanly) ----------
+
+#[test]
+fn https_webhook_against_a_plain_server_is_an_error_not_a_panic() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let agent = webhook::agent(&fast());
+    let err = webhook::post(&agent, &format!("https://{addr}/hook"), "{}").unwrap_err();
+    // rustls (ring provider) got as far as reading the server's non-TLS answer.
+    assert!(err.contains("corrupt message"), "{err}");
+    server.join().unwrap();
+}
+
+#[test]
+fn smtp_tls_modes_build() {
+    let base = SmtpConfig {
+        server: "mail.example.org".into(),
+        port: 587,
+        from: "router@example.org".into(),
+        to: vec!["ops@example.org".into()],
+        username: Some("router".into()),
+        password: Some("pw".into()),
+        starttls: true,
+    };
+    assert!(mail::Mailer::new(&base, &fast()).is_ok());
+    let smtps = SmtpConfig {
+        port: 465,
+        starttls: false,
+        ..base.clone()
+    };
+    assert!(mail::Mailer::new(&smtps, &fast()).is_ok());
 }

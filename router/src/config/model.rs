@@ -19,6 +19,8 @@ pub struct Config {
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
     #[serde(default)]
+    pub port_forwards: Vec<PortForward>,
+    #[serde(default)]
     pub logging: LoggingConfig,
     #[serde(default)]
     pub alerts: AlertsConfig,
@@ -96,6 +98,61 @@ pub struct LanConfig {
     pub interface: String,
     /// Router address with the LAN prefix length, e.g. "192.168.1.1/24".
     pub address: Ipv4Net,
+    #[serde(default)]
+    pub dhcp: DhcpConfig,
+}
+
+/// The LAN's DHCP server (and DNS forwarder, which follows the live WANs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DhcpConfig {
+    pub enabled: bool,
+    /// First and last address handed out; default .100 to .200 of the LAN (clipped to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<Ipv4Addr>,
+    pub lease_seconds: u32,
+    pub static_leases: Vec<StaticLease>,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            start: None,
+            end: None,
+            lease_seconds: 43200,
+            static_leases: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaticLease {
+    /// "aa:bb:cc:dd:ee:ff"
+    pub mac: String,
+    pub address: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// A port forward (DNAT) from the WAN side to a LAN host, with hairpin NAT so LAN clients
+/// can use the public address too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortForward {
+    pub name: String,
+    pub protocol: Protocol,
+    /// Port or range on the WAN side.
+    pub wan_port: PortRange,
+    /// LAN host.
+    pub to: Ipv4Addr,
+    /// Port on the LAN host (single WAN ports only); default the same port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_port: Option<u16>,
+    /// WANs it listens on; empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wans: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -219,3 +219,47 @@ fn port_ranges_and_sizes() {
     assert_eq!(parse_size("512kb").unwrap(), 512 << 10);
     assert!(parse_size("ten").is_err());
 }
+
+#[test]
+fn dhcp_and_port_forwards_are_checked() {
+    let text = format!(
+        "{MINIMAL}
+[lan.dhcp]
+start = \"192.168.2.10\"
+end = \"192.168.1.1\"
+static_leases = [{{ mac = \"aa:bb\", address = \"192.168.1.20\" }}]
+
+[[port_forwards]]
+name = \"web\"
+protocol = \"tcp\"
+wan_port = \"8000-8100\"
+to = \"192.168.1.10\"
+to_port = 80
+
+[[port_forwards]]
+name = \"web2\"
+protocol = \"tcp\"
+wan_port = 8080
+to = \"10.0.0.5\"
+wans = [\"wan7\"]
+"
+    );
+    let errs = errors(&text);
+    let expect = [
+        "lan.dhcp.start: 192.168.2.10 is not a host address of the LAN",
+        "lan.dhcp.end: 192.168.1.1 is the router's own address",
+        "lan.dhcp.end: 192.168.1.1 comes before start",
+        "lan.dhcp.static_leases[0].mac: `aa:bb` is not a MAC",
+        "port_forwards[0].to_port: only a single wan_port",
+        "port_forwards[1].to: 10.0.0.5 is not a host of the LAN",
+        "port_forwards[1].wans[0]: `wan7` is not one of wan_interfaces",
+        "port_forwards[1].wan_port: tcp 8080 overlaps port_forwards[0]",
+    ];
+    for want in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}

@@ -16,6 +16,8 @@ pub fn validate(cfg: &Config) -> Vec<ConfigError> {
     check_policies(cfg, &mut errs);
     check_logging(&cfg.logging, &mut errs);
     check_alerts(&cfg.alerts, &mut errs);
+    check_dhcp(cfg, &mut errs);
+    check_port_forwards(cfg, &mut errs);
     errs.0
 }
 
@@ -333,6 +335,129 @@ fn check_alerts(a: &AlertsConfig, errs: &mut Errors) {
         }
         if smtp.username.is_some() != smtp.password.is_some() {
             errs.add("alerts.smtp.password", "username and password go together");
+        }
+    }
+}
+
+fn check_dhcp(cfg: &Config, errs: &mut Errors) {
+    let d = &cfg.lan.dhcp;
+    let lan = cfg.lan.address.trunc();
+    let router = cfg.lan.address.addr();
+    let usable =
+        |a: std::net::Ipv4Addr| lan.contains(&a) && a != lan.network() && a != lan.broadcast();
+    for (field, addr) in [("start", d.start), ("end", d.end)] {
+        if let Some(a) = addr {
+            if !usable(a) {
+                errs.add(
+                    format!("lan.dhcp.{field}"),
+                    format!("{a} is not a host address of the LAN {lan}"),
+                );
+            } else if a == router {
+                errs.add(
+                    format!("lan.dhcp.{field}"),
+                    format!("{a} is the router's own address"),
+                );
+            }
+        }
+    }
+    if let (Some(s), Some(e)) = (d.start, d.end) {
+        if s > e {
+            errs.add("lan.dhcp.end", format!("{e} comes before start {s}"));
+        }
+    }
+    if d.enabled && !(60..=31_536_000).contains(&d.lease_seconds) {
+        errs.add(
+            "lan.dhcp.lease_seconds",
+            format!("{} is not in 60..=31536000", d.lease_seconds),
+        );
+    }
+    for (i, l) in d.static_leases.iter().enumerate() {
+        let is_mac = l.mac.len() == 17
+            && l.mac
+                .split(':')
+                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        if !is_mac {
+            errs.add(
+                format!("lan.dhcp.static_leases[{i}].mac"),
+                format!("`{}` is not a MAC like aa:bb:cc:dd:ee:ff", l.mac),
+            );
+        }
+        if !usable(l.address) || l.address == router {
+            errs.add(
+                format!("lan.dhcp.static_leases[{i}].address"),
+                format!("{} is not a free host address of the LAN {lan}", l.address),
+            );
+        }
+    }
+}
+
+fn check_port_forwards(cfg: &Config, errs: &mut Errors) {
+    let lan = cfg.lan.address.trunc();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, f) in cfg.port_forwards.iter().enumerate() {
+        let at = |field: &str| format!("port_forwards[{i}].{field}");
+        if f.name.is_empty()
+            || f.name.len() > 24
+            || !f
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errs.add(
+                at("name"),
+                format!("`{}` must be 1 to 24 letters, digits, '-' or '_'", f.name),
+            );
+        }
+        if let Some(first) = names.insert(&f.name, i) {
+            errs.add(
+                at("name"),
+                format!("`{}` is already port_forwards[{first}]", f.name),
+            );
+        }
+        if f.protocol == Protocol::Icmp {
+            errs.add(at("protocol"), "must be \"tcp\" or \"udp\"");
+        }
+        if !lan.contains(&f.to)
+            || f.to == cfg.lan.address.addr()
+            || f.to == lan.network()
+            || f.to == lan.broadcast()
+        {
+            errs.add(at("to"), format!("{} is not a host of the LAN {lan}", f.to));
+        }
+        if f.to_port.is_some() && f.wan_port.first != f.wan_port.last {
+            errs.add(
+                at("to_port"),
+                "only a single wan_port can be mapped to another port",
+            );
+        }
+        if f.to_port == Some(0) {
+            errs.add(at("to_port"), "0 is not a port");
+        }
+        for (j, w) in f.wans.iter().enumerate() {
+            if !cfg.wan_interfaces.iter().any(|x| &x.name == w) {
+                errs.add(
+                    format!("port_forwards[{i}].wans[{j}]"),
+                    format!("`{w}` is not one of wan_interfaces"),
+                );
+            }
+        }
+        for (j, g) in cfg.port_forwards[..i].iter().enumerate() {
+            let overlap = g.protocol == f.protocol
+                && g.wan_port.first <= f.wan_port.last
+                && f.wan_port.first <= g.wan_port.last
+                && (g.wans.is_empty()
+                    || f.wans.is_empty()
+                    || g.wans.iter().any(|w| f.wans.contains(w)));
+            if overlap {
+                errs.add(
+                    at("wan_port"),
+                    format!(
+                        "{} {} overlaps port_forwards[{j}]",
+                        f.protocol.nft_name(),
+                        f.wan_port
+                    ),
+                );
+            }
         }
     }
 }

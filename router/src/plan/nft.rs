@@ -131,16 +131,68 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
         ],
     );
 
+    if !cfg.port_forwards.is_empty() {
+        t.base_chain(
+            "port_forward",
+            "nat hook prerouting priority dstnat",
+            "accept",
+            port_forwards(cfg, views),
+        );
+    }
+
+    let mut snat: Vec<String> = views
+        .iter()
+        .map(|w| format!("oifname \"{}\" masquerade", w.name))
+        .collect();
+    if !cfg.port_forwards.is_empty() {
+        // Hairpin: a LAN client reaching a LAN server through the public address must see
+        // the answer come from the router, or it drops the server's direct reply.
+        snat.push(format!(
+            "iifname \"{lan}\" oifname \"{lan}\" ct status dnat masquerade"
+        ));
+    }
     t.base_chain(
         "postrouting",
         "nat hook postrouting priority srcnat",
         "accept",
-        views
-            .iter()
-            .map(|w| format!("oifname \"{}\" masquerade", w.name))
-            .collect(),
+        snat,
     );
     t.finish()
+}
+
+/// DNAT rules: from the WANs a forward listens on, and from the LAN to those WANs'
+/// addresses (hairpin).
+fn port_forwards(cfg: &Config, views: &[WanView]) -> Vec<String> {
+    let lan = &cfg.lan.interface;
+    let mut rules = Vec::new();
+    for f in &cfg.port_forwards {
+        let wans: Vec<&WanView> = views
+            .iter()
+            .filter(|w| f.wans.is_empty() || f.wans.contains(&w.name))
+            .collect();
+        let target = match f.to_port {
+            Some(p) => format!("{}:{p}", f.to),
+            None => f.to.to_string(),
+        };
+        let proto = f.protocol.nft_name();
+        let port = f.wan_port;
+        let names = quoted_set(wans.iter().map(|w| w.name.as_str()));
+        rules.push(format!(
+            "iifname {names} {proto} dport {port} dnat to {target}"
+        ));
+        let addrs: Vec<String> = wans
+            .iter()
+            .filter_map(|w| w.address)
+            .map(|a| a.to_string())
+            .collect();
+        if !addrs.is_empty() {
+            rules.push(format!(
+                "iifname \"{lan}\" ip daddr {} {proto} dport {port} dnat to {target}",
+                brace(addrs.into_iter())
+            ));
+        }
+    }
+    rules
 }
 
 /// Copy the connection's WAN mark onto the packet so the fwmark rules route it.

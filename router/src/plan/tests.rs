@@ -253,3 +253,30 @@ fn maintenance_counts_as_disabled_until_it_expires() {
         ["wan1", "wan2"]
     );
 }
+
+#[test]
+fn golden_port_forwards_and_dhcp() {
+    let cfg = config(
+        &[2, 1],
+        r#"
+[lan.dhcp]
+start = "192.168.1.50"
+end = "192.168.1.99"
+
+[[port_forwards]]
+name = "web"
+protocol = "tcp"
+wan_port = 8443
+to = "192.168.1.10"
+to_port = 443
+
+[[port_forwards]]
+name = "game"
+protocol = "udp"
+wan_port = "27000-27015"
+to = "192.168.1.20"
+wans = ["wan2"]
+"#,
+    );
+    insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).nft);
+}
