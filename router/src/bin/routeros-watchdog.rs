@@ -19,6 +19,9 @@ struct Args {
     /// Control socket for routeros-kill-switch and routeros-web.
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Let members of this group use the control socket too (the web server's group).
+    #[arg(long)]
+    socket_group: Option<String>,
     /// Validate the configuration, list every error, and exit.
     #[arg(long)]
     check: bool,
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         config: args.config,
         state_dir: args.state_dir,
         socket: args.socket,
+        socket_group: args.socket_group,
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

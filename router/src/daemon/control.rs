@@ -71,14 +71,30 @@ pub const MAX_MAINTENANCE_SECONDS: u32 = MAX_MAINTENANCE_MINUTES * 60;
 /// A request with the channel its answer goes back on.
 pub type Envelope = (Request, oneshot::Sender<serde_json::Value>);
 
-/// Bind the socket (replacing a stale one) and serve it until the daemon exits.
-pub fn serve(path: &Path, to_daemon: mpsc::Sender<Envelope>) -> std::io::Result<()> {
+/// Bind the socket (replacing a stale one) and serve it until the daemon exits. Only root
+/// may connect, plus members of `group` when given (the unprivileged web server's group).
+pub fn serve(
+    path: &Path,
+    group: Option<&str>,
+    to_daemon: mpsc::Sender<Envelope>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let mode = match group {
+        Some(name) => {
+            let gid = nix::unistd::Group::from_name(name)
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| std::io::Error::other(format!("no group named {name}")))?
+                .gid;
+            nix::unistd::chown(path, None, Some(gid)).map_err(std::io::Error::other)?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     tokio::spawn(async move {
         loop {
             match listener.accept().await {

@@ -27,6 +27,8 @@ pub struct Options {
     pub config: PathBuf,
     pub state_dir: PathBuf,
     pub socket: PathBuf,
+    /// Group allowed to use the control socket besides root (routeros-web's).
+    pub socket_group: Option<String>,
 }
 
 /// Run until SIGTERM/SIGINT. On exit the kernel keeps the last plan (fail-static): routes,
@@ -44,7 +46,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
 
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    control::serve(&router.opts.socket, tx)?;
+    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx)?;
     tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 
