@@ -22,6 +22,10 @@ struct Args {
     /// Let members of this group use the control socket too (the web server's group).
     #[arg(long)]
     socket_group: Option<String>,
+    /// systemd unit of the LAN DHCP/DNS server (dnsmasq reading <state-dir>/dnsmasq.conf),
+    /// restarted when the DHCP settings change; "" for none.
+    #[arg(long, default_value = "routeros-dnsmasq.service")]
+    dhcp_unit: String,
     /// Validate the configuration, list every error, and exit.
     #[arg(long)]
     check: bool,
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         state_dir: args.state_dir,
         socket: args.socket,
         socket_group: args.socket_group,
+        dhcp_unit: Some(args.dhcp_unit).filter(|u| !u.is_empty()),
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ mod config_change;
 mod config_store;
 pub mod control;
 mod dns;
+mod lan_services;
 mod logging;
 mod overrides;
 mod router;
@@ -29,6 +30,8 @@ pub struct Options {
     pub socket: PathBuf,
     /// Group allowed to use the control socket besides root (routeros-web's).
     pub socket_group: Option<String>,
+    /// systemd unit serving LAN DHCP/DNS, restarted when its config changes.
+    pub dhcp_unit: Option<String>,
 }
 
 /// Run until SIGTERM/SIGINT. On exit the kernel keeps the last plan (fail-static): routes,

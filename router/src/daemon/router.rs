@@ -4,7 +4,7 @@
 
 use super::config_store::ConfigStore;
 use super::overrides::OverrideStore;
-use super::{dns, Options};
+use super::{dns, lan_services, Options};
 use crate::alerts::Alerter;
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{Applier, ApplyError, LinkObserver, NetlinkDriver, NftDriver};
@@ -343,6 +343,15 @@ impl Router {
         let servers = dns::upstreams(&self.cfg, &plan.active_wans);
         if let Err(e) = dns::write(&dir.join("resolv.conf"), &servers) {
             tracing::warn!("cannot write resolv.conf: {e}");
+        }
+        match lan_services::write_dnsmasq(&self.cfg, dir) {
+            Ok(true) => {
+                if let Some(unit) = &self.opts.dhcp_unit {
+                    lan_services::restart_unit(unit.clone());
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cannot write dnsmasq.conf: {e}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! No I/O here: everything is unit-tested without root.
 
 mod decide;
+pub mod dhcp;
 mod input;
 mod model;
 pub mod nft;
