@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { load } from './load.mjs';
+
+const u = await load('util.js');
+
+test('throughput in Mbit/s', () => {
+  assert.equal(u.formatMbps(12_345_678), '12.3 Mbit/s');
+  assert.equal(u.formatMbps(250_000_000), '250 Mbit/s');
+  assert.equal(u.formatMbps(50_000), '0.05 Mbit/s');
+  assert.equal(u.formatMbps(0), '0.0 Mbit/s');
+  assert.equal(u.formatMbps(null), u.DASH);
+  assert.equal(u.toMbps(2e6), 2);
+  assert.equal(u.toMbps(undefined), null);
+});
+
+test('latency, percent, bytes', () => {
+  assert.equal(u.formatMs(23.44), '23.4 ms');
+  assert.equal(u.formatMs(612.3), '612 ms');
+  assert.equal(u.formatMs(null), u.DASH);
+  assert.equal(u.formatPercent(0), '0 %');
+  assert.equal(u.formatPercent(33.333), '33.3 %');
+  assert.equal(u.formatBytes(612 * 2 ** 20), '612 MiB');
+  assert.equal(u.formatBytes(3.8 * 2 ** 30), '3.8 GiB');
+});
+
+test('durations: "for 3m 12s"', () => {
+  assert.equal(u.formatDuration(192_000), '3m 12s');
+  assert.equal(u.formatDuration(5_400), '5s');
+  assert.equal(u.formatDuration(3_720_000), '1h 02m');
+  assert.equal(u.formatDuration(2 * 86_400_000 + 3 * 3_600_000), '2d 3h');
+  assert.equal(u.formatDuration(-5), '0s');
+  assert.equal(u.formatUptime(3 * 86400 + 4 * 3600 + 12 * 60), '3d 4h 12m');
+});
+
+test('TOML paths', () => {
+  assert.deepEqual(u.parsePath('wan_interfaces[0].weight'), ['wan_interfaces', 0, 'weight']);
+  assert.deepEqual(u.parsePath('wan_interfaces[1].dns[2]'), ['wan_interfaces', 1, 'dns', 2]);
+  assert.equal(u.joinPath(['wan_interfaces', 0, 'weight']), 'wan_interfaces[0].weight');
+  assert.equal(u.joinPath(['lan', 'address']), 'lan.address');
+  assert.deepEqual(u.pathAncestors('wan_interfaces[1].dns[2]'),
+    ['wan_interfaces[1].dns[2]', 'wan_interfaces[1].dns', 'wan_interfaces[1]', 'wan_interfaces']);
+});
+
+test('get/set by path; undefined deletes', () => {
+  const c = { wan_interfaces: [{ name: 'eth0', gateway: '192.0.2.1' }] };
+  assert.equal(u.getPath(c, 'wan_interfaces[0].name'), 'eth0');
+  assert.equal(u.getPath(c, 'nope[3].x'), undefined);
+  u.setPath(c, 'wan_interfaces[0].weight', 3);
+  assert.equal(c.wan_interfaces[0].weight, 3);
+  u.setPath(c, 'wan_interfaces[0].gateway', undefined);
+  assert.ok(!('gateway' in c.wan_interfaces[0]));
+  u.setPath(c, 'lan.address', '192.168.1.1/24');
+  assert.deepEqual(c.lan, { address: '192.168.1.1/24' });
+  u.setPath(c, 'policies[0].via', ['eth0']);
+  assert.deepEqual(c.policies, [{ via: ['eth0'] }]);
+});
+
+test('config test ids follow config-<key>-<parent>', () => {
+  assert.equal(u.configTestId('wan_interfaces[0].weight'), 'config-weight-wan_interfaces[0]');
+  assert.equal(u.configTestId('health_check.retry_count'), 'config-retry_count-health_check');
+  assert.equal(u.configTestId('policies'), 'config-policies');
+});
+
+test('list and number inputs', () => {
+  assert.deepEqual(u.parseList('8.8.8.8, 8.8.4.4'), ['8.8.8.8', '8.8.4.4']);
+  assert.deepEqual(u.parseList(' 1.1.1.1\n9.9.9.9;; '), ['1.1.1.1', '9.9.9.9']);
+  assert.deepEqual(u.parseList(''), []);
+  assert.equal(u.formatList(['a', 'b']), 'a, b');
+  assert.equal(u.parseNumber(''), undefined);
+  assert.equal(u.parseNumber(' 2.5 '), 2.5);
+  assert.ok(Number.isNaN(u.parseNumber('x')));
+});
+
+test('WAN role and card state', () => {
+  assert.equal(u.wanRole({ role: 'standby', active: true }), 'standby');
+  assert.equal(u.wanRole({ disabled: true, active: false }), 'disabled');
+  assert.equal(u.wanRole({ maintenance_until: 1_800_000_000 }), 'maintenance');
+  assert.equal(u.wanRole({ active: true }), 'active');
+  assert.equal(u.wanRole({}), 'standby');
+  assert.equal(u.wanDisplayState({ state: 'up', disabled: true }), 'disabled');
+  assert.equal(u.wanDisplayState({ state: 'recovering' }), 'recovering');
+  assert.equal(u.wanDisplayState({}), 'unknown');
+});

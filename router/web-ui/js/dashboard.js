@@ -1,0 +1,363 @@
+// Dashboard: a card per WAN (live from the stream), kill-switch controls with confirmation,
+// latency/throughput graphs, the event log and the system panel.
+
+import { api, enc } from './api.js';
+import { confirmDialog, toast } from './dialogs.js';
+import { onStream, latestStatus } from './stream.js';
+import { WanCharts, chartUnavailable, wanColor } from './charts.js';
+import { eventLog } from './events.js';
+import {
+  h, clear, DASH, formatMbps, formatMs, formatPercent, formatDuration, formatUptime,
+  formatBytes, formatTime, wanRole, wanDisplayState,
+} from './util.js';
+
+const MAX_MAINT_MINUTES = 7 * 24 * 60;
+
+const STATE_TEXT = {
+  up: 'up', degraded: 'degraded', down: 'down', recovering: 'recovering', disabled: 'disabled', unknown: 'unknown',
+};
+
+/** Unix time of a maintenance end, given in seconds (daemon) or milliseconds. */
+function untilMs(v) {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) return null;
+  return n < 1e12 ? n * 1000 : n;
+}
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// ---------- WAN cards ----------
+
+function field(label, testid) {
+  const dd = h('dd', { testid, text: DASH });
+  return { node: h('div', { class: 'fig' }, h('dt', { text: label }), dd), dd };
+}
+
+function buildCard(name, index, ctx, actions) {
+  const f = {
+    address: field('Address', `wan-address-${name}`),
+    gateway: field('Gateway', `wan-gateway-${name}`),
+    latency: field('Latency', `wan-latency-${name}`),
+    jitter: field('Jitter', `wan-jitter-${name}`),
+    loss: field('Loss', `wan-loss-${name}`),
+    rx: field('Down', `wan-rx-${name}`),
+    tx: field('Up', `wan-tx-${name}`),
+    connections: field('Connections', `wan-connections-${name}`),
+  };
+  const state = h('span', { class: 'state-pill', testid: `wan-state-${name}` });
+  const role = h('span', { class: 'role-pill', testid: `wan-role-${name}` });
+  const since = h('span', { class: 'since muted', testid: `wan-since-${name}` });
+  const weight = h('span', { testid: `wan-weight-${name}`, text: DASH });
+  const meta = h('div', { class: 'wan-meta' }, since, h('span', { class: 'muted small' }, 'weight ', weight));
+  const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
+  swatch.style.background = wanColor(index);
+
+  let controls = null;
+  const btn = {};
+  let minutes = null;
+  if (ctx.can('operator')) {
+    btn.disable = h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', testid: `wan-disable-${name}`, text: 'Disable', on: { click: () => actions.disable(name) } });
+    btn.enable = h('button', { type: 'button', class: 'btn btn-small', testid: `wan-enable-${name}`, text: 'Enable', on: { click: () => actions.enable(name) } });
+    minutes = h('input', { type: 'number', min: 1, max: MAX_MAINT_MINUTES, step: 1, value: '30', class: 'minutes', testid: `wan-maint-minutes-${name}`, 'aria-label': `Maintenance minutes for ${name}` });
+    btn.maintenance = h('button', { type: 'button', class: 'btn btn-small', testid: `wan-maintenance-${name}`, text: 'Maintenance', on: { click: () => actions.maintenance(name, minutes) } });
+    controls = h('div', { class: 'wan-controls', testid: `wan-controls-${name}` },
+      btn.disable, btn.enable,
+      h('span', { class: 'maint-group' }, btn.maintenance, minutes, h('span', { class: 'muted small', text: 'min' })));
+  }
+
+  const card = h('article', { class: 'card wan-card', testid: `wan-card-${name}`, dataset: { wan: name, state: 'unknown' } },
+    h('header', { class: 'wan-head' },
+      h('h2', { class: 'wan-name' }, swatch, name),
+      h('div', { class: 'pills' }, state, role)),
+    meta,
+    h('dl', { class: 'wan-figures' }, Object.values(f).map((x) => x.node)),
+    controls);
+  return { card, f, state, role, since, weight, btn, minutes, sinceMs: null, untilMs: null, displayState: 'unknown', health: 'unknown' };
+}
+
+function updateCard(c, w) {
+  const display = wanDisplayState(w);
+  const role = wanRole(w);
+  c.card.dataset.state = display;
+  c.card.dataset.role = role;
+  c.card.dataset.health = w.state || 'unknown';
+  c.displayState = display;
+  c.health = w.state || 'unknown';
+  const out = role === 'disabled' || role === 'maintenance';
+  // Out of service: the grey state pill names the reason and the role pill would repeat it.
+  c.state.textContent = out ? role : STATE_TEXT[display] || display;
+  c.state.dataset.state = display;
+  c.role.textContent = role;
+  c.role.dataset.role = role;
+  c.role.hidden = out;
+  c.sinceMs = Number(w.since_ms) || null;
+  c.untilMs = role === 'maintenance' ? untilMs(w.maintenance_until) : null;
+  c.f.address.dd.textContent = w.address || DASH;
+  c.f.gateway.dd.textContent = w.gateway || (w.address ? 'DHCP' : DASH);
+  c.weight.textContent = w.weight ?? DASH;
+  c.f.latency.dd.textContent = formatMs(w.latency_ms);
+  c.f.jitter.dd.textContent = formatMs(w.jitter_ms);
+  c.f.loss.dd.textContent = formatPercent(w.loss_percent);
+  c.f.rx.dd.textContent = formatMbps(w.rx_bps);
+  c.f.tx.dd.textContent = formatMbps(w.tx_bps);
+  c.f.connections.dd.textContent = w.connections ?? DASH;
+  if (c.btn.disable) {
+    c.btn.disable.disabled = role === 'disabled';
+    c.btn.enable.disabled = !out;
+    c.btn.maintenance.disabled = false;
+  }
+  tickCard(c);
+}
+
+function tickCard(c) {
+  const now = Date.now();
+  let text = '';
+  if (c.card.dataset.role === 'maintenance') {
+    text = c.untilMs ? `back in service in ${formatDuration(Math.max(0, c.untilMs - now))}` : 'in maintenance';
+    text += ` · line ${c.health}`;
+  } else if (c.card.dataset.role === 'disabled') {
+    text = `disabled by an operator · line ${c.health}`;
+  } else if (c.sinceMs) {
+    text = `${c.displayState} for ${formatDuration(now - c.sinceMs)}`;
+  }
+  c.since.textContent = text;
+}
+
+// ---------- system panel ----------
+
+function meter(testid) {
+  const fill = h('span', { class: 'meter-fill' });
+  return { el: h('span', { class: 'meter', testid, role: 'presentation' }, fill), fill };
+}
+
+function setMeter(m, ratio) {
+  const r = Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 0;
+  m.fill.style.width = `${(r * 100).toFixed(1)}%`;
+  m.el.dataset.level = r > 0.9 ? 'high' : r > 0.7 ? 'mid' : 'low';
+  m.el.dataset.ratio = r.toFixed(3);
+}
+
+function systemPanel() {
+  const v = (testid) => h('dd', { testid, text: DASH });
+  const uptime = v('sys-uptime');
+  const cpu = v('sys-cpu');
+  const mem = v('sys-mem');
+  const ct = v('sys-conntrack');
+  const version = h('dd', { testid: 'sys-version', text: DASH });
+  const cpuBar = meter('sys-cpu-bar');
+  const memBar = meter('sys-mem-bar');
+  const ctBar = meter('sys-conntrack-bar');
+  const el = h('section', { class: 'card system-panel', testid: 'system-panel' },
+    h('h2', { text: 'System' }),
+    h('dl', { class: 'sys-list' },
+      h('dt', { text: 'Uptime' }), uptime,
+      h('dt', { text: 'CPU' }), h('div', { class: 'sys-meter' }, cpu, cpuBar.el),
+      h('dt', { text: 'Memory' }), h('div', { class: 'sys-meter' }, mem, memBar.el),
+      h('dt', { text: 'Connections' }), h('div', { class: 'sys-meter' }, ct, ctBar.el),
+      h('dt', { text: 'Version' }), version));
+  const update = (sys) => {
+    if (!sys) return;
+    uptime.textContent = formatUptime(sys.uptime_s);
+    cpu.textContent = formatPercent(sys.cpu_percent);
+    setMeter(cpuBar, Number(sys.cpu_percent) / 100);
+    mem.textContent = sys.mem_total ? `${formatBytes(sys.mem_used)} of ${formatBytes(sys.mem_total)}` : DASH;
+    setMeter(memBar, Number(sys.mem_used) / Number(sys.mem_total));
+    ct.textContent = sys.conntrack_max ? `${sys.conntrack_count ?? 0} of ${sys.conntrack_max}` : String(sys.conntrack_count ?? DASH);
+    setMeter(ctBar, Number(sys.conntrack_count) / Number(sys.conntrack_max));
+    clear(version);
+    const ver = sys.version ?? sys.versions;
+    if (ver && typeof ver === 'object') {
+      version.append(...Object.entries(ver).map(([k, x]) => h('span', { class: 'ver' }, h('span', { class: 'muted', text: `${k} ` }), String(x))));
+    } else {
+      version.textContent = ver ? String(ver) : DASH;
+    }
+  };
+  return { el, update };
+}
+
+// ---------- the view ----------
+
+export async function mount(main, ctx) {
+  const cards = new Map(); // name -> card state
+  const grid = h('div', { class: 'wan-grid', testid: 'wan-grid' });
+  const summary = h('div', { class: 'summary', testid: 'dash-summary' });
+  const notices = h('div', { class: 'notices' });
+  const latEl = h('div', { class: 'chart', testid: 'chart-latency' });
+  const thrEl = h('div', { class: 'chart', testid: 'chart-throughput' });
+  const system = systemPanel();
+  const log = eventLog({ limit: 50 });
+  let lastStatus = null;
+
+  main.append(h('section', { class: 'page dashboard' },
+    h('div', { class: 'page-head' }, h('h1', { text: 'Dashboard' }), summary),
+    notices,
+    grid,
+    h('div', { class: 'chart-row' },
+      h('section', { class: 'card chart-card' }, latEl),
+      h('section', { class: 'card chart-card' }, thrEl)),
+    h('div', { class: 'bottom-row' },
+      h('section', { class: 'card events-panel', testid: 'events-panel' },
+        h('div', { class: 'panel-head' }, h('h2', { text: 'Recent events' }), h('a', { href: '#/events', class: 'small', testid: 'events-all', text: 'All events →' })),
+        log.el),
+      system.el)));
+
+  const charts = new WanCharts(latEl, thrEl, 3600);
+  if (!charts.available) {
+    latEl.append(chartUnavailable());
+  }
+  const historyLoaded = new Set();
+
+  const refresh = async () => {
+    try {
+      apply(await api.get('/status', { quiet: true }));
+    } catch { /* the stream will bring it */ }
+  };
+
+  const actions = {
+    async disable(wan) {
+      const ok = await confirmDialog({
+        title: `Disable ${wan}?`,
+        okLabel: `Disable ${wan}`,
+        danger: true,
+        body: async () => impactText(wan, 'disable'),
+      });
+      if (!ok) return;
+      await act(wan, 'disable');
+    },
+    async enable(wan) {
+      const ok = await confirmDialog({
+        title: `Enable ${wan}?`,
+        okLabel: `Enable ${wan}`,
+        body: [
+          `${wan} will carry new connections again as soon as its health checks pass.`,
+          'Connections already running on the other lines stay where they are.',
+        ],
+      });
+      if (!ok) return;
+      await act(wan, 'enable');
+    },
+    async maintenance(wan, input) {
+      const minutes = Math.round(Number(input.value));
+      if (!Number.isFinite(minutes) || minutes < 1 || minutes > MAX_MAINT_MINUTES) {
+        toast(`Maintenance minutes must be between 1 and ${MAX_MAINT_MINUTES}.`, 'error');
+        input.focus();
+        return;
+      }
+      const ok = await confirmDialog({
+        title: `Maintenance on ${wan} for ${plural(minutes, 'minute', 'minutes')}?`,
+        okLabel: 'Start maintenance',
+        danger: true,
+        body: async () => impactText(wan, 'maintenance', minutes),
+      });
+      if (!ok) return;
+      await act(wan, 'maintenance', { minutes });
+    },
+  };
+
+  async function impactText(wan, action, minutes) {
+    const impact = await api.get(`/wans/${enc(wan)}/impact`, { quiet: true });
+    const known = impact && impact.connections !== null && impact.connections !== undefined;
+    const n = known ? Number(impact.connections) || 0 : 0;
+    const out = [];
+    if (!known) out.push(h('p', { testid: 'impact-text', text: `The connections on ${wan} will be reset and move to the other lines.` }));
+    else out.push(n > 0
+      ? h('p', { testid: 'impact-text' }, h('strong', { text: plural(n, 'connection', 'connections') }), ` on ${wan} will be reset and move to the other lines.`)
+      : h('p', { testid: 'impact-text', text: `No connections on ${wan} need to be reset.` }));
+    if (action === 'disable') {
+      out.push(`New connections will avoid ${wan} until you enable it.`);
+    } else {
+      const end = formatTime(Date.now() + minutes * 60000);
+      out.push(`New connections will avoid ${wan} for ${plural(minutes, 'minute', 'minutes')} (until about ${end}); then it returns to service by itself. Enable ends it early.`);
+    }
+    const others = (lastStatus && lastStatus.wans || []).filter((w) => w.name !== wan && wanRole(w) !== 'disabled' && wanRole(w) !== 'maintenance' && ['up', 'degraded'].includes(w.state));
+    if (lastStatus && others.length === 0) {
+      out.push(h('p', { class: 'warn-text', testid: 'impact-warning', text: `No other line is up: the LAN loses its internet access while ${wan} is out of service.` }));
+    }
+    return out;
+  }
+
+  async function act(wan, action, body) {
+    const c = cards.get(wan);
+    const buttons = c ? Object.values(c.btn) : [];
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const res = await api.post(`/wans/${enc(wan)}/${action}`, body || {});
+      const msg = (res && res.message) || `${wan}: ${action} done`;
+      const reset = res && res.reset_connections !== null && res.reset_connections !== undefined && Number.isFinite(Number(res.reset_connections)) ? ` (${plural(Number(res.reset_connections), 'connection', 'connections')} reset)` : '';
+      toast(msg + reset, 'success');
+    } catch { /* api.js showed the error */ }
+    await refresh();
+    if (c && lastStatus) {
+      const w = (lastStatus.wans || []).find((x) => x.name === wan);
+      if (w) updateCard(c, w);
+    }
+  }
+
+  function apply(status) {
+    if (!status || !Array.isArray(status.wans)) return;
+    lastStatus = status;
+    const names = status.wans.map((w) => w.name);
+    status.wans.forEach((w, i) => {
+      let c = cards.get(w.name);
+      if (!c) {
+        c = buildCard(w.name, i, ctx, actions);
+        cards.set(w.name, c);
+      }
+      updateCard(c, w);
+      if (grid.children[i] !== c.card) grid.insertBefore(c.card, grid.children[i] || null);
+    });
+    for (const [name, c] of cards) {
+      if (!names.includes(name)) {
+        c.card.remove();
+        cards.delete(name);
+      }
+    }
+    grid.dataset.count = String(names.length);
+    renderSummary(status);
+    system.update(status.system);
+    log.setWans(names);
+    charts.setWans(names);
+    charts.appendStatus(status);
+    for (const n of names) {
+      if (historyLoaded.has(n)) continue;
+      historyLoaded.add(n);
+      api.get(`/history/${enc(n)}?seconds=3600`, { quiet: true })
+        .then((res) => { charts.loadHistory(n, res && res.points); charts.flush(true); })
+        .catch(() => {});
+    }
+  }
+
+  function renderSummary(status) {
+    clear(summary);
+    const mode = status.mode === 'failover' ? 'Failover by priority' : status.mode === 'ecmp' ? 'Weighted balancing' : status.mode;
+    const active = Array.isArray(status.active_wans) ? status.active_wans : status.wans.filter((w) => wanRole(w) === 'active').map((w) => w.name);
+    if (mode) summary.append(h('span', { class: 'chip', testid: 'dash-mode', text: mode }));
+    summary.append(h('span', { class: 'chip', testid: 'dash-active' }, 'Carrying traffic: ', h('strong', { text: active.length ? active.join(', ') : 'none' })));
+    clear(notices);
+    const paused = untilMs(status.failover_paused_until);
+    if (paused && paused > Date.now()) {
+      notices.append(h('div', { class: 'notice notice-warn', testid: 'notice-paused', text: `Failover is paused (maintenance) until ${formatTime(paused)}.` }));
+    }
+    if (status.last_error) {
+      notices.append(h('div', { class: 'notice notice-error', testid: 'notice-error', text: `Last apply failed: ${status.last_error}` }));
+    }
+    if (!active.length && status.wans.length) {
+      notices.append(h('div', { class: 'notice notice-error', testid: 'notice-offline', text: 'No WAN is carrying traffic: the LAN has no internet access.' }));
+    }
+  }
+
+  const offStatus = onStream('status', apply);
+  const ticker = setInterval(() => cards.forEach(tickCard), 1000);
+  const cached = latestStatus();
+  if (cached) apply(cached);
+  await refresh();
+
+  return () => {
+    offStatus();
+    clearInterval(ticker);
+    charts.destroy();
+    log.destroy();
+  };
+}

@@ -1,0 +1,244 @@
+// Small helpers shared by every view: building DOM nodes, formatting figures, and
+// reading/writing values by TOML-style path ("wan_interfaces[0].weight").
+// Nothing here touches the DOM at import time, so the pure functions run under node's
+// test runner (router/web-ui-tests/).
+
+/**
+ * Create an element. attrs: class, text, testid, dataset {}, on {event: fn}, and any other
+ * attribute (boolean true sets it empty, false/null/undefined leave it out). Children may be
+ * nodes, strings, or arrays of them; null/false children are skipped.
+ * Text always goes in as text, never as HTML.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key === 'testid') el.dataset.testid = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key === 'on') for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
+    else if (key === 'value' && 'value' in el) el.value = value;
+    else if (key === 'checked' || key === 'selected' || key === 'disabled' || key === 'hidden' || key === 'multiple' || key === 'required' || key === 'readOnly') el[key] = !!value;
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : String(c));
+  }
+}
+
+/** Remove every child of an element. */
+export function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  return el;
+}
+
+// ---------- formatting ----------
+
+export const DASH = '—';
+
+/** bits per second -> "12.3 Mbit/s" */
+export function formatMbps(bps) {
+  if (bps === null || bps === undefined || !Number.isFinite(Number(bps))) return DASH;
+  const m = Number(bps) / 1e6;
+  let digits = 1;
+  if (m >= 100) digits = 0;
+  else if (m > 0 && m < 1) digits = 2;
+  return `${m.toFixed(digits)} Mbit/s`;
+}
+
+/** bits per second -> Mbit/s number for graphs (null stays null) */
+export function toMbps(bps) {
+  if (bps === null || bps === undefined || !Number.isFinite(Number(bps))) return null;
+  return Number(bps) / 1e6;
+}
+
+/** milliseconds -> "23.4 ms" (">= 100" without decimals) */
+export function formatMs(ms) {
+  if (ms === null || ms === undefined || !Number.isFinite(Number(ms))) return DASH;
+  const v = Number(ms);
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ms`;
+}
+
+export function formatPercent(p, digits = 1) {
+  if (p === null || p === undefined || !Number.isFinite(Number(p))) return DASH;
+  const v = Number(p);
+  return `${Number.isInteger(v) ? v : v.toFixed(digits)} %`;
+}
+
+/** A span of milliseconds -> "12s", "3m 12s", "1h 02m", "2d 3h". */
+export function formatDuration(ms) {
+  if (ms === null || ms === undefined || !Number.isFinite(Number(ms))) return DASH;
+  let s = Math.max(0, Math.floor(Number(ms) / 1000));
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const hr = Math.floor(s / 3600); s -= hr * 3600;
+  const m = Math.floor(s / 60); s -= m * 60;
+  if (d > 0) return `${d}d ${hr}h`;
+  if (hr > 0) return `${hr}h ${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m ${s}s`;
+  return `${s}s`;
+}
+
+/** Uptime in seconds -> "3d 4h 12m" */
+export function formatUptime(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(Number(seconds))) return DASH;
+  let s = Math.floor(Number(seconds));
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const hr = Math.floor(s / 3600); s -= hr * 3600;
+  const m = Math.floor(s / 60);
+  if (d > 0) return `${d}d ${hr}h ${m}m`;
+  if (hr > 0) return `${hr}h ${m}m`;
+  return `${m}m ${s - m * 60}s`;
+}
+
+/** Bytes -> "1.5 GiB" */
+export function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined || !Number.isFinite(Number(bytes))) return DASH;
+  let v = Number(bytes);
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Unix ms -> local "14:03:27", with the date when not today (or when full is set). */
+export function formatTime(ms, full = false) {
+  if (ms === null || ms === undefined || !Number.isFinite(Number(ms))) return DASH;
+  const d = new Date(Number(ms));
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  const today = new Date();
+  if (!full && d.toDateString() === today.toDateString()) return time;
+  const date = d.toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' });
+  return `${date} ${time}`;
+}
+
+/** "state_change" -> "state change" */
+export function humanize(key) {
+  return String(key).replace(/_/g, ' ');
+}
+
+// ---------- TOML-style paths ----------
+
+/** "wan_interfaces[0].weight" -> ["wan_interfaces", 0, "weight"] */
+export function parsePath(path) {
+  const parts = [];
+  const re = /([^.[\]]+)|\[(\d+)\]/g;
+  let m;
+  while ((m = re.exec(path)) !== null) {
+    if (m[2] !== undefined) parts.push(Number(m[2]));
+    else parts.push(m[1]);
+  }
+  return parts;
+}
+
+/** ["wan_interfaces", 0, "weight"] -> "wan_interfaces[0].weight" */
+export function joinPath(parts) {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${p}` : p;
+  }
+  return out;
+}
+
+/** Paths from the most to the least specific: a.b[0].c, a.b[0], a.b, a */
+export function pathAncestors(path) {
+  const parts = parsePath(path);
+  const out = [];
+  for (let n = parts.length; n > 0; n -= 1) out.push(joinPath(parts.slice(0, n)));
+  return out;
+}
+
+export function getPath(obj, path) {
+  let cur = obj;
+  for (const p of Array.isArray(path) ? path : parsePath(path)) {
+    if (cur === null || cur === undefined) return undefined;
+    cur = cur[p];
+  }
+  return cur;
+}
+
+/** Set a value, creating objects/arrays on the way; `undefined` deletes the key. */
+export function setPath(obj, path, value) {
+  const parts = Array.isArray(path) ? path : parsePath(path);
+  let cur = obj;
+  for (let i = 0; i < parts.length - 1; i += 1) {
+    const p = parts[i];
+    if (cur[p] === null || cur[p] === undefined || typeof cur[p] !== 'object') {
+      cur[p] = typeof parts[i + 1] === 'number' ? [] : {};
+    }
+    cur = cur[p];
+  }
+  const last = parts[parts.length - 1];
+  if (value === undefined) {
+    if (Array.isArray(cur) && typeof last === 'number') cur[last] = undefined;
+    else delete cur[last];
+  } else {
+    cur[last] = value;
+  }
+  return obj;
+}
+
+/**
+ * The data-testid of a config input: "config-<last key>-<parent path>", e.g.
+ * wan_interfaces[0].weight -> "config-weight-wan_interfaces[0]",
+ * health_check.retry_count -> "config-retry_count-health_check", a top-level key -> "config-<key>".
+ */
+export function configTestId(path) {
+  const parts = parsePath(path);
+  const last = parts[parts.length - 1];
+  if (parts.length === 1) return `config-${last}`;
+  const parent = joinPath(parts.slice(0, -1));
+  if (typeof last === 'number') return `config-item-${parent}-${last}`;
+  return `config-${last}-${parent}`;
+}
+
+// ---------- value parsing for inputs ----------
+
+/** "8.8.8.8, 8.8.4.4" or one per line -> ["8.8.8.8", "8.8.4.4"] */
+export function parseList(text) {
+  return String(text || '')
+    .split(/[\s,;]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function formatList(list) {
+  return Array.isArray(list) ? list.join(', ') : '';
+}
+
+/** A number input's text -> number, or undefined when empty, or NaN when not a number. */
+export function parseNumber(text) {
+  const t = String(text ?? '').trim();
+  if (t === '') return undefined;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : NaN;
+}
+
+/** Deep copy of plain JSON data. */
+export function clone(v) {
+  return v === undefined ? undefined : JSON.parse(JSON.stringify(v));
+}
+
+/** The WAN role shown on a card, from the server's `role` or the daemon's flags. */
+export function wanRole(w) {
+  if (w.role) return String(w.role);
+  if (w.disabled) return 'disabled';
+  if (w.maintenance_until) return 'maintenance';
+  if (w.active) return 'active';
+  return 'standby';
+}
+
+/** The state shown on a card: a disabled/maintained WAN shows grey "disabled". */
+export function wanDisplayState(w) {
+  const role = wanRole(w);
+  if (role === 'disabled' || role === 'maintenance') return 'disabled';
+  return w.state ? String(w.state) : 'unknown';
+}
