@@ -24,6 +24,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build"
 cargo build --workspace --release --locked
 
+step "web UI checks (pure helpers, no inline code, nothing from other origins)"
+command -v node >/dev/null || ensure_packages nodejs
+node --test router/web-ui-tests/*.test.mjs
+
 step "unit and namespace tests"
 # Two threads: each namespace test builds its own lab; more would only fight for 2 cores.
 cargo test --workspace --release --locked -- --test-threads=2
