@@ -10,3 +10,4 @@ pub mod daemon;
 pub mod events;
 pub mod health;
 pub mod plan;
+pub mod web;

@@ -113,6 +113,7 @@ fn three_wans_split_by_weight() {
         LabOpts {
             wans: 3,
             weights: weights.clone(),
+            ..LabOpts::default()
         },
     );
     let nft = lab.nft_table();

@@ -78,7 +78,7 @@ impl Router {
                 "seconds: {seconds} is not in 1..={MAX_MAINTENANCE_SECONDS}"
             ));
         }
-        let until = now_ms() / 1000 + u64::from(seconds);
+        let until = (now_ms() + u64::from(seconds) * 1000).div_ceil(1000);
         let minutes = format!("{:.1}", f64::from(seconds) / 60.0);
         let minutes = minutes.trim_end_matches(".0");
         match wan {
@@ -143,18 +143,28 @@ impl Router {
 
     /// End maintenance windows whose time is up; true if any ended.
     pub fn expire_overrides(&mut self) -> bool {
-        if !self.overrides.expire(now_ms() / 1000) {
+        let ended = self.overrides.expire(now_ms() / 1000);
+        if ended.is_empty() {
             return false;
         }
         if let Err(e) = self.store.save(&self.overrides) {
             tracing::warn!("cannot save overrides: {e}");
         }
         self.sync_all_health();
-        self.emit(Event::new(
-            EventKind::Operator,
-            None,
-            "maintenance window ended",
-        ));
+        for wan in ended {
+            let (who, msg) = if wan.is_empty() {
+                (
+                    None,
+                    "maintenance ended: failover decisions resume".to_string(),
+                )
+            } else {
+                (
+                    Some(wan.as_str()),
+                    format!("maintenance of {wan} ended: back in service"),
+                )
+            };
+            self.emit(Event::new(EventKind::Operator, who, msg));
+        }
         true
     }
 

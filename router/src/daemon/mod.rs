@@ -47,6 +47,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if let Err(e) = router.replan("start").await {
         tracing::error!("initial apply failed, retrying: {e}");
     }
+    router.configure_health();
 
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
     control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx)?;

@@ -64,7 +64,7 @@ impl Router {
     ) -> Result<Self, ApplyError> {
         let store = OverrideStore::new(&opts.state_dir);
         let config_store = ConfigStore::new(&opts.config);
-        let mut router = Self {
+        let router = Self {
             applier: Applier::new(NetlinkDriver::connect()?, NftDriver),
             conntrack: ConntrackNetlink::connect()?,
             overrides: store.load(),
@@ -86,12 +86,13 @@ impl Router {
             config_store,
             pending: None,
         };
-        router.configure_health();
         Ok(router)
     }
 
     /// (Re)build monitors, stats and probers for the current config. A WAN keeps its state
     /// and history across reloads; new WANs start Up so routing works before the first round.
+    /// Called after the first apply: probes need the WAN tables and `oif` rules in place,
+    /// or the first round is lost and a healthy WAN starts out looking lossy.
     pub fn configure_health(&mut self) {
         let hc = &self.cfg.health_check;
         let interval = Duration::from_secs_f64(hc.check_interval);
@@ -148,7 +149,7 @@ impl Router {
     /// Log a WAN state change; true if the planner's view of the WAN changed.
     fn note_transition(&mut self, wan: &str, t: Transition) -> bool {
         self.since.insert(wan.to_string(), now_ms());
-        let kind = if t.to == WanState::Degraded {
+        let kind = if t.to == WanState::Degraded && t.cause.contains("latency") {
             EventKind::HighLatency
         } else {
             EventKind::StateChange

@@ -47,12 +47,21 @@ impl Overrides {
         self.disabled.contains(wan) || self.maintenance.contains_key(wan)
     }
 
-    /// Drop maintenance windows that ended by `now`; true if anything changed.
-    pub fn expire(&mut self, now: u64) -> bool {
-        let before = (self.maintenance.len(), self.paused_until);
+    /// Drop maintenance windows that ended by `now`; the WANs whose window ended, with ""
+    /// for the router-wide pause.
+    pub fn expire(&mut self, now: u64) -> Vec<String> {
+        let mut ended: Vec<String> = self
+            .maintenance
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(wan, _)| wan.clone())
+            .collect();
         self.maintenance.retain(|_, until| *until > now);
-        self.paused_until = self.paused_until.filter(|until| *until > now);
-        before != (self.maintenance.len(), self.paused_until)
+        if self.paused_until.is_some_and(|until| until <= now) {
+            self.paused_until = None;
+            ended.push(String::new());
+        }
+        ended
     }
 }
 

@@ -246,8 +246,8 @@ fn maintenance_counts_as_disabled_until_it_expires() {
     let mut ov = Overrides::default();
     ov.maintenance.insert("wan2".into(), 1_000);
     assert_eq!(plan(&cfg, &healthy(&cfg), &ov).active_wans, ["wan1"]);
-    assert!(!ov.expire(999));
-    assert!(ov.expire(1_000));
+    assert!(ov.expire(999).is_empty());
+    assert_eq!(ov.expire(1_000), ["wan2"]);
     assert_eq!(
         plan(&cfg, &healthy(&cfg), &ov).active_wans,
         ["wan1", "wan2"]

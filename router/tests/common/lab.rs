@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 use routeros::daemon::control::{self, Request};
+use routeros::events::EventKind;
 use serde_json::Value;
 
 /// The LAN client, the router's LAN address and the internet hosts (see ci/lib/lab-common.sh).
@@ -64,13 +65,27 @@ pub fn wan_index(ip: IpAddr, wans: usize) -> Option<usize> {
     (1..=wans).find(|&i| IpAddr::V4(wan_addr(i)) == ip)
 }
 
-/// Knobs of `ci/lab.sh up`.
+/// Knobs of `ci/lab.sh up`. The defaults are the script's own.
 #[derive(Debug, Clone)]
 pub struct LabOpts {
     /// LAB_WANS
     pub wans: usize,
     /// LAB_WEIGHTS, one per WAN
     pub weights: Vec<u32>,
+    /// LAB_CHECK_INTERVAL: `[health_check] check_interval` in seconds.
+    pub check_interval: f64,
+    /// LAB_CHECK_TIMEOUT: `[health_check] timeout_seconds`.
+    pub check_timeout: f64,
+    /// LAB_RETRY_COUNT: `[health_check] retry_count`.
+    pub retry_count: u32,
+    /// LAB_TARGETS: `[health_check] targets`; empty = the lab's two internet hosts.
+    pub targets: Vec<Ipv4Addr>,
+    /// LAB_HEALTH_TOML: extra lines inside `[health_check]`, e.g. `recovery_count = 3`.
+    pub health_toml: String,
+    /// LAB_ROUTING_TOML: extra lines inside `[routing]`.
+    pub routing_toml: String,
+    /// LAB_NO_DAEMON: build the topology only; start the daemon with [`Lab::daemon_start`].
+    pub no_daemon: bool,
 }
 
 impl Default for LabOpts {
@@ -78,7 +93,32 @@ impl Default for LabOpts {
         Self {
             wans: 2,
             weights: vec![2, 1],
+            check_interval: 1.0,
+            check_timeout: 1.0,
+            retry_count: 3,
+            targets: Vec::new(),
+            health_toml: String::new(),
+            routing_toml: String::new(),
+            no_daemon: false,
         }
+    }
+}
+
+impl LabOpts {
+    /// Fast probing for failover tests: a round every `interval` s, each probe waiting
+    /// `timeout` s, down after `retry_count` failed rounds, up after `recovery_count` good ones.
+    pub fn fast_health(
+        mut self,
+        interval: f64,
+        timeout: f64,
+        retry_count: u32,
+        recovery_count: u32,
+    ) -> Self {
+        self.check_interval = interval;
+        self.check_timeout = timeout;
+        self.retry_count = retry_count;
+        self.health_toml = format!("{}recovery_count = {recovery_count}\n", self.health_toml);
+        self
     }
 }
 
@@ -127,7 +167,9 @@ impl Lab {
             "[{prefix}] lab up in {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        lab.wait_daemon_ready();
+        if !lab.opts.no_daemon {
+            lab.wait_daemon_ready();
+        }
         lab
     }
 
@@ -167,7 +209,17 @@ impl Lab {
             .env("LAB_BIN", &self.bin_dir)
             .env("LAB_DIR", &self.dir)
             .env("LAB_WANS", self.opts.wans.to_string())
-            .env("LAB_WEIGHTS", weights.join(" "));
+            .env("LAB_WEIGHTS", weights.join(" "))
+            .env("LAB_CHECK_INTERVAL", self.opts.check_interval.to_string())
+            .env("LAB_CHECK_TIMEOUT", self.opts.check_timeout.to_string())
+            .env("LAB_RETRY_COUNT", self.opts.retry_count.to_string())
+            .env("LAB_HEALTH_TOML", &self.opts.health_toml)
+            .env("LAB_ROUTING_TOML", &self.opts.routing_toml)
+            .env("LAB_NO_DAEMON", if self.opts.no_daemon { "1" } else { "0" });
+        if !self.opts.targets.is_empty() {
+            let targets: Vec<String> = self.opts.targets.iter().map(|t| t.to_string()).collect();
+            cmd.env("LAB_TARGETS", targets.join(" "));
+        }
         cmd.output()
             .unwrap_or_else(|e| panic!("cannot run ci/lab.sh {sub}: {e}"))
     }
@@ -297,6 +349,240 @@ impl Lab {
     pub fn daemon_log_len(&self) -> usize {
         std::fs::metadata(self.daemon_log_path()).map_or(0, |m| m.len() as usize)
     }
+}
+
+// --- daemon state, kernel state and emulated failures ---------------------------------------
+
+/// One TCP entry of `conntrack -L` in the router namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtEntry {
+    /// Original tuple's source port (the LAN client's port, see [`EchoClient::local_port`]).
+    pub sport: u16,
+    /// Original tuple's destination port.
+    pub dport: u16,
+    /// The reply tuple's destination: the WAN address the connection was masqueraded to.
+    pub reply_dst: Option<Ipv4Addr>,
+    /// The conntrack mark (the WAN's mark under 0xff00).
+    pub mark: u32,
+    pub line: String,
+}
+
+impl Lab {
+    /// `status`, panicking (with the daemon log) unless the daemon answers `ok`.
+    pub fn status(&self) -> Value {
+        match self.control(&Request::Status) {
+            Ok(s) if s["ok"] == true => s,
+            other => panic!(
+                "[{}] status failed: {other:?}\n{}",
+                self.prefix,
+                self.daemon_log_tail(30)
+            ),
+        }
+    }
+
+    /// Poll `status` every 50 ms until `check` returns `Some`; returns it and how long it
+    /// took. On timeout panics naming `what`, with the last status of every WAN.
+    pub fn wait_status<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Value) -> Option<T>,
+    ) -> (T, Duration) {
+        let start = Instant::now();
+        loop {
+            let status = self.status();
+            if let Some(found) = check(&status) {
+                return (found, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "[{}] not within {timeout:?}: {what}\nlast status:\n{}\n{}",
+                self.prefix,
+                status_summary(&status),
+                self.daemon_log_tail(40)
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Events after `since_ms` (Unix ms), oldest first, optionally of one kind and/or WAN.
+    pub fn events(&self, since_ms: u64, kind: Option<EventKind>, wan: Option<&str>) -> Vec<Value> {
+        let req = Request::Events {
+            since_ms: Some(since_ms),
+            wan: wan.map(str::to_string),
+            kind,
+        };
+        let answer = self
+            .control(&req)
+            .unwrap_or_else(|e| panic!("[{}] events: {e}", self.prefix));
+        answer["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("events answer without `events`: {answer}"))
+            .clone()
+    }
+
+    /// The TCP conntrack entries in the router namespace whose original destination port
+    /// is `dport`.
+    pub fn conntrack_tcp(&self, dport: u16) -> Vec<CtEntry> {
+        let port = dport.to_string();
+        let out = run_ok(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.rtr(),
+                "conntrack",
+                "-L",
+                "-p",
+                "tcp",
+                "--dport",
+                &port,
+            ],
+        );
+        out.lines().filter_map(parse_ct_line).collect()
+    }
+
+    /// `nft list chain ip routeros CHAIN` in the router namespace.
+    pub fn nft_chain(&self, chain: &str) -> String {
+        run_ok(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.rtr(),
+                "nft",
+                "list",
+                "chain",
+                "ip",
+                "routeros",
+                chain,
+            ],
+        )
+    }
+
+    /// `ip -4 route show table TABLE` in the router namespace.
+    pub fn route_table(&self, table: &str) -> String {
+        run_ok(
+            "ip",
+            &["-4", "-n", &self.rtr(), "route", "show", "table", table],
+        )
+    }
+
+    /// ISP `i` loses its uplink (`ip link set dev up down` in its namespace): it still
+    /// answers ARP and pings to itself, and the router's WAN keeps carrier, but it forwards
+    /// nothing to the internet (it answers "network unreachable", as a router without an
+    /// upstream does). `false` brings the uplink back with its default route.
+    pub fn isp_uplink(&self, i: usize, up: bool) {
+        let isp = self.isp(i);
+        let state = if up { "up" } else { "down" };
+        run_ok("ip", &["-n", &isp, "link", "set", "dev", "up", state]);
+        if up {
+            // Setting a link down deletes the routes through it.
+            let gw = Ipv4Addr::new(203, 0, 113, u8::try_from(129 + 2 * i).expect("i <= 16"));
+            run_ok(
+                "ip",
+                &[
+                    "-n",
+                    &isp,
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    &gw.to_string(),
+                ],
+            );
+        }
+    }
+
+    /// ISP `i` silently drops everything it would forward (an nft `policy drop` forward
+    /// chain in its namespace), in both directions; no carrier change, no ICMP errors.
+    /// `false` removes the rule.
+    pub fn isp_blackhole(&self, i: usize, on: bool) {
+        let script = if on {
+            "table ip lab_fault {\n\tchain forward {\n\t\ttype filter hook forward priority -10; policy drop;\n\t}\n}\n"
+        } else {
+            "delete table ip lab_fault\n"
+        };
+        nft_in(&self.isp(i), script);
+    }
+
+    /// The veth peer of the router's `wan<i>` (`down` in ISP `i`) goes down or up: the
+    /// router's WAN loses or regains carrier.
+    pub fn isp_carrier(&self, i: usize, up: bool) {
+        let state = if up { "up" } else { "down" };
+        run_ok(
+            "ip",
+            &["-n", &self.isp(i), "link", "set", "dev", "down", state],
+        );
+    }
+}
+
+fn parse_ct_line(line: &str) -> Option<CtEntry> {
+    let field = |key: &str, nth: usize| -> Option<&str> {
+        line.split_whitespace()
+            .filter_map(|w| w.strip_prefix(key))
+            .nth(nth)
+    };
+    Some(CtEntry {
+        sport: field("sport=", 0)?.parse().ok()?,
+        dport: field("dport=", 0)?.parse().ok()?,
+        reply_dst: field("dst=", 1).and_then(|a| a.parse().ok()),
+        mark: field("mark=", 0).and_then(|m| m.parse().ok()).unwrap_or(0),
+        line: line.to_string(),
+    })
+}
+
+/// The entry of WAN `name` in a status answer (panics if there is none).
+pub fn wan<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["wans"]
+        .as_array()
+        .and_then(|ws| ws.iter().find(|w| w["name"] == name))
+        .unwrap_or_else(|| panic!("no WAN {name} in status: {status}"))
+}
+
+/// One line per WAN with what failover tests look at, for failure messages.
+pub fn status_summary(status: &Value) -> String {
+    let mut lines = vec![format!("active_wans={}", status["active_wans"])];
+    for w in status["wans"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "  {} state={} active={} usable={} carrier={} disabled={} gateway={} latency_ms={} loss%={} connections={}",
+            w["name"].as_str().unwrap_or("?"),
+            w["state"],
+            w["active"],
+            w["usable"],
+            w["carrier"],
+            w["disabled"],
+            w["gateway"],
+            w["latency_ms"],
+            w["loss_percent"],
+            w["connections"]
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Load an nft script (`nft -f -`) in namespace `ns`.
+pub fn nft_in(ns: &str, script: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nft");
+    child
+        .stdin
+        .take()
+        .expect("nft stdin")
+        .write_all(script.as_bytes())
+        .expect("write nft script");
+    let out = child.wait_with_output().expect("wait for nft");
+    assert!(
+        out.status.success(),
+        "nft -f in {ns} failed ({}): {}\nscript:\n{script}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Lab {

@@ -2,6 +2,7 @@
 //! fresh network namespace, so nothing it does is visible to the host or to other tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod delay;
 pub mod lab;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,56 @@
+//! `routeros-web`: the management UI and REST API. Runs unprivileged; every change goes
+//! through the daemon's control socket. See docs/web-api.md.
+
+use clap::Parser;
+use routeros::daemon::control::DEFAULT_SOCKET;
+use routeros::web::{self, Options};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Phoenix Nexus router: web UI and REST API")]
+struct Args {
+    /// Address of the UI (and API) listener.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen_ui: SocketAddr,
+    /// Address of the API-only listener.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    listen_api: SocketAddr,
+    /// Control socket of routeros-watchdog.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Users, API keys, audit log and setup state.
+    #[arg(long, default_value = "/var/lib/routeros-web")]
+    data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = Options::new(args.socket, args.data_dir);
+    match runtime.block_on(web::serve(opts, args.listen_ui, args.listen_api)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("routeros-web: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

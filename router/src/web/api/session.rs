@@ -1,0 +1,148 @@
+//! Login, logout and "who am I".
+
+use crate::web::auth::{
+    origin_matches, AnyUser, Credential, Role, COOKIE, DEFAULT_PASSWORD, DEFAULT_USER, SESSION_MAX,
+};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::{is_lan_address, ApiJson, ClientIp};
+use crate::web::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub username: String,
+    pub role: Role,
+    /// The default password is still in force: only the setup routes are open.
+    pub setup_required: bool,
+    /// The setup wizard (`POST /api/v1/setup/apply`) was completed once.
+    pub wizard_done: bool,
+}
+
+fn session_info(state: &AppState, username: &str, role: Role) -> SessionInfo {
+    SessionInfo {
+        username: username.into(),
+        role,
+        setup_required: state.users.default_password_active(),
+        wizard_done: state.wizard.done(),
+    }
+}
+
+/// Audit entries name at most this much of a user name someone typed.
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Log in with a password; sets the `rsid` session cookie.
+#[utoipa::path(post, path = "/api/v1/login", tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, body = SessionInfo, description = "logged in; Set-Cookie: rsid"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "5 failures per minute per address"),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Response> {
+    // A browser always sends Origin on POST: a foreign one is a login-CSRF attempt.
+    if headers.contains_key(header::ORIGIN) && !origin_matches(&headers) {
+        return Err(ApiError::Origin);
+    }
+    state
+        .limiter
+        .check(ip)
+        .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    let default_login = state.users.default_password_active()
+        && body.username == DEFAULT_USER
+        && body.password == DEFAULT_PASSWORD;
+    if default_login && !is_lan_address(ip) {
+        state
+            .audit
+            .record_as(
+                DEFAULT_USER,
+                None,
+                ip,
+                "login_refused",
+                json!({ "reason": "default password from outside the LAN" }),
+            )
+            .await;
+        return Err(ApiError::Forbidden(
+            "the default password only works from the LAN".into(),
+        ));
+    }
+    let Some(role) = state
+        .users
+        .check(&body.username, &body.password, &state.hasher)
+        .await
+    else {
+        state.limiter.fail(ip);
+        state
+            .audit
+            .record_as(
+                &shorten(&body.username),
+                None,
+                ip,
+                "login_failed",
+                json!({}),
+            )
+            .await;
+        return Err(ApiError::Unauthorized);
+    };
+    let token = state.sessions.create(&body.username, role);
+    state
+        .audit
+        .record_as(&body.username, Some(role), ip, "login", json!({}))
+        .await;
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_MAX.as_secs()
+    );
+    let mut response = Json(session_info(&state, &body.username, role)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok(response)
+}
+
+/// End the session (clears the cookie).
+#[utoipa::path(post, path = "/api/v1/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    who: AnyUser,
+) -> Response {
+    if let Credential::Session(token) = &who.credential {
+        state.sessions.remove(token);
+    }
+    state.audit.record(&who, ip, "logout", json!({})).await;
+    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Who is logged in, with which role, and whether setup is still required.
+#[utoipa::path(get, path = "/api/v1/session", tag = "auth",
+    responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody)))]
+pub async fn session(State(state): State<AppState>, who: AnyUser) -> Json<SessionInfo> {
+    Json(session_info(&state, &who.username, who.role))
+}

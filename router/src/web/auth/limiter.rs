@@ -1,0 +1,98 @@
+//! Failed-login limit per client address: after `max` failures within `window`, further
+//! attempts from that address answer 429 until the oldest failure leaves the window. Bad API
+//! keys count as failures too (each costs an argon2 run).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Addresses tracked at most; past this, addresses without recent failures are forgotten.
+const MAX_TRACKED: usize = 10_000;
+
+pub struct LoginLimiter {
+    max: usize,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl Default for LoginLimiter {
+    /// 5 failures per minute.
+    fn default() -> Self {
+        Self::new(5, Duration::from_secs(60))
+    }
+}
+
+impl LoginLimiter {
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when this address may not try now.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().expect("limiter lock");
+        let Some(times) = map.get_mut(&ip) else {
+            return Ok(());
+        };
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            times.pop_front();
+        }
+        if times.len() < self.max {
+            return Ok(());
+        }
+        let oldest = *times.front().expect("non-empty");
+        let wait = self.window.saturating_sub(now.duration_since(oldest));
+        Err(wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    pub fn fail(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().expect("limiter lock");
+        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
+            let window = self.window;
+            map.retain(|_, t| t.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        let times = map.entry(ip).or_default();
+        times.push_back(now);
+        while times.len() > self.max {
+            times.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_failures_then_wait() {
+        let l = LoginLimiter::default();
+        let a: IpAddr = "192.168.1.10".parse().unwrap();
+        let b: IpAddr = "192.168.1.11".parse().unwrap();
+        for _ in 0..5 {
+            assert!(l.check(a).is_ok());
+            l.fail(a);
+        }
+        let wait = l.check(a).unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(l.check(b).is_ok(), "other addresses are not affected");
+    }
+
+    #[test]
+    fn window_expires() {
+        let l = LoginLimiter::new(1, Duration::from_millis(20));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        l.fail(a);
+        assert!(l.check(a).is_err());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(l.check(a).is_ok());
+    }
+}

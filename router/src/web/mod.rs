@@ -1,0 +1,302 @@
+//! `routeros-web`: the management UI (port 8080) and REST API (8081, and 8080 too) of the
+//! router. It runs unprivileged and changes nothing itself: every action is a request on
+//! the daemon's control socket. The contract is `docs/web-api.md`.
+//!
+//! Layout: [`api`] handlers per area, [`auth`] users/sessions/keys/roles, [`daemon`] the
+//! socket client, [`telemetry`] the 1 s status poller behind `/status`, `/stream` and
+//! `/metrics`, [`audit`] the change log, [`error`] the one error type, [`extract`] body and
+//! query extractors, [`wizard`] first-boot setup, [`ui`] the embedded static files.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod daemon;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod store;
+pub mod telemetry;
+pub mod ui;
+pub mod wizard;
+
+use auth::{HashCost, Hasher, KeyStore, LoginLimiter, Sessions, UserStore};
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue};
+use axum::routing::{on, MethodFilter};
+use axum::Router;
+use error::ApiError;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use telemetry::Telemetry;
+use tokio::sync::{watch, Semaphore};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Largest request body accepted (a config is a few KiB).
+const BODY_LIMIT: usize = 1 << 20;
+
+pub struct Options {
+    pub socket: PathBuf,
+    /// users.json, keys.json, audit.jsonl, setup.json.
+    pub data_dir: PathBuf,
+    pub hash_cost: HashCost,
+    pub daemon_timeout: Duration,
+    /// Event streams open at once at most.
+    pub max_streams: usize,
+}
+
+impl Options {
+    pub fn new(socket: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+            data_dir: data_dir.into(),
+            hash_cost: HashCost::Standard,
+            daemon_timeout: Duration::from_secs(10),
+            max_streams: 256,
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct Shared {
+    pub daemon: daemon::DaemonClient,
+    pub users: UserStore,
+    pub sessions: Sessions,
+    pub keys: KeyStore,
+    pub limiter: LoginLimiter,
+    pub hasher: Hasher,
+    pub audit: audit::AuditLog,
+    pub telemetry: Arc<Telemetry>,
+    pub wizard: wizard::WizardStore,
+    pub streams: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The application: state, routers for both ports, the poller, shutdown.
+pub struct WebApp {
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+}
+
+impl WebApp {
+    /// Open the data directory (created 0700 if missing) and set up the state.
+    pub fn new(opts: Options) -> std::io::Result<Self> {
+        store::ensure_dir(&opts.data_dir)?;
+        let daemon = daemon::DaemonClient::new(&opts.socket, opts.daemon_timeout);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Shared {
+            telemetry: Arc::new(Telemetry::new(daemon.clone())),
+            daemon,
+            users: UserStore::open(&opts.data_dir)?,
+            sessions: Sessions::default(),
+            keys: KeyStore::open(&opts.data_dir)?,
+            limiter: LoginLimiter::default(),
+            hasher: Hasher::new(opts.hash_cost),
+            audit: audit::AuditLog::new(&opts.data_dir),
+            wizard: wizard::WizardStore::open(&opts.data_dir)?,
+            streams: Arc::new(Semaphore::new(opts.max_streams)),
+            shutdown: shutdown_rx,
+        };
+        Ok(Self {
+            state: AppState(Arc::new(shared)),
+            shutdown,
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The API port's router: `/api/v1/*` and `/metrics`.
+    pub fn api_router(&self) -> Router {
+        let table = api_routes();
+        let router = table
+            .router
+            .fallback(|| async { ApiError::NotFound("no such route".into()) })
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+            .with_state(self.state.clone());
+        harden(router)
+    }
+
+    /// The UI port's router: the API plus the embedded UI files.
+    pub fn ui_router(&self) -> Router {
+        let router = api_routes()
+            .router
+            .fallback(ui::serve)
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+            .with_state(self.state.clone());
+        harden(router)
+    }
+
+    /// Start the 1 s status/events poller (ends on [`WebApp::shutdown`]).
+    pub fn spawn_poller(&self) -> tokio::task::JoinHandle<()> {
+        let telemetry = self.state.telemetry.clone();
+        tokio::spawn(telemetry.run(self.state.shutdown.clone()))
+    }
+
+    /// Stop the poller and end the event streams.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.state.shutdown.clone()
+    }
+}
+
+/// The API routes, recorded as they are added so tests can compare them with the OpenAPI
+/// document: this is the only place routes are defined.
+pub struct RouteTable {
+    router: Router<AppState>,
+    /// `(METHOD, path)`.
+    pub routes: Vec<(String, String)>,
+}
+
+impl RouteTable {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn add<H, T>(mut self, method: &str, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "DELETE" => MethodFilter::DELETE,
+            other => panic!("unsupported method {other}"),
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.routes.push((method.to_string(), path.to_string()));
+        self
+    }
+}
+
+/// Every API route with its handler.
+pub fn api_routes() -> RouteTable {
+    use api::*;
+    RouteTable::new()
+        .add("POST", "/api/v1/login", session::login)
+        .add("POST", "/api/v1/logout", session::logout)
+        .add("GET", "/api/v1/session", session::session)
+        .add("GET", "/api/v1/setup", setup::get_setup)
+        .add("POST", "/api/v1/setup/password", setup::set_password)
+        .add("POST", "/api/v1/setup/apply", setup::apply)
+        .add("GET", "/api/v1/status", status::status)
+        .add("GET", "/api/v1/events", status::events)
+        .add("GET", "/api/v1/history/{wan}", status::history)
+        .add("GET", "/api/v1/stream", stream::stream)
+        .add("POST", "/api/v1/wans/{wan}/disable", wans::disable)
+        .add("POST", "/api/v1/wans/{wan}/enable", wans::enable)
+        .add("POST", "/api/v1/wans/{wan}/maintenance", wans::maintenance)
+        .add("GET", "/api/v1/wans/{wan}/impact", wans::impact)
+        .add("GET", "/api/v1/config", config::get_config)
+        .add("PUT", "/api/v1/config", config::put_config)
+        .add("POST", "/api/v1/config/confirm", config::confirm)
+        .add("GET", "/api/v1/config/history", config::history)
+        .add("POST", "/api/v1/config/rollback", config::rollback)
+        .add("GET", "/api/v1/users", users::list)
+        .add("POST", "/api/v1/users", users::create)
+        .add("DELETE", "/api/v1/users/{name}", users::delete)
+        .add("GET", "/api/v1/keys", keys::list)
+        .add("POST", "/api/v1/keys", keys::create)
+        .add("DELETE", "/api/v1/keys/{id}", keys::delete)
+        .add("GET", "/api/v1/audit", audit::list)
+        .add("GET", "/api/v1/openapi.json", openapi::openapi_json)
+        .add("GET", "/metrics", metrics::metrics)
+}
+
+/// Body limit and security headers on every answer. No CORS layer: cross-origin reads are
+/// refused by browsers, and cross-origin changes by the Origin check.
+fn harden(router: Router) -> Router {
+    let set = |name, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    router
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// Run both listeners until SIGTERM/SIGINT.
+pub async fn serve(
+    opts: Options,
+    listen_ui: SocketAddr,
+    listen_api: SocketAddr,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let app = WebApp::new(opts).context("cannot open the data directory")?;
+    let ui = tokio::net::TcpListener::bind(listen_ui)
+        .await
+        .with_context(|| format!("cannot listen on {listen_ui}"))?;
+    let api = tokio::net::TcpListener::bind(listen_api)
+        .await
+        .with_context(|| format!("cannot listen on {listen_api}"))?;
+    if !ui::has_index() {
+        tracing::warn!("no web-ui/index.html was embedded: the UI port serves the API only");
+    }
+    tracing::info!(ui = %listen_ui, api = %listen_api, "routeros-web listening");
+    let poller = app.spawn_poller();
+    let stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let ui_server = axum::serve(
+        ui,
+        app.ui_router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop(app.shutdown_signal()));
+    let api_server = axum::serve(
+        api,
+        app.api_router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop(app.shutdown_signal()));
+    let signals = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping");
+        app.shutdown();
+        Ok::<(), std::io::Error>(())
+    };
+    let (ui_result, api_result, signal_result) = tokio::join!(ui_server, api_server, signals);
+    ui_result.context("UI listener")?;
+    api_result.context("API listener")?;
+    signal_result.context("signal handler")?;
+    let _ = poller.await;
+    Ok(())
+}
