@@ -21,9 +21,6 @@ step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build"
-cargo build --workspace --release --locked
-
 step "web UI checks (pure helpers, no inline code, nothing from other origins)"
 command -v node >/dev/null || ensure_packages nodejs
 node --test router/web-ui-tests/*.test.mjs
@@ -35,6 +32,8 @@ cargo test --workspace --release --locked -- --test-threads=2
 if (( ! quick )); then
   step "benchmark: throughput and rule-apply time"
   ci/bench-throughput.sh
+  step "benchmark: failover outage, lost connections, flapping"
+  ci/bench-failover.sh
 fi
 
 step "all tests passed"

@@ -1,6 +1,7 @@
-//! Applying a whole plan as close to all-or-nothing as the kernel allows: the nft script is
-//! dry-run first, routes and rules are synced, then the table is swapped in one transaction.
-//! If a later step fails, the routes go back to the previously applied plan.
+//! Applying a whole plan as close to all-or-nothing as the kernel allows: the nft table is
+//! swapped in one transaction (a refused script changes nothing), then routes and rules are
+//! synced; if that fails, routes and table go back to the previously applied plan. Two
+//! kernel round trips at most, because a failover waits for this.
 
 use super::{ApplyError, FirewallDriver, RouteDriver};
 use crate::plan::Plan;
@@ -46,20 +47,14 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
 
     pub async fn apply(&mut self, plan: &Plan) -> Result<Outcome, ApplyError> {
         let start = Instant::now();
-        let same_script = self.applied.as_ref().map(|p| &p.nft) == Some(&plan.nft)
-            && self.firewall.current().await?.is_some();
+        // Our own record decides: listing the table first would cost a process per apply.
+        let same_script = self.applied.as_ref().map(|p| &p.nft) == Some(&plan.nft);
         if !same_script {
-            self.firewall.check(&plan.nft).await?;
+            self.firewall.apply(&plan.nft).await?;
         }
         if let Err(e) = self.routes.sync(&plan.routes, &plan.rules).await {
-            self.restore_routes().await;
+            self.restore(!same_script).await;
             return Err(e);
-        }
-        if !same_script {
-            if let Err(e) = self.firewall.apply(&plan.nft).await {
-                self.restore_routes().await;
-                return Err(e);
-            }
         }
         self.applied = Some(plan.clone());
         Ok(Outcome {
@@ -68,10 +63,17 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
         })
     }
 
-    async fn restore_routes(&mut self) {
-        if let Some(prev) = &self.applied {
-            if let Err(e) = self.routes.sync(&prev.routes, &prev.rules).await {
-                tracing::error!("could not restore the previous routes: {e}");
+    /// Put the previous plan back after a failed route sync.
+    async fn restore(&mut self, firewall_too: bool) {
+        let Some(prev) = &self.applied else {
+            return;
+        };
+        if let Err(e) = self.routes.sync(&prev.routes, &prev.rules).await {
+            tracing::error!("could not restore the previous routes: {e}");
+        }
+        if firewall_too {
+            if let Err(e) = self.firewall.apply(&prev.nft).await {
+                tracing::error!("could not restore the previous nft table: {e}");
             }
         }
     }
@@ -108,15 +110,11 @@ mod tests {
     }
 
     impl FirewallDriver for Fake {
-        async fn check(&mut self, _: &str) -> Result<(), ApplyError> {
-            self.log.lock().unwrap().push("check".into());
+        async fn apply(&mut self, s: &str) -> Result<(), ApplyError> {
+            self.log.lock().unwrap().push(format!("nft {s}"));
             if self.fail_nft {
                 return Err(ApplyError::Nft("syntax".into()));
             }
-            Ok(())
-        }
-        async fn apply(&mut self, s: &str) -> Result<(), ApplyError> {
-            self.log.lock().unwrap().push(format!("nft {s}"));
             Ok(())
         }
         async fn current(&mut self) -> Result<Option<String>, ApplyError> {
@@ -153,7 +151,7 @@ mod tests {
         let log = fake.log.clone();
         let mut a = Applier::new(fake.clone(), fake);
         assert!(run(a.apply(&plan(1, "x"))).is_err());
-        assert_eq!(*log.lock().unwrap(), ["check"]);
+        assert_eq!(*log.lock().unwrap(), ["nft x"], "no route touched");
         assert!(a.applied().is_none());
     }
 
@@ -169,7 +167,7 @@ mod tests {
         assert!(run(a.apply(&plan(3, "b"))).is_err());
         assert_eq!(
             *log.lock().unwrap(),
-            ["check", "sync 1", "nft a", "check", "sync 3", "sync 1"]
+            ["nft a", "sync 1", "nft b", "sync 3", "sync 1", "nft a"]
         );
         assert_eq!(a.applied(), Some(&plan(1, "a")));
     }
@@ -182,6 +180,6 @@ mod tests {
         run(a.apply(&plan(1, "a"))).unwrap();
         let second = run(a.apply(&plan(2, "a"))).unwrap();
         assert!(!second.firewall_replaced);
-        assert_eq!(*log.lock().unwrap(), ["check", "sync 1", "nft a", "sync 2"]);
+        assert_eq!(*log.lock().unwrap(), ["nft a", "sync 1", "sync 2"]);
     }
 }

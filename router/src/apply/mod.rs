@@ -48,8 +48,6 @@ pub trait LinkObserver {
 /// Our nftables table.
 #[allow(async_fn_in_trait)]
 pub trait FirewallDriver {
-    /// Dry-run the script: the kernel's verdict without changing anything.
-    async fn check(&mut self, script: &str) -> Result<(), ApplyError>;
     /// Replace our table with the script, atomically.
     async fn apply(&mut self, script: &str) -> Result<(), ApplyError>;
     /// Our table as the kernel lists it, or None when it does not exist.

@@ -45,10 +45,6 @@ impl NftDriver {
 }
 
 impl FirewallDriver for NftDriver {
-    async fn check(&mut self, script: &str) -> Result<(), ApplyError> {
-        Self::run(&["-c", "-f", "-"], Some(script)).await.map(drop)
-    }
-
     async fn apply(&mut self, script: &str) -> Result<(), ApplyError> {
         Self::run(&["-f", "-"], Some(script)).await.map(drop)
     }
