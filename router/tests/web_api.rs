@@ -801,6 +801,19 @@ async fn setup_flow_locks_everything_until_the_password_changes() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
+    // ... and not through a public name (DNS rebinding from a LAN browser).
+    let mut req =
+        Req::post("/api/v1/login").json(json!({"username": "admin", "password": "routeros123"}));
+    for (name, value) in [
+        (header::HOST, "rebind.evil.example:8080"),
+        (header::ORIGIN, "http://rebind.evil.example:8080"),
+    ] {
+        req.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let a = h.send(req).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.body["error"], "forbidden", "{}", a.text);
+
     let cookie = h.login("admin", "routeros123").await;
     let a = h
         .send(Req::get("/api/v1/session").cookie(&cookie).empty())
@@ -1076,7 +1089,7 @@ async fn status_combines_daemon_system_and_throughput() {
     assert_eq!(wan1["latency_ms"], 12.5);
     // 1 Mbit per sample over ~0.2 s.
     let rx = wan1["rx_bps"].as_f64().unwrap();
-    assert!(rx > 1e6 && rx < 1e7, "{rx}");
+    assert!(rx > 1e5 && rx < 1e8, "{rx}");
     let system = &a.body["system"];
     assert!(system["mem_total"].as_u64().unwrap() > 0);
     assert!(system["uptime_s"].as_u64().unwrap() > 0);

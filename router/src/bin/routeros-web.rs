@@ -25,7 +25,22 @@ struct Args {
     data_dir: PathBuf,
 }
 
+/// Large allocations (argon2's 7 MiB work area per login or key check) are mmap'd and
+/// unmapped on free. Left alone, glibc raises its mmap threshold after the first such free
+/// and keeps the area in the arena of whichever blocking thread ran the hash, for good.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_allocations_to_the_os() {
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_allocations_to_the_os() {}
+
 fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

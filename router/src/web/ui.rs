@@ -49,7 +49,13 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         file.data.into_owned().into_response()
     };
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(file.metadata.mimetype()) {
+    let mime = file.metadata.mimetype();
+    let mime = if mime.starts_with("text/") || mime.ends_with("json") || mime.ends_with("+xml") {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    if let Ok(v) = HeaderValue::from_str(&mime) {
         headers.insert(header::CONTENT_TYPE, v);
     }
     if let Ok(v) = HeaderValue::from_str(&etag) {

@@ -14,6 +14,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_password_needs_a_local_host_name() {
+        for (host, ok) in [
+            ("192.168.1.1:8080", true),
+            ("router.lan", true),
+            ("routeros:8080", true),
+            ("localhost:8080", true),
+            ("[fd00::1]:8080", true),
+            ("gw.home.arpa", true),
+            ("rebind.evil.example:8080", false),
+            ("192.168.1.1.nip.io", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static(host));
+            assert_eq!(local_host_name(&h), ok, "{host}");
+        }
+        assert!(!local_host_name(&HeaderMap::new()));
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
@@ -40,6 +64,32 @@ fn session_info(state: &AppState, username: &str, role: Role) -> SessionInfo {
     }
 }
 
+/// Whether the Host the browser used is the router's address or a local name (an IP
+/// literal, `localhost`, a single label, or a name under .lan/.local/.home.arpa/.internal).
+/// A public DNS name pointing at the router can only come from DNS rebinding: a web page on
+/// a LAN machine must not be able to log in with the default password.
+pub fn local_host_name(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        return v6
+            .split(']')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h)
+    };
+    let name = name.trim_end_matches('.');
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || (!name.is_empty() && !name.contains('.'))
+        || [".lan", ".local", ".home.arpa", ".internal"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
+
 /// Audit entries name at most this much of a user name someone typed.
 fn shorten(s: &str) -> String {
     s.chars().take(64).collect()
@@ -63,34 +113,41 @@ pub async fn login(
     if headers.contains_key(header::ORIGIN) && !origin_matches(&headers) {
         return Err(ApiError::Origin);
     }
-    state
+    // Counted as a failure until it succeeds: parallel guesses cannot overrun the limit.
+    let mark = state
         .limiter
-        .check(ip)
+        .begin(ip)
         .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
     let default_login = state.users.default_password_active()
         && body.username == DEFAULT_USER
         && body.password == DEFAULT_PASSWORD;
-    if default_login && !is_lan_address(ip) {
-        state
-            .audit
-            .record_as(
-                DEFAULT_USER,
-                None,
-                ip,
-                "login_refused",
-                json!({ "reason": "default password from outside the LAN" }),
-            )
-            .await;
-        return Err(ApiError::Forbidden(
-            "the default password only works from the LAN".into(),
-        ));
+    if default_login {
+        let refusal = if !is_lan_address(ip) {
+            Some("the default password only works from the LAN")
+        } else if !local_host_name(&headers) {
+            Some("the default password only works with the router's address or a local name in the URL")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            state
+                .audit
+                .record_as(
+                    DEFAULT_USER,
+                    None,
+                    ip,
+                    "login_refused",
+                    json!({ "reason": reason }),
+                )
+                .await;
+            return Err(ApiError::Forbidden(reason.into()));
+        }
     }
     let Some(role) = state
         .users
         .check(&body.username, &body.password, &state.hasher)
         .await
     else {
-        state.limiter.fail(ip);
         state
             .audit
             .record_as(
@@ -103,6 +160,7 @@ pub async fn login(
             .await;
         return Err(ApiError::Unauthorized);
     };
+    state.limiter.forgive(ip, mark);
     let token = state.sessions.create(&body.username, role);
     state
         .audit

@@ -29,15 +29,27 @@ pub async fn status(State(state): State<AppState>, _who: Viewer) -> ApiResult<Re
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub wan: Option<String>,
-    pub kind: Option<EventKind>,
+    /// Parsed by hand so that `kind=` (empty) means "any".
+    pub kind: Option<String>,
     pub since_ms: Option<u64>,
+}
+
+const KINDS: &str = "state_change, high_latency, failover, config_change, operator";
+
+fn event_kind(kind: Option<String>) -> ApiResult<Option<EventKind>> {
+    match kind.filter(|k| !k.is_empty()) {
+        None => Ok(None),
+        Some(k) => serde_json::from_value(Value::String(k.clone()))
+            .map(Some)
+            .map_err(|_| ApiError::bad_field("kind", format!("`{k}` is not one of {KINDS}"))),
+    }
 }
 
 /// Recent daemon events, oldest first.
 #[utoipa::path(get, path = "/api/v1/events", tag = "status",
     params(
         ("wan" = Option<String>, Query, description = "only this WAN"),
-        ("kind" = Option<String>, Query, description = "state_change, high_latency, failover, config_change, operator"),
+        ("kind" = Option<String>, Query, description = "one of state_change, high_latency, failover, config_change, operator"),
         ("since_ms" = Option<u64>, Query, description = "only events after this Unix time (ms)"),
     ),
     responses((status = 200, body = Object, description = "{events:[...]}"),
@@ -53,7 +65,7 @@ pub async fn events(
         .ok(&Request::Events {
             since_ms: q.since_ms,
             wan: q.wan.filter(|w| !w.is_empty()),
-            kind: q.kind,
+            kind: event_kind(q.kind)?,
         })
         .await?;
     let events = answer.get("events").cloned().unwrap_or(json!([]));

@@ -98,18 +98,19 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         let key = match state.keys.lookup_cached(token) {
             Some(key) => key,
             None => {
+                // Each uncached key costs an argon2 run: bad keys count as failed logins.
                 let ip = client_ip(parts);
-                state
+                let mark = state
                     .limiter
-                    .check(ip)
+                    .begin(ip)
                     .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
-                match state.keys.authenticate(token, &state.hasher).await {
-                    Some(key) => key,
-                    None => {
-                        state.limiter.fail(ip);
-                        return Err(ApiError::Unauthorized);
-                    }
-                }
+                let key = state
+                    .keys
+                    .authenticate(token, &state.hasher)
+                    .await
+                    .ok_or(ApiError::Unauthorized)?;
+                state.limiter.forgive(ip, mark);
+                key
             }
         };
         return Ok(Principal {

@@ -53,8 +53,34 @@ impl LoginLimiter {
         Err(wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 
+    /// Count an attempt as a failure before it is checked (so concurrent guesses cannot
+    /// overrun the limit); `Err(seconds to wait)` when the address is at its limit. Call
+    /// [`LoginLimiter::forgive`] with the returned mark when the attempt succeeds.
+    pub fn begin(&self, ip: IpAddr) -> Result<Instant, u64> {
+        self.check(ip)?;
+        let mark = Instant::now();
+        self.record(ip, mark);
+        Ok(mark)
+    }
+
+    /// Undo [`LoginLimiter::begin`] for an attempt that succeeded.
+    pub fn forgive(&self, ip: IpAddr, mark: Instant) {
+        let mut map = self.failures.lock().expect("limiter lock");
+        if let Some(times) = map.get_mut(&ip) {
+            if let Some(i) = times.iter().position(|t| *t == mark) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                map.remove(&ip);
+            }
+        }
+    }
+
     pub fn fail(&self, ip: IpAddr) {
-        let now = Instant::now();
+        self.record(ip, Instant::now());
+    }
+
+    fn record(&self, ip: IpAddr, now: Instant) {
         let mut map = self.failures.lock().expect("limiter lock");
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             let window = self.window;
@@ -84,6 +110,20 @@ mod tests {
         let wait = l.check(a).unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
         assert!(l.check(b).is_ok(), "other addresses are not affected");
+    }
+
+    #[test]
+    fn begin_counts_until_forgiven() {
+        let l = LoginLimiter::new(2, Duration::from_secs(60));
+        let a: IpAddr = "192.168.1.10".parse().unwrap();
+        let m1 = l.begin(a).unwrap();
+        let _m2 = l.begin(a).unwrap();
+        assert!(
+            l.begin(a).is_err(),
+            "two attempts in flight use up the limit"
+        );
+        l.forgive(a, m1);
+        assert!(l.begin(a).is_ok());
     }
 
     #[test]
