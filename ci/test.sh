@@ -26,8 +26,9 @@ command -v node >/dev/null || ensure_packages nodejs
 node --test router/web-ui-tests/*.test.mjs
 
 step "unit and namespace tests"
-# Two threads: each namespace test builds its own lab; more would only fight for 2 cores.
-cargo test --workspace --release --locked -- --test-threads=2
+# Debug profile: a dozen test binaries with release LTO would cost more build time than the
+# tests take. Two threads: each namespace test builds its own lab; more would fight for 2 cores.
+cargo test --workspace --locked -- --test-threads=2
 
 if (( ! quick )); then
   step "benchmark: throughput and rule-apply time"
