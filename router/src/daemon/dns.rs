@@ -36,9 +36,7 @@ pub fn write(path: &Path, servers: &[Ipv4Addr]) -> std::io::Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
+    super::config_store::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]

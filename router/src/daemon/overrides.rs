@@ -1,8 +1,8 @@
 //! Operator overrides kept on disk (`<state-dir>/overrides.json`) so a disabled WAN or a
 //! maintenance window survives a daemon restart. Written atomically: temp file, fsync, rename.
 
+use super::config_store::write_atomic;
 use crate::plan::Overrides;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct OverrideStore {
@@ -29,11 +29,7 @@ impl OverrideStore {
     }
 
     pub fn save(&self, ov: &Overrides) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(ov)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)
+        write_atomic(&self.path, &serde_json::to_vec_pretty(ov)?)
     }
 }
 
