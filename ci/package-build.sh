@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Build the release binaries and the Debian package into target/debian/; prints the
+# package's path and size.
+#   ci/package-build.sh              cargo build --release --locked, then packaging/build-deb.sh
+#   ci/package-build.sh --no-cargo   package the binaries already in target/release
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib/deps.sh
+
+cargo_build=1
+[[ "${1:-}" == "--no-cargo" ]] && cargo_build=0
+
+# dpkg-dev: dpkg-shlibdeps and dpkg-parsechangelog; binutils: strip. Installing needs root.
+if [[ $(id -u) -eq 0 ]]; then
+  ensure_packages dpkg-dev binutils
+fi
+if (( cargo_build )); then
+  ensure_rust
+  cargo build --release --locked --bins
+fi
+
+deb=$(packaging/build-deb.sh --bin-dir target/release --out target/debian)
+printf '%s %s\n' "$deb" "$(du -h "$deb" | cut -f1)"

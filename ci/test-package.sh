@@ -1,0 +1,600 @@
+#!/usr/bin/env bash
+# Tests of the Debian package and setup.sh, as root, in throw-away machines made from a
+# debootstrapped Debian 12 root (cached as a tarball under target/ci-cache/): first entered with
+# chroot inside its own network, mount and PID namespaces, with veth ports eth0..eth3 and no
+# systemd; then booted with systemd-nspawn.
+#
+#   sudo ci/test-package.sh              build the package (ci/package-build.sh), then test it
+#   sudo ci/test-package.sh --no-build   test target/debian/routeros_<version>_<arch>.deb as it is
+#   sudo ci/test-package.sh --keep       leave the test root (target/ci-pkgtest/) for a look
+#
+# 1. lintian: no errors (warnings and informational tags are listed).
+# 2. The package: install, units valid (systemd-analyze verify), users, default config; install
+#    again; upgrade; remove keeps the config; install after remove; purge leaves nothing.
+# 3. setup.sh: --help; bad flags refused with a clear message and nothing changed on disk;
+#    --dry-run changes nothing; a failing run undoes everything; the real run with the seed's
+#    flags (config, netplan, LAN address, sysctl); the daemon and the web server started as the
+#    units would start them (socket group, web user); a re-run with other flags updates the
+#    config and keeps the user's edits; a failing re-run restores the previous set-up.
+# 4. The same root booted with systemd as PID 1 (systemd-nspawn, its own network namespace with
+#    four veth ports): setup.sh's real run has systemd-networkd configure the LAN port and
+#    systemd start both services under their hardened units (users, capabilities, socket
+#    group checked in /proc); a re-run reloads the daemon; a failing run restores the set-up
+#    and restarts the services; an upgrade restarts them; remove stops them; purge.
+# Takes about 3 minutes with the cached root; debootstrap adds 2-4 minutes on the first run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib/deps.sh
+require_root
+
+build=1 keep=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    --keep) keep=1 ;;
+    *) echo "unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+started=$SECONDS
+step() { printf '\n==== %s  (%ds)\n' "$*" $((SECONDS - started)); }
+PASS=0 FAIL=0 FAILED=()
+pass() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$1"; }
+fail() { FAIL=$((FAIL + 1)); FAILED+=("$1"); printf '  FAIL %s\n' "$1"; [[ -n ${2:-} ]] && printf '%s\n' "$2" | sed 's/^/       | /' | head -40; return 0; }
+# check NAME CMD...: the command must succeed.
+check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi; }
+
+ensure_packages lintian debootstrap dpkg-dev binutils zstd iproute2 util-linux systemd-container
+
+step "build"
+if (( build )); then
+  ci/package-build.sh
+fi
+version=$(awk '/^\[/ { s = $0 } s == "[workspace.package]" && /^version/ { gsub(/.*= *"|".*/, ""); print; exit }' Cargo.toml)
+DEB=target/debian/routeros_${version}_$(dpkg --print-architecture).deb
+[[ -f $DEB ]] || { echo "no $DEB: run without --no-build" >&2; exit 1; }
+DEB=$(realpath "$DEB")
+echo "$DEB ($(du -h "$DEB" | cut -f1))"
+
+# ---------------------------------------------------------------------------------------
+step "lintian"
+work_lintian=$(mktemp)
+lintian --display-level '>=info' "$DEB" 2>&1 | grep -v '^running with root privileges' >"$work_lintian" || true
+sed 's/^/  lintian: /' "$work_lintian"
+if grep -q '^E: ' "$work_lintian"; then
+  fail "lintian: errors" "$(grep '^E: ' "$work_lintian")"
+else
+  pass "lintian: no errors ($(grep -c '^W: ' "$work_lintian") warnings, $(grep -c '^I: ' "$work_lintian") informational tags)"
+fi
+
+check "package holds the files the seed names" bash -c "
+  list=\$(dpkg-deb -c '$DEB' | awk '{ print \$6 }')
+  for f in ./usr/bin/routeros-watchdog ./usr/bin/routeros-kill-switch ./usr/bin/routeros-web \
+           ./usr/lib/systemd/system/routeros-watchdog.service ./usr/lib/systemd/system/routeros-web.service \
+           ./usr/lib/sysctl.d/60-routeros.conf ./etc/logrotate.d/routeros ./usr/share/routeros/routeros.toml \
+           ./usr/lib/routeros/scripts/status.sh ./usr/lib/routeros/scripts/test_failover.sh; do
+    grep -qx \"\$f\" <<<\"\$list\" || { echo \"missing \$f\"; exit 1; }
+  done
+  ! grep -q '^./etc/fstab\$\|routeros-image' <<<\"\$list\" || { echo 'image-only files in the package'; exit 1; }
+  ! grep -q '^./opt/' <<<\"\$list\" || { echo 'files under /opt: dpkg would remove an empty /opt with them'; exit 1; }"
+check "conffiles: /etc/logrotate.d/routeros only" bash -c "
+  d=\$(mktemp -d); dpkg-deb -e '$DEB' \$d; [[ \$(cat \$d/conffiles) == /etc/logrotate.d/routeros ]]; rm -rf \$d"
+
+# ---------------------------------------------------------------------------------------
+step "test machine: Debian 12 root, namespaces, veth ports"
+suite=bookworm
+mirror=${PKGTEST_MIRROR:-http://deb.debian.org/debian}
+# What setup.sh and the package need, pre-installed: the test machine has no network to fetch.
+include=systemd,systemd-sysv,udev,dbus,nftables,iproute2,conntrack,netplan.io,adduser,procps,logrotate,libnss-systemd,python3-yaml
+key=$(printf '%s %s v1' "$suite" "$include" | sha256sum | cut -c1-12)
+cache=target/ci-cache/root-$suite-$key.tar.zst
+work=$(realpath -m target/ci-pkgtest)
+ROOT=$work/root
+NS=pnrpkg-rtr PEER=pnrpkg-peer
+BOOT_ROOT=$work/boot NSPAWN_PID="" BOOT_PID1=""
+stop_boot() { # power the booted machine off (SIGTERM asks its systemd to shut down)
+  [[ -n $NSPAWN_PID ]] || return 0
+  kill "$NSPAWN_PID" 2>/dev/null || true
+  for _ in $(seq 60); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$NSPAWN_PID" 2>/dev/null || true
+  wait "$NSPAWN_PID" 2>/dev/null || true
+  NSPAWN_PID=""
+}
+
+cleanup() {
+  stop_boot
+  ip netns del "$NS" 2>/dev/null || true
+  ip netns del "$PEER" 2>/dev/null || true
+  if (( keep )); then echo "test root kept in $ROOT"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+ip netns del "$NS" 2>/dev/null || true
+ip netns del "$PEER" 2>/dev/null || true
+rm -rf "$work"
+mkdir -p "$work" target/ci-cache
+
+if [[ ! -f $cache ]]; then
+  echo "debootstrap $suite (no cached root $cache)"
+  debootstrap --variant=minbase --include="$include" "$suite" "$work/bootstrap" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log"; exit 1; }
+  rm -f target/ci-cache/root-"$suite"-*.tar.zst
+  tar -C "$work/bootstrap" --zstd -cf "$cache.tmp" . && mv "$cache.tmp" "$cache"
+  rm -rf "$work/bootstrap"
+fi
+mkdir -p "$ROOT"
+tar -C "$ROOT" --zstd -xf "$cache"
+mkdir -p "$ROOT/root/pnr/target/debian"
+cp setup.sh "$ROOT/root/pnr/"
+cp "$DEB" "$ROOT/root/pnr/target/debian/"
+echo "root ready: $ROOT"
+
+# Router namespace: eth0, eth1 (WANs), eth2 (LAN), eth3 (spare); peers in $PEER act as the ISPs.
+ip netns add "$NS"
+ip netns add "$PEER"
+ip -n "$NS" link set lo up
+for i in 0 1 2 3; do
+  ip link add "eth$i" netns "$NS" type veth peer name "p$i" netns "$PEER"
+  ip -n "$PEER" link set "p$i" up
+done
+ip -n "$PEER" addr add 192.168.100.1/24 dev p0
+ip -n "$PEER" addr add 192.168.200.1/24 dev p1
+# The WANs' own addresses come from the ISP (DHCP or netplan) on a real box; here, by hand.
+for i in 0 1 3; do ip -n "$NS" link set "eth$i" up; done
+ip -n "$NS" addr add 192.168.100.2/24 dev eth0
+ip -n "$NS" addr add 192.168.200.2/24 dev eth1
+
+# in_root 'COMMANDS': run in the test machine (router netns, own mount and PID namespace,
+# chrooted, fresh /run, a clean environment). Extra environment: IN_ROOT_ENV="K=V ...".
+in_root() {
+  ip netns exec "$NS" unshare --mount --pid --fork --mount-proc="$ROOT/proc" /bin/bash -c '
+    set -e
+    root=$1
+    mount -t sysfs sysfs "$root/sys"
+    mount --rbind /dev "$root/dev"
+    mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+    exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+      $3 /bin/bash -c "$2"' _ "$ROOT" "$1" "${IN_ROOT_ENV:-}"
+}
+# check_root NAME 'COMMANDS': a check that runs in the test machine.
+check_root() { local out; if out=$(in_root "$2" 2>&1); then pass "$1"; else fail "$1" "$out"; fi; }
+
+# snapshot strict|content: every file of the test machine. strict: with times (nothing may have
+# been touched); content: with checksums, without the package manager's own records and logs.
+snapshot() {
+  local prune=(-path ./proc -o -path ./sys -o -path ./dev -o -path ./run -o -path ./tmp)
+  if [[ $1 == strict ]]; then
+    (cd "$ROOT" && find . -xdev \( "${prune[@]}" \) -prune -o -printf '%p %y %m %u %g %s %T@ %l\n') | sort
+  else
+    prune+=(-o -path ./var/log -o -path ./var/lib/dpkg -o -path ./var/lib/apt -o -path ./var/cache
+      -o -path './var/lib/systemd/deb-systemd-helper-*' -o -path './etc/*-')
+    (
+      cd "$ROOT"
+      find . -xdev \( "${prune[@]}" \) -prune -o -printf '%p %y %m %u %g %l\n'
+      find . -xdev \( "${prune[@]}" \) -prune -o -type f -print0 | xargs -0 -r sha256sum | awk '{ print $2, "sha256", $1 }'
+    ) | sort
+  fi
+}
+same_snapshot() { # same_snapshot NAME BEFORE AFTER
+  if diff <(echo "$2") <(echo "$3") >"$work/diff" 2>&1; then pass "$1"; else fail "$1" "$(head -30 "$work/diff")"; fi
+}
+
+SEED_FLAGS="--wan1-interface eth0 --wan1-gateway 192.168.100.1 --wan2-interface eth1 --wan2-gateway 192.168.200.1 --lan-interface eth2 --lan-network 192.168.1.0/24"
+PKGFILE=/root/pnr/target/debian/$(basename "$DEB")
+in_root 'cat /etc/os-release | head -1; ls /sys/class/net | xargs; [ ! -d /run/systemd/system ] && echo "systemd: not running (PID 1 is $(cat /proc/1/comm))"'
+
+# ---------------------------------------------------------------------------------------
+step "package: install"
+pristine=$(snapshot content)
+check_root "dpkg -i" "dpkg -i $PKGFILE"
+check_root "installed, users and group" '
+  dpkg-query -W -f="\${Status}" routeros | grep -qx "install ok installed"
+  getent group routeros >/dev/null
+  [ "$(getent passwd routeros-web | cut -d: -f7)" = /usr/sbin/nologin ]
+  id -nG routeros-web | tr " " "\n" | grep -qx routeros'
+check_root "default config created from the template, valid" '
+  cmp /usr/share/routeros/routeros.toml /opt/routeros/config/routeros.toml
+  [ "$(stat -c "%U:%G %a" /opt/routeros/config/routeros.toml)" = "root:routeros 640" ]
+  routeros-watchdog --check --config /opt/routeros/config/routeros.toml'
+check_root "routeros-kill-switch on PATH, scripts in /opt/routeros/scripts" '
+  [ "$(command -v routeros-kill-switch)" = /usr/bin/routeros-kill-switch ]
+  routeros-kill-switch --help >/dev/null
+  [ -x /opt/routeros/scripts/status.sh ] && [ -x /opt/routeros/scripts/test_failover.sh ]
+  /opt/routeros/scripts/test_failover.sh eth0 x 2>&1 | grep -q "must be a number"'
+check_root "units enabled, not started" '
+  [ -L /etc/systemd/system/multi-user.target.wants/routeros-watchdog.service ]
+  [ -L /etc/systemd/system/multi-user.target.wants/routeros-web.service ]
+  systemctl is-enabled routeros-watchdog.service routeros-web.service'
+check_root "systemd-analyze verify: both units valid" '
+  out=$(systemd-analyze verify routeros-watchdog.service routeros-web.service 2>&1); echo "$out"; [ -z "$out" ]'
+check_root "systemd-analyze verify would catch a broken unit" '
+  mkdir -p /tmp/bad; sed "s/^User=/Userr=/" /usr/lib/systemd/system/routeros-web.service >/tmp/bad/routeros-web.service
+  systemd-analyze verify /tmp/bad/routeros-web.service 2>&1 | grep -q "Unknown key .Userr."'
+check_root "hardening: only the watchdog has capabilities; the web unit runs as its own user" '
+  w=/usr/lib/systemd/system/routeros-watchdog.service u=/usr/lib/systemd/system/routeros-web.service
+  grep -qx "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW" $w
+  grep -q -- "--socket-group routeros" $w
+  grep -qx "CapabilityBoundingSet=" $u && grep -qx "User=routeros-web" $u && grep -qx "SupplementaryGroups=routeros" $u
+  for k in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes; do grep -qx $k $w && grep -qx $k $u; done
+  exposure() { systemd-analyze security --offline=true "$1" 2>/dev/null | sed -n "s/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p"; }
+  echo "exposure: watchdog $(exposure routeros-watchdog.service), web $(exposure routeros-web.service)"
+  awk -v e="$(exposure routeros-web.service)" "BEGIN { exit !(e != \"\" && e <= 2.0) }"'
+check_root "logrotate accepts its file (10 MB, like [logging] max_size)" '
+  logrotate -d /etc/logrotate.d/routeros >/dev/null 2>&1; grep -q "maxsize 10M" /etc/logrotate.d/routeros'
+
+step "package: install again, upgrade, remove, install after remove, purge"
+check_root "user edits the config" 'sed -i "s/^weight = 2 /weight = 5 /" /opt/routeros/config/routeros.toml; echo "# edited by the test" >>/opt/routeros/config/routeros.toml
+  routeros-watchdog --check --config /opt/routeros/config/routeros.toml'
+edited=$(cat "$ROOT/opt/routeros/config/routeros.toml")
+check_root "install the same package again" "dpkg -i $PKGFILE"
+check "  config kept" test "$edited" == "$(cat "$ROOT/opt/routeros/config/routeros.toml")"
+# An upgrade: the same package with a higher version.
+rm -rf "$work/upgrade" && dpkg-deb -R "$DEB" "$work/upgrade"
+sed -i "s/^Version: .*/Version: ${version}+pkgtest1/" "$work/upgrade/DEBIAN/control"
+dpkg-deb --root-owner-group -Zxz -b "$work/upgrade" "$ROOT/root/pnr/upgrade.deb" >/dev/null
+check_root "upgrade to ${version}+pkgtest1" "dpkg -i /root/pnr/upgrade.deb && [ \"\$(dpkg-query -W -f='\${Version}' routeros)\" = ${version}+pkgtest1 ]"
+check "  config kept" test "$edited" == "$(cat "$ROOT/opt/routeros/config/routeros.toml")"
+check_root "  units still enabled" 'systemctl is-enabled routeros-watchdog.service routeros-web.service'
+check_root "remove" 'dpkg -r routeros
+  dpkg-query -W -f="\${Status}" routeros | grep -qx "deinstall ok config-files"
+  [ ! -e /usr/bin/routeros-watchdog ] && [ ! -e /opt/routeros/scripts ] && [ ! -e /usr/lib/systemd/system/routeros-web.service ]'
+check "  config kept" test "$edited" == "$(cat "$ROOT/opt/routeros/config/routeros.toml")"
+check_root "  users and logrotate conffile kept" 'getent passwd routeros-web >/dev/null && [ -f /etc/logrotate.d/routeros ]'
+check_root "install after remove" "dpkg -i $PKGFILE && systemctl is-enabled routeros-watchdog.service routeros-web.service"
+check "  config kept" test "$edited" == "$(cat "$ROOT/opt/routeros/config/routeros.toml")"
+check_root "what the daemons write (history, state, log)" 'mkdir -p /opt/routeros/config/history /var/lib/routeros /var/lib/routeros-web
+  echo x >/opt/routeros/config/history/1.toml; echo x >/var/lib/routeros/plan.txt; echo x >/var/log/routeros.log; echo x >/var/log/routeros.log.1
+  chown routeros-web: /var/lib/routeros-web; echo x >/var/lib/routeros-web/users.json'
+check_root "purge" 'dpkg -P routeros; ! dpkg-query -W routeros 2>/dev/null | grep -q .
+  [ ! -e /opt/routeros ] && [ ! -e /var/lib/routeros ] && [ ! -e /var/lib/routeros-web ] && [ ! -e /var/log/routeros.log ]
+  ! getent passwd routeros-web && ! getent group routeros && ! getent group routeros-web
+  [ ! -e /etc/logrotate.d/routeros ] && ! ls /etc/systemd/system/*/routeros-* 2>/dev/null'
+mv "$ROOT/root/pnr/upgrade.deb" "$work/upgrade.deb"
+same_snapshot "purge leaves nothing behind (every file as before the install)" "$pristine" "$(snapshot content)"
+
+# ---------------------------------------------------------------------------------------
+step "setup.sh: --help, bad flags"
+chmod o+rx "$ROOT/root" "$ROOT/root/pnr"   # for the not-root check below
+check_root "--help" 'h=$(/root/pnr/setup.sh --help); for s in --wanN-interface "wan3 needs wan2" --lan-network --dry-run; do grep -qF -- "$s" <<<"$h"; done'
+
+# refused NAME EXPECTED-MESSAGE ARGS...: exit status 2, the message, nothing changed on disk.
+refused() {
+  local name=$1 expect=$2; shift 2
+  local before after out rc=0
+  before=$(snapshot strict)
+  out=$(in_root "${PRE:-true}; /root/pnr/setup.sh $*" 2>&1) || rc=$?
+  after=$(snapshot strict)
+  if (( rc != 2 )); then fail "refused: $name (exit $rc, not 2)" "$out"; return; fi
+  if ! grep -qF -- "$expect" <<<"$out"; then fail "refused: $name (no '$expect')" "$out"; return; fi
+  if [[ $before != "$after" ]]; then fail "refused: $name (files changed)" "$(diff <(echo "$before") <(echo "$after") | head)"; return; fi
+  pass "refused: $name: $(grep -F -- "$expect" <<<"$out" | head -1)"
+}
+seed() { echo "$SEED_FLAGS"; }
+refused "missing interface" "there is no network interface 'nosuch0'" "$(seed | sed 's/--wan2-interface eth1/--wan2-interface nosuch0/')"
+refused "same interface twice" "eth0 is already --wan1-interface" "$(seed | sed 's/--wan2-interface eth1/--wan2-interface eth0/')"
+refused "LAN port is a WAN port" "eth1 is already --wan2-interface" "$(seed | sed 's/--lan-interface eth2/--lan-interface eth1/')"
+refused "bad CIDR (prefix)" "'192.168.1.0/33' is not an IPv4 network" "$(seed | sed 's|192.168.1.0/24|192.168.1.0/33|')"
+refused "bad CIDR (address)" "'192.168.1.300/24' is not an IPv4 network" "$(seed | sed 's|192.168.1.0/24|192.168.1.300/24|')"
+refused "bad CIDR (no prefix)" "'192.168.1.0' is not an IPv4 network" "$(seed | sed 's|192.168.1.0/24|192.168.1.0|')"
+refused "CIDR with host bits" "192.168.1.5/24 has host bits set" "$(seed | sed 's|192.168.1.0/24|192.168.1.5/24|')"
+refused "bad gateway" "'192.168.100.256' is not a usable IPv4 address" "$(seed | sed 's/192.168.100.1/192.168.100.256/')"
+refused "gateway inside the LAN" "192.168.1.9 is inside the LAN" "$(seed | sed 's/192.168.200.1/192.168.1.9/')"
+refused "bad weight" "'0' is not a number from 1 to 255" "$(seed) --wan2-weight 0"
+refused "missing --lan-network" "--lan-network is required" "$(seed | sed 's|--lan-network 192.168.1.0/24||')"
+refused "wan3 flags without --wan3-interface" "without --wan3-interface" "$(seed) --wan3-gateway 10.3.0.1"
+refused "unknown flag" "unknown argument '--wan4-interface'" "$(seed) --wan4-interface eth3"
+refused "several problems at once" "3 problem(s)" "$(seed | sed 's/eth1/eth0/; s|/24|/40|; s/192.168.100.1/1.2.3/')"
+PRE='echo "ID=ubuntu
+VERSION_ID=\"22.04\"
+PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"" >/run/os-release; mount --bind /run/os-release /etc/os-release' \
+  refused "not Ubuntu 24.04 / Debian 12-13" "this is Ubuntu 22.04.4 LTS; setup.sh supports Ubuntu 24.04" "$(seed)"
+refused "not root" "run it as root" "--help >/dev/null; setpriv --reuid=65534 --regid=65534 --clear-groups /root/pnr/setup.sh $(seed)"
+
+# ---------------------------------------------------------------------------------------
+step "setup.sh: --dry-run"
+before=$(snapshot strict)
+out=$(in_root "/root/pnr/setup.sh --dry-run $SEED_FLAGS" 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | sed -n '1,12p' | sed 's/^/  | /'
+check "--dry-run exits 0" test "$rc" = 0
+check "--dry-run shows config, netplan, packages and the dashboard" bash -c '
+  for s in "name = \"eth0\"" "gateway = \"192.168.100.1\"" "name = \"eth1\"" "gateway = \"192.168.200.1\"" \
+           "interface = \"eth2\"" "address = \"192.168.1.1/24\"" "\"eth2\":" "addresses: [\"192.168.1.1/24\"]" \
+           "Would install routeros '"$version"'" "routeros-watchdog --check: configuration is valid" \
+           "http://192.168.1.1:8080"; do
+    grep -qF -- "$s" <<<"$1" || { echo "missing: $s"; exit 1; }
+  done' _ "$out"
+same_snapshot "--dry-run changed nothing" "$before" "$(snapshot strict)"
+
+# ---------------------------------------------------------------------------------------
+step "setup.sh: a failing first run undoes everything"
+before=$(snapshot content)
+out=$(IN_ROOT_ENV=ROUTEROS_SETUP_FAILPOINT=sysctl in_root "/root/pnr/setup.sh $SEED_FLAGS" 2>&1) && rc=0 || rc=$?
+check "failing run exits 1 and says so" bash -c '[ "$1" = 1 ] && grep -q "failing after step .sysctl." <<<"$2" && grep -q "Undoing this run" <<<"$2" && grep -q "the machine is as it was before" <<<"$2"' _ "$rc" "$out"
+printf '%s\n' "$out" | sed -n '/Undoing/,$p' | sed 's/^/  | /'
+same_snapshot "  every file as before (package purged, config and netplan gone)" "$before" "$(snapshot content)"
+check_root "  LAN address and forwarding as before" '! ip -o addr show dev eth2 | grep -q 192.168.1.1; [ "$(sysctl -n net.ipv4.ip_forward)" = 0 ]'
+
+# ---------------------------------------------------------------------------------------
+step "setup.sh: the real run with the seed's flags"
+out=$(in_root "/root/pnr/setup.sh $SEED_FLAGS" 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | sed 's/^/  | /'
+check "setup.sh exits 0" test "$rc" = 0
+check "tells the dashboard address and that systemd is not running" bash -c '
+  grep -q "Dashboard: http://192.168.1.1:8080" <<<"$1" && grep -q "systemd is not running" <<<"$1"' _ "$out"
+# expect_config JSON: the config parsed as TOML must have these WANs and LAN (and be valid).
+expect_config() {
+  in_root "routeros-watchdog --check --config /opt/routeros/config/routeros.toml >/dev/null && python3 - '$1' <<'EOF'
+import json, sys, tomllib
+want = json.loads(sys.argv[1])
+cfg = tomllib.load(open('/opt/routeros/config/routeros.toml', 'rb'))
+got = {'wans': [{k: w.get(k) for k in ('name', 'gateway', 'weight', 'dns')} for w in cfg['wan_interfaces']],
+       'lan': {k: cfg['lan'].get(k) for k in ('interface', 'address')}}
+for k, v in want.get('keep', {}).items():
+    section, key = k.split('.')
+    if cfg.get(section, {}).get(key) != v:
+        sys.exit(f'{k} is {cfg.get(section, {}).get(key)!r}, expected {v!r}')
+want.pop('keep', None)
+if got != want:
+    sys.exit(f'config is {got}\nexpected  {want}')
+EOF"
+}
+check "config matches the flags" expect_config '{"wans": [
+  {"name": "eth0", "gateway": "192.168.100.1", "weight": 2, "dns": ["8.8.8.8", "8.8.4.4"]},
+  {"name": "eth1", "gateway": "192.168.200.1", "weight": 1, "dns": ["1.1.1.1", "1.0.0.1"]}],
+  "lan": {"interface": "eth2", "address": "192.168.1.1/24"},
+  "keep": {"logging.max_size": "10MB", "health_check.target_host": "1.1.1.1"}}'
+check_root "netplan for the LAN port" '
+  [ "$(stat -c %a /etc/netplan/60-routeros-lan.yaml)" = 600 ]
+  python3 -c "
+import yaml
+d = yaml.safe_load(open(\"/etc/netplan/60-routeros-lan.yaml\"))[\"network\"][\"ethernets\"][\"eth2\"]
+assert d[\"addresses\"] == [\"192.168.1.1/24\"] and d[\"dhcp4\"] is False, d"
+  netplan generate'
+check_root "LAN address set, forwarding on" 'ip -o addr show dev eth2 | grep -q "inet 192.168.1.1/24"; [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ]'
+check_root "package installed, units enabled" 'dpkg-query -W -f="\${Status}" routeros | grep -qx "install ok installed"; systemctl is-enabled routeros-watchdog.service routeros-web.service'
+
+step "the daemon and the web server, started as their units start them"
+check_root "daemon up; control socket root:routeros 0660; routeros-web (and only it) may use it" '
+  unit() { sed -n "s/^$2=//p" /usr/lib/systemd/system/$1.service; }
+  mkdir -p /run/routeros /var/lib/routeros
+  $(unit routeros-watchdog ExecStartPre)
+  $(unit routeros-watchdog ExecStart) >/tmp/watchdog.log 2>&1 &
+  for i in $(seq 50); do [ -S /run/routeros/control.sock ] && break; sleep 0.2; done
+  [ -S /run/routeros/control.sock ] || { cat /tmp/watchdog.log; exit 1; }
+  stat -c "%U:%G %a" /run/routeros/control.sock | grep -qx "root:routeros 660"
+  routeros-kill-switch --status | tee /tmp/status | grep -q eth0
+  grep -q eth1 /tmp/status
+  setpriv --reuid=routeros-web --regid=routeros-web --init-groups routeros-kill-switch --status >/dev/null
+  ! setpriv --reuid=nobody --regid=nogroup --clear-groups routeros-kill-switch --status >/dev/null 2>&1
+  /opt/routeros/scripts/status.sh >/tmp/status.sh.out 2>&1; grep -q "WAN lines" /tmp/status.sh.out
+  install -d -o routeros-web -g routeros-web -m 0750 /var/lib/routeros-web
+  setpriv --reuid=routeros-web --regid=routeros-web --init-groups --inh-caps=-all --bounding-set=-all \
+    $(unit routeros-web ExecStart) >/tmp/web.log 2>&1 &
+  python3 - <<EOF || { cat /tmp/web.log; exit 1; }
+import json, time, urllib.request
+for _ in range(50):
+    try:
+        page = urllib.request.urlopen("http://127.0.0.1:8080/", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.2)
+assert page.status == 200
+setup = json.load(urllib.request.urlopen("http://127.0.0.1:8081/api/v1/setup", timeout=2))
+assert "eth2" in setup["interfaces"], setup
+EOF'
+
+# ---------------------------------------------------------------------------------------
+step "setup.sh: re-run with other flags"
+check_root "user adds a policy and tunes health checks" "
+  sed -i 's/^check_interval = 5 /check_interval = 2 /' /opt/routeros/config/routeros.toml
+  printf '\n[[policies]]\nname = \"console\"\nsrc = \"192.168.1.50\"\nvia = [\"eth0\"]\n' >>/opt/routeros/config/routeros.toml
+  routeros-watchdog --check --config /opt/routeros/config/routeros.toml"
+previous=$(cat "$ROOT/opt/routeros/config/routeros.toml")
+RERUN_FLAGS="--wan1-interface eth0 --wan1-gateway 192.168.100.1 --wan1-weight 3 --wan2-interface eth1 --wan2-dns none --wan3-interface eth3 --wan3-gateway 10.33.0.1 --lan-interface eth2 --lan-network 10.10.0.0/24"
+out=$(in_root "/root/pnr/setup.sh $RERUN_FLAGS" 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | sed 's/^/  | /' | tail -12
+check "re-run exits 0, keeps the installed package" bash -c '[ "$1" = 0 ] && grep -q "is installed; keeping it" <<<"$2"' _ "$rc" "$out"
+check "config updated: three WANs, new LAN; the policy and check_interval kept" expect_config '{"wans": [
+  {"name": "eth0", "gateway": "192.168.100.1", "weight": 3, "dns": ["8.8.8.8", "8.8.4.4"]},
+  {"name": "eth1", "gateway": null, "weight": 1, "dns": []},
+  {"name": "eth3", "gateway": "10.33.0.1", "weight": 1, "dns": ["9.9.9.9", "149.112.112.112"]}],
+  "lan": {"interface": "eth2", "address": "10.10.0.1/24"},
+  "keep": {"health_check.check_interval": 2, "logging.max_size": "10MB"}}'
+check_root "  the policy is still there" 'grep -q "^name = \"console\"" /opt/routeros/config/routeros.toml'
+check_root "  LAN address moved, netplan updated" '
+  ip -o addr show dev eth2 | grep -q "inet 10.10.0.1/24"; ! ip -o addr show dev eth2 | grep -q 192.168.1.1
+  grep -q "10.10.0.1/24" /etc/netplan/60-routeros-lan.yaml'
+check "  previous config saved in /var/backups/routeros-setup/" bash -c '
+  f=$(ls -d "$1"/var/backups/routeros-setup/*/opt/routeros/config/routeros.toml | tail -1); [ "$(cat "$f")" = "$2" ]' _ "$ROOT" "$previous"
+
+step "setup.sh: failing re-runs leave the set-up as it was"
+before=$(snapshot content)
+out=$(IN_ROOT_ENV=ROUTEROS_SETUP_FAILPOINT=services in_root "/root/pnr/setup.sh $SEED_FLAGS" 2>&1) && rc=0 || rc=$?
+check "failing re-run exits 1 and undoes" bash -c '[ "$1" = 1 ] && grep -q "failing after step .services." <<<"$2" && grep -q "the machine is as it was before" <<<"$2"' _ "$rc" "$out"
+printf '%s\n' "$out" | sed -n '/Undoing/,$p' | sed 's/^/  | /'
+same_snapshot "  config and netplan restored byte for byte" "$before" "$(snapshot content)"
+check_root "  LAN address restored" 'ip -o addr show dev eth2 | grep -q "inet 10.10.0.1/24"; ! ip -o addr show dev eth2 | grep -q 192.168.1.1'
+# The user's policy sends traffic via eth0: a set-up without eth0 is refused by --check.
+refused "a config the daemon refuses (policy via a WAN no longer there)" "pass --reset-config" \
+  "--wan1-interface eth3 --wan2-interface eth1 --lan-interface eth2 --lan-network 10.10.0.0/24"
+
+step "purge after setup.sh"
+check_root "purge removes the config, the LAN netplan file and setup.sh's backups" 'dpkg -P routeros >/dev/null
+  [ ! -e /opt/routeros ] && [ ! -e /etc/netplan/60-routeros-lan.yaml ] && [ ! -e /var/backups/routeros-setup ]'
+
+# ---------------------------------------------------------------------------------------
+# The same root booted with systemd as PID 1 (systemd-nspawn, in its own network namespace
+# with eth0..eth2): setup.sh's real run with netplan apply, and the services started by
+# systemd under their hardened units.
+step "booted machine: systemd as PID 1 (systemd-nspawn)"
+mkdir -p "$BOOT_ROOT"
+tar -C "$BOOT_ROOT" --zstd -xf "$cache"
+mkdir -p "$BOOT_ROOT/root/pnr/target/debian"
+cp setup.sh "$BOOT_ROOT/root/pnr/"
+cp "$DEB" "$BOOT_ROOT/root/pnr/target/debian/"
+cp "$work/upgrade.deb" "$BOOT_ROOT/root/pnr/upgrade.deb"
+# Its ports: veth pairs made here and moved in by systemd-nspawn (its own network namespace
+# then has a matching /sys/class/net); the peers act as the ISPs and the LAN.
+BOOT_WAN1=pkbwan1 BOOT_WAN2=pkbwan2 BOOT_WAN3=pkbwan3 BOOT_LAN=pkblan0
+i=0
+for port in $BOOT_WAN1 $BOOT_WAN2 $BOOT_WAN3 $BOOT_LAN; do
+  ip link del "$port" 2>/dev/null || true
+  ip link add "$port" type veth peer name "pb$i" netns "$PEER"
+  ip -n "$PEER" link set "pb$i" up
+  i=$((i + 1))
+done
+ip -n "$PEER" addr add 192.168.110.1/24 dev pb0
+ip -n "$PEER" addr add 192.168.210.1/24 dev pb1
+# With /sys read-only in its own mount namespace, systemd-nspawn does not wait for udev (which
+# does not run here) to initialize the ports.
+unshare --mount --propagation private /bin/sh -c 'mount -o remount,bind,ro /sys && exec "$@"' _ \
+  systemd-nspawn --quiet --register=no --keep-unit --console=passive -D "$BOOT_ROOT" --boot \
+  --network-interface=$BOOT_WAN1 --network-interface=$BOOT_WAN2 --network-interface=$BOOT_WAN3 \
+  --network-interface=$BOOT_LAN >"$work/boot.log" 2>&1 &
+NSPAWN_PID=$!
+# The machine's PID 1: the descendant of systemd-nspawn that is PID 1 in its own namespace.
+find_pid1() {
+  local level=$NSPAWN_PID p next
+  for _ in 1 2 3 4; do
+    next=""
+    for p in $level; do
+      if [[ $p != "$NSPAWN_PID" ]] && grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' "/proc/$p/status" 2>/dev/null; then
+        echo "$p"; return 0
+      fi
+      next+=" $(ps -o pid= --ppid "$p" | xargs)"
+    done
+    level=$next
+  done
+  return 1
+}
+for _ in $(seq 150); do
+  BOOT_PID1=$(find_pid1) && break
+  kill -0 "$NSPAWN_PID" 2>/dev/null || break
+  sleep 0.2
+done
+# in_boot 'COMMANDS': a root shell in the booted machine. Extra environment: IN_BOOT_ENV.
+in_boot() {
+  # shellcheck disable=SC2086
+  nsenter --target "$BOOT_PID1" --mount --uts --ipc --net --pid --root --wd \
+    /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    BOOT_WAN1=$BOOT_WAN1 BOOT_WAN2=$BOOT_WAN2 BOOT_WAN3=$BOOT_WAN3 BOOT_LAN=$BOOT_LAN ${IN_BOOT_ENV:-} /bin/bash -c "$1"
+}
+check_boot() { local out; if out=$(in_boot "$2" 2>&1); then pass "$1"; else fail "$1" "$out"; fi; }
+
+if [[ -z $BOOT_PID1 ]]; then
+  fail "the machine boots" "$(tail -30 "$work/boot.log")"
+else
+  check_boot "the machine boots (systemd is PID 1)" '
+    for i in $(seq 100); do [ -S /run/systemd/private ] && break; sleep 0.2; done
+    state=$(timeout 60 systemctl is-system-running --wait); echo "system: $state"
+    [ "$(cat /proc/1/comm)" = systemd ]
+    case $state in running|degraded) ;; *) exit 1 ;; esac'
+  in_boot 'systemctl --failed --no-legend --plain | sed "s/^/  (failed at boot, not ours: /; s/$/)/"' || true
+  # The WAN ports' addresses, as their ISPs' DHCP would give them.
+  in_boot "ip link set $BOOT_WAN1 up; ip link set $BOOT_WAN2 up; ip link set $BOOT_WAN3 up
+    ip addr add 192.168.110.2/24 dev $BOOT_WAN1; ip addr add 192.168.210.2/24 dev $BOOT_WAN2"
+  BOOT_FLAGS="--wan1-interface $BOOT_WAN1 --wan1-gateway 192.168.110.1 --wan2-interface $BOOT_WAN2 --wan2-gateway 192.168.210.1 --lan-interface $BOOT_LAN --lan-network 192.168.1.0/24"
+  BOOT_RERUN_FLAGS="--wan1-interface $BOOT_WAN1 --wan1-gateway 192.168.110.1 --wan1-weight 3 --wan2-interface $BOOT_WAN2 --wan3-interface $BOOT_WAN3 --lan-interface $BOOT_LAN --lan-network 10.10.0.0/24"
+
+  out=$(in_boot "/root/pnr/setup.sh --dry-run $BOOT_FLAGS" 2>&1) && rc=0 || rc=$?
+  check "--dry-run on the booted machine: would apply netplan and start the services" bash -c '
+    [ "$1" = 0 ] && grep -q "Would run netplan generate and have systemd-networkd configure" <<<"$2" && grep -q "and start (or reload) them" <<<"$2" || { echo "$2"; exit 1; }' _ "$rc" "$out"
+
+  out=$(in_boot "/root/pnr/setup.sh $BOOT_FLAGS" 2>&1) && rc=0 || rc=$?
+  printf '%s\n' "$out" | sed -n '/==> LAN port/,$p' | sed 's/^/  | /'
+  check "setup.sh exits 0 with the services running" bash -c '
+    [ "$1" = 0 ] && grep -q "routeros-watchdog.service: active" <<<"$2" && grep -q "routeros-web.service: active" <<<"$2" &&
+    grep -q "Dashboard: http://192.168.1.1:8080" <<<"$2"' _ "$rc" "$out"
+  check_boot "  the WAN ports untouched (their addresses kept), the daemon routing rules in place" '
+    ip -o addr show dev $BOOT_WAN1 | grep -q "inet 192.168.110.2/24" && ip -o addr show dev $BOOT_WAN2 | grep -q "inet 192.168.210.2/24"
+    for i in $(seq 50); do ip rule show | grep -q "proto 201" && break; sleep 0.2; done
+    ip rule show | grep "proto 201"; nft list table ip routeros >/dev/null'
+  check_boot "netplan applied by systemd-networkd: 192.168.1.1/24 on the LAN port; forwarding on" '
+    for i in $(seq 50); do ip -o addr show dev $BOOT_LAN | grep -q "inet 192.168.1.1/24" && break; sleep 0.2; done
+    ip -o addr show dev $BOOT_LAN | grep -q "inet 192.168.1.1/24"
+    networkctl list --no-legend $BOOT_LAN
+    [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ]'
+  check_boot "units as installed: web as routeros-web without capabilities, watchdog with NET_ADMIN+NET_RAW only" '
+    pid() { systemctl show -p MainPID --value "$1"; }
+    w=$(pid routeros-watchdog) u=$(pid routeros-web); [ "$w" -gt 0 ] && [ "$u" -gt 0 ]
+    [ "$(ps -o user= -p "$u")" = routeros-web ] && [ "$(ps -o user= -p "$w")" = root ]
+    grep -q "^CapEff:[[:space:]]*0000000000000000$" /proc/$u/status
+    grep -q "^CapBnd:[[:space:]]*0000000000000000$" /proc/$u/status
+    grep -q "^CapBnd:[[:space:]]*0000000000003000$" /proc/$w/status
+    grep -qw "$(getent group routeros | cut -d: -f3)" <(grep ^Groups: /proc/$u/status)
+    grep -q "^NoNewPrivs:[[:space:]]*1$" /proc/$u/status && grep -q "^Seccomp:[[:space:]]*2$" /proc/$u/status
+    stat -c "%U:%G %a" /run/routeros/control.sock | grep -qx "root:routeros 660"
+    stat -c "%U:%G %a" /var/lib/routeros-web | grep -qx "routeros-web:routeros-web 750"'
+  check_boot "the daemon answers; the dashboard and API answer on the LAN address" '
+    routeros-kill-switch --status | grep -q $BOOT_WAN1
+    /opt/routeros/scripts/status.sh | grep -q "routeros-watchdog *active"
+    python3 -c "
+import json, time, urllib.request
+for _ in range(50):
+    try:
+        page = urllib.request.urlopen(\"http://192.168.1.1:8080/\", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.2)
+assert page.status == 200
+setup = json.load(urllib.request.urlopen(\"http://192.168.1.1:8081/api/v1/setup\", timeout=2))
+assert \"$BOOT_LAN\" in setup[\"interfaces\"], setup
+"
+    ! journalctl -u routeros-web -u routeros-watchdog --no-pager | grep -i "permission denied"'
+
+  out=$(in_boot "/root/pnr/setup.sh $BOOT_RERUN_FLAGS" 2>&1) && rc=0 || rc=$?
+  printf '%s\n' "$out" | sed -n '/==> Services/,$p' | sed 's/^/  | /'
+  check "re-run with other flags reloads the running daemon" bash -c '
+    [ "$1" = 0 ] && grep -q "systemctl reload routeros-watchdog.service" <<<"$2" || { echo "$2"; exit 1; }' _ "$rc" "$out"
+  check_boot "  the daemon runs the new config (three WANs; LAN 10.10.0.1/24 by networkd)" '
+    for i in $(seq 50); do
+      routeros-kill-switch --status | grep -q $BOOT_WAN3 && ip -o addr show dev $BOOT_LAN | grep -q "inet 10.10.0.1/24" && break
+      sleep 0.2
+    done
+    routeros-kill-switch --status | grep -q $BOOT_WAN3
+    ip -o addr show dev $BOOT_LAN | grep -q "inet 10.10.0.1/24"
+    ! ip -o addr show dev $BOOT_LAN | grep -q 192.168.1.1
+    systemctl is-active routeros-watchdog routeros-web'
+
+  before=$(cat "$BOOT_ROOT/opt/routeros/config/routeros.toml")
+  out=$(IN_BOOT_ENV=ROUTEROS_SETUP_FAILPOINT=services in_boot "/root/pnr/setup.sh $BOOT_FLAGS" 2>&1) && rc=0 || rc=$?
+  printf '%s\n' "$out" | sed -n '/Undoing/,$p' | sed 's/^/  | /'
+  check "a failing run on the booted machine is undone" bash -c '
+    [ "$1" = 1 ] && grep -q "failing after step .services." <<<"$2" && grep -q "the machine is as it was before" <<<"$2" && [ "$3" = "$4" ]' \
+    _ "$rc" "$out" "$before" "$(cat "$BOOT_ROOT/opt/routeros/config/routeros.toml")"
+  check_boot "  back on the previous set-up, services running" '
+    for i in $(seq 50); do
+      ip -o addr show dev $BOOT_LAN | grep -q "inet 10.10.0.1/24" && ! ip -o addr show dev $BOOT_LAN | grep -q 192.168.1.1 && break
+      sleep 0.2
+    done
+    ip -o addr show dev $BOOT_LAN | grep -q "inet 10.10.0.1/24"
+    ! ip -o addr show dev $BOOT_LAN | grep -q 192.168.1.1
+    systemctl is-active routeros-watchdog routeros-web
+    routeros-kill-switch --status | grep -q $BOOT_WAN3'
+
+  check_boot "an upgrade restarts the running services and keeps the config" '
+    pids() { systemctl show -p MainPID --value routeros-watchdog routeros-web | xargs; }
+    before=$(pids); conf=$(md5sum </opt/routeros/config/routeros.toml)
+    dpkg -i /root/pnr/upgrade.deb >/dev/null 2>&1
+    for i in $(seq 50); do systemctl is-active --quiet routeros-watchdog routeros-web && break; sleep 0.2; done
+    systemctl is-active routeros-watchdog routeros-web
+    after=$(pids); echo "main PIDs $before -> $after"; [ "$before" != "$after" ]
+    [ "$(md5sum </opt/routeros/config/routeros.toml)" = "$conf" ]
+    dpkg-query -W -f="\${Version}" routeros | grep -q pkgtest1'
+  check_boot "remove stops the services and keeps the config; purge removes everything" '
+    dpkg -r routeros >/dev/null 2>&1
+    ! systemctl is-active --quiet routeros-watchdog && ! systemctl is-active --quiet routeros-web
+    [ -f /opt/routeros/config/routeros.toml ]
+    dpkg -P routeros >/dev/null 2>&1
+    [ ! -e /opt/routeros ] && ! getent passwd routeros-web && [ ! -e /var/lib/routeros-web ]
+    [ ! -e /etc/netplan/60-routeros-lan.yaml ] && [ -d /opt ]'
+  stop_boot
+fi
+
+# ---------------------------------------------------------------------------------------
+step "summary"
+if (( FAIL )); then
+  printf 'failed: %s\n' "${FAILED[@]}"
+fi
+echo "package tests took $((SECONDS - started)) s"
+echo "$PASS passed, $FAIL failed"
+(( FAIL == 0 ))
