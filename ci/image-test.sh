@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# Boot the appliance image in QEMU (TCG, q35, OVMF) with two emulated ISPs and a LAN client in
+# network namespaces, and check it as a user would:
+#
+#   network   the LAN client gets its static DHCP lease and DNS answers; it reaches the
+#             internet host through both WANs; the web UI and SSH answer from the LAN and not
+#             from a WAN; a port forward works from the internet and from the LAN (hairpin);
+#             cutting ISP 1's uplink moves new traffic (and DNS) to ISP 2
+#   upgrade   routeros-upgrade (bundle over HTTP) installs version 2 into slot B, reboots, B
+#             boots and is marked good; config, SSH host key and machine id are kept
+#   rollback  an upgrade to a deliberately broken version 3 (its daemon cannot start, and it
+#             rewrites the config to a schema version 2 refuses) is tried, never marked good,
+#             and systemd-boot falls back to version 2 by itself, whose config is intact
+#
+#   ci/image-test.sh [--no-build] [--keep] [--stages network,upgrade,rollback]
+#
+#   --no-build   reuse the images of the previous run (target/image/test/versions.env)
+#   --keep       leave the VM and the namespaces running at the end (ci/image-test.sh --down
+#                removes them)
+# Environment: IMG_TEST_TRIES [2] boot attempts the broken version gets (product default 3),
+# IMGVM_MEM [1536] guest memory in MiB.
+#
+# Prints boot-to-routing-ready times under TCG, image sizes, build times, and "N passed,
+# M failed". Needs root; installs QEMU, OVMF, dnsmasq, dhclient, mtools from Debian if missing.
+set -euo pipefail
+# shellcheck source=ci/lib/image-common.sh
+source "$(dirname "$0")/lib/image-common.sh"
+# shellcheck source=ci/lib/image-lab.sh
+source "$(dirname "$0")/lib/image-lab.sh"
+# shellcheck source=ci/lib/image-vm.sh
+source "$(dirname "$0")/lib/image-vm.sh"
+
+build=1
+keep=0
+stages=network,upgrade,rollback
+TRIES=${IMG_TEST_TRIES:-2}
+while (($#)); do
+    case $1 in
+        --no-build) build=0 ;;
+        --keep) keep=1 ;;
+        --stages) stages=$2; shift ;;
+        --down) imgvm_stop; imglab_down; exit 0 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) img_die "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+done
+[[ $EUID -eq 0 ]] || img_die "run as root (namespaces, taps)"
+has_stage() { [[ ,$stages, == *,$1,* ]]; }
+
+img_need_pkgs qemu-system-x86 ovmf mtools dosfstools dnsmasq-base isc-dhcp-client openssh-client curl bind9-dnsutils
+command -v qemu-img >/dev/null || img_need_pkgs qemu-utils
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); printf 'ok     %s\n' "$*"; }
+nok() { FAIL=$((FAIL + 1)); printf 'FAILED %s\n' "$*"; }
+check() { # DESCRIPTION CMD...: ok if CMD succeeds
+    local what=$1; shift
+    if "$@"; then ok "$what"; else nok "$what"; fi
+}
+declare -A timing
+
+cleanup() {
+    local rc=$?
+    if ((keep)); then
+        img_log "--keep: VM (pid $(imgvm_pid || echo -)) and namespaces stay; ci/image-test.sh --down removes them"
+    else
+        imgvm_stop
+        imglab_down
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- images --------------------------------------------------------------------------------
+VERSIONS_ENV=$IMGVM_DIR/versions.env
+mkdir -p "$IMGVM_DIR"
+if ((build)); then
+    t=$SECONDS
+    base=$(awk '/^\[/ { s = $0 } s == "[workspace.package]" && /^version/ { gsub(/.*= *"|".*/, ""); print; exit }' \
+        "$IMG_REPO_ROOT/Cargo.toml").$(date -u +%Y%m%d%H%M)
+    V1=$base.1 V2=$base.2 V3=$base.3
+    "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V1" --no-iso | tee "$IMGVM_DIR/build-$V1.txt"
+    timing[build1]=$((SECONDS - t))
+    t=$SECONDS
+    if has_stage upgrade || has_stage rollback; then
+        IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V2" --no-iso --no-qcow2 | tee "$IMGVM_DIR/build-$V2.txt"
+    fi
+    timing[build2]=$((SECONDS - t))
+    t=$SECONDS
+    if has_stage rollback; then
+        IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V3" --variant broken-for-test \
+            --no-iso --no-qcow2 | tee "$IMGVM_DIR/build-$V3.txt"
+    fi
+    timing[build3]=$((SECONDS - t))
+    printf 'V1=%s\nV2=%s\nV3=%s\n' "$V1" "$V2" "$V3" >"$VERSIONS_ENV"
+else
+    [[ -r $VERSIONS_ENV ]] || img_die "--no-build: no $VERSIONS_ENV from an earlier run"
+    # shellcheck source=/dev/null
+    . "$VERSIONS_ENV"
+fi
+DIST=$IMG_TARGET/dist
+QCOW=$DIST/router_$V1.qcow2
+[[ -s $QCOW ]] || img_die "$QCOW missing"
+
+# --- seed, lab, boot -----------------------------------------------------------------------
+rm -f "$IMGVM_SSH_KEY" "$IMGVM_SSH_KEY.pub"
+ssh-keygen -q -t ed25519 -N "" -C image-test -f "$IMGVM_SSH_KEY"
+seed_dir=$IMGVM_DIR/seed
+rm -rf "$seed_dir" && mkdir -p "$seed_dir"
+cp "$IMG_REPO_ROOT/cloud-init/qemu/meta-data" "$IMG_REPO_ROOT/cloud-init/qemu/network-config" "$seed_dir/"
+sed "s|@SSH_KEY@|$(<"$IMGVM_SSH_KEY.pub")|" "$IMG_REPO_ROOT/cloud-init/qemu/user-data.in" >"$seed_dir/user-data"
+imgvm_seed "$seed_dir" "$IMGVM_DIR/seed.img"
+
+imglab_up
+img_log "booting router_$V1 (TCG); serial console: $IMGVM_SERIAL"
+boot_t0=$SECONDS
+imgvm_start "$QCOW" "$IMGVM_DIR/seed.img"
+imglab_attach
+
+# Routing ready, as the LAN client sees it: it got its lease and reaches the internet host.
+lan_addr=""
+wait_routing() { # TIMEOUT -> 0 when the LAN client has an address and reaches the internet host
+    local deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        imgvm_pid >/dev/null || return 1
+        if [[ -z $lan_addr ]]; then
+            lan_addr=$(imglab_lan_dhcp 20 || true)
+            [[ -n $lan_addr ]] || { sleep 3; continue; }
+        fi
+        if imglab_ns lan curl -fsS --max-time 3 -o /dev/null "http://$IMGLAB_INET/"; then
+            return 0
+        fi
+        sleep 2
+    done
+    return 1
+}
+if wait_routing 900; then
+    timing[boot1]=$((SECONDS - boot_t0))
+    ok "first boot (cloud-init provisioning): LAN client routed to the internet after ${timing[boot1]} s"
+else
+    nok "first boot: LAN client not routed within 900 s (lease: ${lan_addr:-none})"
+    tail -n 60 "$IMGVM_SERIAL" | sed 's/^/  serial: /'
+    exit 1
+fi
+imgvm_wait_ssh 120 || img_die "no SSH from the LAN"
+
+# --- network --------------------------------------------------------------------------------
+sources() { # N -> the source addresses the internet host saw for N new connections from the LAN
+    local i
+    for ((i = 0; i < $1; i++)); do
+        imglab_ns lan curl -fsS --max-time 3 "http://$IMGLAB_INET/" 2>/dev/null || echo fail
+    done | sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }'
+}
+if has_stage network; then
+    check "DHCP: the LAN client got its static lease $IMGLAB_LAN_STATIC (from [lan.dhcp] of the TOML)" \
+        test "$lan_addr" = "$IMGLAB_LAN_STATIC"
+    check "DHCP: the lease names the router as gateway and DNS server" \
+        grep -qx "nameserver $IMGLAB_ROUTER_LAN" "/etc/netns/$IMGLAB_P-lan/resolv.conf"
+    ans=$(imglab_ns lan dig +short +time=3 +tries=2 "@$IMGLAB_ROUTER_LAN" internet.test A || true)
+    check "DNS: the router answers internet.test = $IMGLAB_INET (forwarded to an ISP) [$ans]" \
+        test "$ans" = "$IMGLAB_INET"
+    seen=$(sources 24)
+    check "both WANs carry LAN traffic (sources seen by the internet host: $seen)" \
+        bash -c "[[ '$seen' == *$IMGLAB_WAN1_RTR=* && '$seen' == *$IMGLAB_WAN2_RTR=* && '$seen' != *fail=* ]]"
+    code=$(imglab_ns lan curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$IMGLAB_ROUTER_LAN:8080/" || true)
+    check "web UI answers on the LAN at http://$IMGLAB_ROUTER_LAN:8080/ (HTTP $code)" \
+        bash -c "[[ '$code' =~ ^[23] ]]"
+    check "web UI does not answer from ISP 1 (http://$IMGLAB_WAN1_RTR:8080/)" \
+        bash -c "! ip netns exec $IMGLAB_P-isp1 curl -s -o /dev/null --max-time 4 http://$IMGLAB_WAN1_RTR:8080/"
+    check "web UI does not answer from the internet (http://$IMGLAB_WAN2_RTR:8080/)" \
+        bash -c "! ip netns exec $IMGLAB_P-inet curl -s -o /dev/null --max-time 4 http://$IMGLAB_WAN2_RTR:8080/"
+    check "SSH answers from the LAN and not from ISP 1" \
+        bash -c "! timeout 6 ip netns exec $IMGLAB_P-isp1 bash -c '</dev/tcp/$IMGLAB_WAN1_RTR/22' 2>/dev/null"
+    fwd=$(imglab_ns inet curl -fsS --max-time 5 "http://$IMGLAB_WAN1_RTR:8088/" 2>/dev/null || true)
+    check "port forward: the internet reaches the LAN client through wan1:8088 [$fwd]" test "$fwd" = client
+    fwd=$(imglab_ns lan curl -fsS --max-time 5 "http://$IMGLAB_WAN2_RTR:8088/" 2>/dev/null || true)
+    check "hairpin NAT: the LAN client reaches itself through the public wan2:8088 [$fwd]" test "$fwd" = client
+
+    img_log "cutting ISP 1's uplink"
+    imglab_isp_cut 1
+    t=$SECONDS
+    moved=0
+    while ((SECONDS - t < 30)); do
+        seen=$(sources 6)
+        if [[ $seen == "$IMGLAB_WAN2_RTR=6 " ]]; then moved=1; break; fi
+        sleep 1
+    done
+    timing[failover]=$((SECONDS - t))
+    check "failover: with ISP 1 cut, new connections leave through wan2 (after ${timing[failover]} s)" test $moved = 1
+    seen=$(sources 12)
+    check "failover: 12 more connections all through wan2 ($seen)" test "$seen" = "$IMGLAB_WAN2_RTR=12 "
+    ans=$(imglab_ns lan dig +short +time=3 +tries=3 "@$IMGLAB_ROUTER_LAN" isp.test A || true)
+    check "failover: DNS follows the live WAN (isp.test answered by ISP 2: $ans)" test "$ans" = "$IMGLAB_WAN2_ISP"
+    imglab_isp_restore 1
+fi
+
+# --- upgrade --------------------------------------------------------------------------------
+rsh() { imgvm_ssh sudo "$@"; }
+config_sum() { rsh sha256sum /opt/routeros/config/routeros.toml 2>/dev/null | cut -c1-64; }
+hostkey() { imglab_ns lan ssh-keyscan -t ed25519 "$IMGLAB_ROUTER_LAN" 2>/dev/null | awk '{ print $3 }'; }
+serve_dist() { # the upgrade bundles over HTTP from the LAN client (routeros-upgrade URL)
+    imglab_bg lan dist python3 -m http.server 8001 --bind "$IMGLAB_LAN_STATIC" --directory "$DIST"
+    sleep 1
+}
+wait_version() { # VERSION TIMEOUT: until the router answers SSH running VERSION
+    local deadline=$((SECONDS + $2)) v
+    while ((SECONDS < deadline)); do
+        v=$(imgvm_ssh '. /etc/os-release; echo $IMAGE_VERSION' 2>/dev/null || true)
+        [[ $v == "$1" ]] && return 0
+        imgvm_pid >/dev/null || return 1
+        sleep 5
+    done
+    return 1
+}
+wait_blessed() { # TIMEOUT: until routeros-boot-check has finished (good) on this boot
+    local deadline=$((SECONDS + $1))
+    while ((SECONDS < deadline)); do
+        [[ $(imgvm_ssh systemctl show -P ActiveState routeros-boot-check.service 2>/dev/null) == active ]] && return 0
+        sleep 3
+    done
+    return 1
+}
+
+if has_stage upgrade || has_stage rollback; then
+    wait_blessed 300 || nok "routeros-boot-check did not pass on version $V1"
+    serve_dist
+    cfg0=$(config_sum)
+    key0=$(hostkey)
+    mid0=$(imgvm_ssh cat /etc/machine-id)
+fi
+
+if has_stage upgrade; then
+    img_log "upgrading to $V2 (routeros-upgrade from http://$IMGLAB_LAN_STATIC:8001/)"
+    t=$SECONDS
+    rsh routeros-upgrade --yes "http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar" >"$IMGVM_DIR/upgrade-$V2.log" 2>&1 || true
+    timing[upgrade_write]=$((SECONDS - t))
+    sed 's/^/  router: /' "$IMGVM_DIR/upgrade-$V2.log"
+    boot_t0=$SECONDS
+    lan_addr=""
+    sleep 10 # let it go down before asking for a new lease
+    if wait_routing 900 && wait_version "$V2" 600; then
+        timing[boot2]=$((SECONDS - boot_t0))
+        ok "upgrade: version $V2 boots and routes the LAN (${timing[boot2]} s after the reboot)"
+    else
+        nok "upgrade: version $V2 did not come up"
+    fi
+    check "upgrade: $V2 passes its boot check and is marked good" wait_blessed 300
+    bless=$(rsh /usr/lib/systemd/systemd-bless-boot status 2>/dev/null || true)
+    check "upgrade: systemd-bless-boot says good (got: $bless)" test "$bless" = good
+    root=$(imgvm_ssh findmnt -no PARTLABEL / 2>/dev/null || true)
+    slot=$(imgvm_ssh 'lsblk -no PARTN "$(findmnt -no SOURCE /)"' 2>/dev/null | tr -d ' ' || true)
+    check "upgrade: running from the other slot (partition $slot, label $root)" \
+        bash -c "[[ '$root' == router_$V2 && '$slot' == 3 ]]"
+    entries=$(rsh routeros-upgrade status 2>/dev/null | grep -E '^\s+router_.*\.efi' | xargs || true)
+    check "upgrade: boot entry router_$V2.efi without a try counter, $V1 kept ($entries)" \
+        bash -c "[[ ' $entries ' == *' router_$V2.efi '* && '$entries' == *router_$V1.efi* ]]"
+    check "upgrade: config unchanged" test "$(config_sum)" = "$cfg0"
+    check "upgrade: SSH host key and machine id kept" \
+        bash -c "[[ '$(hostkey)' == '$key0' && '$(imgvm_ssh cat /etc/machine-id)' == '$mid0' ]]"
+    seen=$(sources 16)
+    check "upgrade: both WANs carry traffic on $V2 ($seen)" \
+        bash -c "[[ '$seen' == *$IMGLAB_WAN1_RTR=* && '$seen' == *$IMGLAB_WAN2_RTR=* ]]"
+fi
+
+if has_stage rollback; then
+    running=$(imgvm_ssh '. /etc/os-release; echo $IMAGE_VERSION')
+    img_log "upgrading $running to the deliberately broken $V3 ($TRIES tries)"
+    fails0=$(imgvm_serial_count "boot-check: version $V3 FAILED")
+    rsh routeros-upgrade --yes --tries "$TRIES" "http://$IMGLAB_LAN_STATIC:8001/router_$V3.upgrade.tar" \
+        >"$IMGVM_DIR/upgrade-$V3.log" 2>&1 || true
+    sed 's/^/  router: /' "$IMGVM_DIR/upgrade-$V3.log"
+    t=$SECONDS
+    check "rollback: $V3 was tried $TRIES times and failed its boot check each time" \
+        imgvm_wait_serial "boot-check: version $V3 FAILED" $((fails0 + TRIES)) $((600 * TRIES))
+    lan_addr=""
+    if wait_version "$running" 900; then
+        timing[rollback]=$((SECONDS - t))
+        ok "rollback: back on $running by itself ${timing[rollback]} s after the upgrade's reboot"
+    else
+        nok "rollback: not back on $running"
+    fi
+    wait_blessed 300 || true
+    check "rollback: LAN routed again" wait_routing 300
+    check "rollback: config intact (the one from before the upgrade)" test "$(config_sum)" = "$cfg0"
+    refused=$(rsh sh -c 'ls /opt/routeros/config/ | grep -c refused' 2>/dev/null || true)
+    check "rollback: the config $V3 wrote was refused by $running and kept aside ($refused file)" \
+        bash -c "[[ '${refused:-0}' -ge 1 ]]"
+    entries=$(rsh routeros-upgrade status 2>/dev/null | grep -E '^\s+router_.*\.efi' | xargs || true)
+    check "rollback: $V3's boot entry has no tries left ($entries)" \
+        bash -c "[[ '$entries' == *router_$V3+0-$TRIES.efi* ]]"
+    check "rollback: daemon active on $running" \
+        bash -c "[[ \$(imgvm_ssh systemctl is-active routeros-watchdog.service) == active ]]" 2>/dev/null
+fi
+
+# --- report ---------------------------------------------------------------------------------
+echo
+echo "Times (TCG, $(nproc) host cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
+for k in build1 build2 build3 boot1 failover upgrade_write boot2 rollback; do
+    [[ -n ${timing[$k]:-} ]] && printf '  %-14s %5d s\n' "$k" "${timing[$k]}"
+done
+echo "  (boot1: power-on to LAN routed incl. cloud-init first boot; boot2: upgrade reboot to LAN routed)"
+echo "Image sizes:"
+img_sizes "$DIST/router_$V1.qcow2" "$DIST/router_$V1.upgrade.tar" "$IMG_TARGET/out/router_$V1.raw" \
+    "$IMG_TARGET/out/router_$V1.efi"
+echo
+echo "$PASS passed, $FAIL failed"
+((FAIL == 0))

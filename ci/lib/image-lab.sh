@@ -1,0 +1,185 @@
+# shellcheck shell=bash
+# The network around the QEMU router of ci/image-test.sh: two emulated ISPs with an
+# "internet" host behind them and a LAN client, each in its own network namespace, each
+# linked to one of the router's NICs by a tap device. Same addressing plan as ci/lab.sh
+# (documentation ranges only); nothing leaves the namespaces.
+#
+#   P-isp1  tap P-w1 192.0.2.1/29      DNS (dnsmasq)              <-> router wan1 192.0.2.2 (static)
+#   P-isp2  tap P-w2 198.51.100.1/29   DNS + DHCP (198.51.100.2)  <-> router wan2 (DHCP)
+#   P-ispN  up 203.0.113.(128+2N)/31 <-> P-inet ispN 203.0.113.(129+2N)/31
+#   P-inet  lo 203.0.113.10 (HTTP server that answers with the client's address), .11
+#   P-lan   tap P-l (MAC 02:00:00:52:01:32) DHCP client <-> router lan 192.168.1.1/24
+#
+# The taps are made in the root namespace for QEMU to open, and moved into their
+# namespaces once QEMU holds them (imglab_attach). Source it; uses img_log / img_die.
+
+IMGLAB_P=${IMGLAB_P:-img}
+IMGLAB_DIR=${IMGLAB_DIR:-/run/routeros-image-lab/$IMGLAB_P}
+IMGLAB_LAN_MAC=02:00:00:52:01:32
+IMGLAB_LAN_STATIC=192.168.1.50
+IMGLAB_INET=203.0.113.10
+IMGLAB_INET2=203.0.113.11
+IMGLAB_WAN1_ISP=192.0.2.1
+IMGLAB_WAN1_RTR=192.0.2.2
+IMGLAB_WAN2_ISP=198.51.100.1
+IMGLAB_WAN2_RTR=198.51.100.2
+IMGLAB_ROUTER_LAN=192.168.1.1
+# The router's NICs: name on the host side, guest MAC (matched by cloud-init/qemu/network-config).
+IMGLAB_TAP_LAN=$IMGLAB_P-l
+IMGLAB_TAP_W1=$IMGLAB_P-w1
+IMGLAB_TAP_W2=$IMGLAB_P-w2
+IMGLAB_MAC_LAN=52:54:00:52:00:03
+IMGLAB_MAC_W1=52:54:00:52:00:01
+IMGLAB_MAC_W2=52:54:00:52:00:02
+
+imglab_ns() { local ns=$1; shift; ip netns exec "$IMGLAB_P-$ns" "$@"; }
+
+# imglab_bg NS NAME CMD...: run CMD in namespace NS in the background, pid in $IMGLAB_DIR/NAME.pid
+imglab_bg() {
+    local ns=$1 name=$2; shift 2
+    setsid ip netns exec "$IMGLAB_P-$ns" "$@" </dev/null >>"$IMGLAB_DIR/$name.log" 2>&1 &
+    echo $! >"$IMGLAB_DIR/$name.pid"
+}
+
+imglab_down() {
+    local f pid ns
+    for f in "$IMGLAB_DIR"/*.pid; do
+        [[ -e $f ]] || continue
+        pid=$(<"$f")
+        [[ $pid =~ ^[0-9]+$ ]] && kill -TERM "$pid" 2>/dev/null || true
+        rm -f "$f"
+    done
+    for ns in isp1 isp2 inet lan; do
+        if [[ -e /run/netns/$IMGLAB_P-$ns ]]; then
+            for pid in $(ip netns pids "$IMGLAB_P-$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+            ip netns del "$IMGLAB_P-$ns" 2>/dev/null || true
+        fi
+    done
+    for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2"; do
+        ip link del "$f" 2>/dev/null || true
+    done
+    rm -rf /etc/netns/"$IMGLAB_P"-lan
+    return 0
+}
+
+# imglab_up: namespaces, ISPs, internet host and the three taps (still in the root namespace).
+imglab_up() {
+    imglab_down
+    mkdir -p "$IMGLAB_DIR"
+    local ns i
+    for ns in isp1 isp2 inet lan; do
+        ip netns add "$IMGLAB_P-$ns"
+        ip -n "$IMGLAB_P-$ns" link set lo up
+    done
+    imglab_ns inet sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET/32" dev lo
+    ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET2/32" dev lo
+    for i in 1 2; do
+        local isp=$IMGLAB_P-isp$i up_a=203.0.113.$((128 + 2 * i)) inet_a=203.0.113.$((129 + 2 * i))
+        imglab_ns "isp$i" sysctl -qw net.ipv4.ip_forward=1
+        ip -n "$isp" link add name up type veth peer name "isp$i" netns "$IMGLAB_P-inet"
+        ip -n "$isp" addr add "$up_a/31" dev up
+        ip -n "$IMGLAB_P-inet" addr add "$inet_a/31" dev "isp$i"
+        ip -n "$isp" link set dev up up
+        ip -n "$IMGLAB_P-inet" link set dev "isp$i" up
+        ip -n "$isp" route add default via "$inet_a"
+    done
+    # The internet routes each WAN subnet back through its ISP (ISPs do not NAT).
+    ip -n "$IMGLAB_P-inet" route add 192.0.2.0/29 via 203.0.113.130
+    ip -n "$IMGLAB_P-inet" route add 198.51.100.0/29 via 203.0.113.132
+    for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2"; do
+        ip tuntap add dev "$f" mode tap
+    done
+    # The LAN client resolves through what DHCP gives it (dhclient writes this file).
+    mkdir -p /etc/netns/"$IMGLAB_P"-lan
+    : >/etc/netns/"$IMGLAB_P"-lan/resolv.conf
+    imglab_services
+}
+
+imglab_services() {
+    # Internet host: answers every HTTP request with the address it came from.
+    imglab_bg inet http python3 -c '
+import http.server, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (self.client_address[0] + "\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer): daemon_threads = True
+S(("'"$IMGLAB_INET"'", 80), H).serve_forever()'
+    # LAN client: a web server for the port-forward test (answers "client").
+    mkdir -p "$IMGLAB_DIR/www" && echo client >"$IMGLAB_DIR/www/index.html"
+    imglab_bg lan www python3 -m http.server 8000 --bind 0.0.0.0 --directory "$IMGLAB_DIR/www"
+}
+
+# imglab_attach: QEMU holds the taps now; move each into its namespace and address it.
+imglab_attach() {
+    ip link set "$IMGLAB_TAP_W1" netns "$IMGLAB_P-isp1"
+    ip link set "$IMGLAB_TAP_W2" netns "$IMGLAB_P-isp2"
+    ip link set "$IMGLAB_TAP_LAN" netns "$IMGLAB_P-lan"
+    ip -n "$IMGLAB_P-isp1" addr add "$IMGLAB_WAN1_ISP/29" dev "$IMGLAB_TAP_W1"
+    ip -n "$IMGLAB_P-isp2" addr add "$IMGLAB_WAN2_ISP/29" dev "$IMGLAB_TAP_W2"
+    ip -n "$IMGLAB_P-lan" link set "$IMGLAB_TAP_LAN" address "$IMGLAB_LAN_MAC"
+    local t
+    ip -n "$IMGLAB_P-isp1" link set "$IMGLAB_TAP_W1" up
+    ip -n "$IMGLAB_P-isp2" link set "$IMGLAB_TAP_W2" up
+    ip -n "$IMGLAB_P-lan" link set "$IMGLAB_TAP_LAN" up
+    # Each ISP's DNS server answers internet.test with the internet host and isp.test with its
+    # own address (tells which ISP answered); ISP 2 also hands the router its WAN address.
+    local common=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces --log-facility=-
+        --address=/internet.test/$IMGLAB_INET --user=root)
+    imglab_bg isp1 dns1 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq1.pidfile" \
+        --listen-address="$IMGLAB_WAN1_ISP" --interface="$IMGLAB_TAP_W1" \
+        --address=/isp.test/$IMGLAB_WAN1_ISP
+    imglab_bg isp2 dns2 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq2.pidfile" \
+        --listen-address="$IMGLAB_WAN2_ISP" --interface="$IMGLAB_TAP_W2" \
+        --address=/isp.test/$IMGLAB_WAN2_ISP \
+        --dhcp-range="$IMGLAB_WAN2_RTR,$IMGLAB_WAN2_RTR,255.255.255.248,600" \
+        --dhcp-option=option:router,$IMGLAB_WAN2_ISP --dhcp-option=option:dns-server,$IMGLAB_WAN2_ISP \
+        --dhcp-leasefile="$IMGLAB_DIR/isp2.leases" --dhcp-authoritative
+    for t in dns1 dns2; do
+        sleep 0.2
+        kill -0 "$(<"$IMGLAB_DIR/$t.pid")" 2>/dev/null || { cat "$IMGLAB_DIR/$t.log" >&2; img_die "ISP $t server did not start"; }
+    done
+}
+
+# imglab_lan_dhcp [TIMEOUT]: the LAN client asks the router for an address (dhclient, one
+# try); prints the address. dhclient forks into the background once it has a lease and gives
+# its script none of our environment: the script writes to a fixed path, and the background
+# dhclient is stopped at once (the lease outlives the test).
+imglab_lan_dhcp() {
+    local timeout=${1:-60} out=$IMGLAB_DIR/lan.address pidfile=$IMGLAB_DIR/dhclient.pidfile rc=0
+
+    {
+        echo '#!/bin/sh'
+        echo '# Minimal dhclient script for the LAN client namespace.'
+        echo 'case $reason in'
+        echo 'BOUND|RENEW|REBIND|REBOOT)'
+        echo '    ip addr flush dev "$interface"'
+        echo '    ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"'
+        echo '    for r in $new_routers; do ip route replace default via "$r"; break; done'
+        echo '    : >/etc/resolv.conf'
+        echo '    for d in $new_domain_name_servers; do echo "nameserver $d" >>/etc/resolv.conf; done'
+        echo "    echo \"\$new_ip_address\" >$out ;;"
+        echo 'esac'
+        echo 'exit 0'
+    } >"$IMGLAB_DIR/dhclient-script"
+    chmod 755 "$IMGLAB_DIR/dhclient-script"
+    rm -f "$out"
+    # -d: stays in the foreground (no fork to lose track of); stopped once the lease is there.
+    ip netns exec "$IMGLAB_P-lan" dhclient -d -1 -v -sf "$IMGLAB_DIR/dhclient-script" \
+        -lf "$IMGLAB_DIR/dhclient.leases" -pf "$pidfile" "$IMGLAB_TAP_LAN" >>"$IMGLAB_DIR/dhclient.log" 2>&1 &
+    local pid=$! deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)) && [[ ! -s $out ]] && kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [[ -s $out ]] || rc=1
+    ((rc == 0)) && [[ -s $out ]] && cat "$out"
+}
+# imglab_isp_cut N / imglab_isp_restore N: ISP N loses (regains) its uplink to the internet.
+imglab_isp_cut() { ip -n "$IMGLAB_P-isp$1" link set dev up down; }
+imglab_isp_restore() {
+    ip -n "$IMGLAB_P-isp$1" link set dev up up
+    ip -n "$IMGLAB_P-isp$1" route replace default via 203.0.113.$((129 + 2 * $1))
+}
