@@ -73,6 +73,11 @@ INET=$P-inet
 [[ $LAB_BIN = /* ]] || LAB_BIN=$LAB_REPO_ROOT/$LAB_BIN
 WATCHDOG=$LAB_BIN/routeros-watchdog
 KILLSWITCH=$LAB_BIN/routeros-kill-switch
+WEB=$LAB_BIN/routeros-web
+# The dashboard: routeros-web in the router namespace (LAN side 192.168.1.1:8080), and for the
+# default lab a forward from this machine's 127.0.0.1:8080 so a local browser reaches it.
+LAB_WEB=${LAB_WEB:-1}
+if [[ $LAB_PREFIX == pnr ]]; then LAB_WEB_LOCAL=${LAB_WEB_LOCAL:-8080}; else LAB_WEB_LOCAL=${LAB_WEB_LOCAL:-}; fi
 CONFIG=$LAB_DIR/routeros.toml
 PIDFILE=$LAB_DIR/daemon.pid
 DAEMON_LOG=$LAB_DIR/daemon.log
@@ -347,7 +352,23 @@ cmd_daemon_stop() {
 
 # --- subcommands ----------------------------------------------------------------------------
 
+# Start the web server (never fatal: the routing lab works without it).
+start_web() {
+    [[ $LAB_WEB == 1 && -x $WEB ]] || return 0
+    mkdir -p "$LAB_DIR/web"
+    ip netns exec "$RTR" setsid "$WEB" --listen-ui "$LAB_LAN_RTR:8080" --listen-api "$LAB_LAN_RTR:8081" \
+        --socket "$SOCKET" --data-dir "$LAB_DIR/web" >>"$LAB_DIR/web.log" 2>&1 </dev/null &
+    if [[ -n $LAB_WEB_LOCAL ]] && command -v socat >/dev/null; then
+        setsid socat "TCP-LISTEN:$LAB_WEB_LOCAL,bind=127.0.0.1,fork,reuseaddr" \
+            "EXEC:ip netns exec $RTR socat STDIO TCP\:$LAB_LAN_RTR\:8080" >/dev/null 2>&1 </dev/null &
+        echo $! >"$LAB_DIR/web-forward.pid"
+    fi
+}
+
 cmd_down() {
+    if [[ -f $LAB_DIR/web-forward.pid ]]; then
+        kill "$(cat "$LAB_DIR/web-forward.pid")" 2>/dev/null || true
+    fi
     cmd_daemon_stop || true
     local ns pid
     for ns in $(lab_namespaces "$P"); do
@@ -386,7 +407,11 @@ print_summary() {
         echo "  daemon:        pid $(daemon_pid || echo '?'), log $DAEMON_LOG, socket $SOCKET"
     fi
     echo "  shell:         ip netns exec $LAN bash    (router: ip netns exec $RTR bash)"
-    echo "  dashboard:     http://$LAB_LAN_RTR:8080 from $LAN (not there yet: the web server comes in a later issue)"
+    if [[ $LAB_WEB == 1 && -x $WEB && $LAB_NO_DAEMON != 1 ]]; then
+        echo "  dashboard:     http://$LAB_LAN_RTR:8080 from $LAN${LAB_WEB_LOCAL:+, and http://127.0.0.1:$LAB_WEB_LOCAL on this machine} (first login: admin / routeros123, then the wizard)"
+    else
+        echo "  dashboard:     not started (LAB_WEB=0 or no $WEB)"
+    fi
     echo "  tear down:     LAB_PREFIX=$P ci/lab.sh down"
 }
 
@@ -419,7 +444,7 @@ cmd_up() {
     touch "$MARKER"
     build_topology
     write_config
-    [[ $LAB_NO_DAEMON == 1 ]] || cmd_daemon_start
+    [[ $LAB_NO_DAEMON == 1 ]] || { cmd_daemon_start; start_web; }
     LAB_UP_OK=1
     print_summary
 }
