@@ -683,7 +683,7 @@ apply() {
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
     run apt-get update -qq
     # shellcheck disable=SC2086
-    run apt-get install -y -qq --no-install-recommends $MISSING_DEPS
+    run apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends $MISSING_DEPS
   else
     say "nothing missing"
   fi

@@ -254,6 +254,14 @@ same_snapshot "purge leaves nothing behind (every file as before the install)" "
 # ---------------------------------------------------------------------------------------
 step "setup.sh: --help, bad flags"
 chmod o+rx "$ROOT/root" "$ROOT/root/pnr"   # for the not-root check below
+# The test machine has no network: its "distribution" is a local repository holding conntrack,
+# which is taken away, so that setup.sh has a dependency to install (and to purge on failure).
+mkdir -p "$ROOT/srv/repo"
+(cd "$ROOT/srv/repo" && apt-get download -q conntrack >/dev/null 2>&1 && dpkg-scanpackages -m . >Packages 2>/dev/null)
+mv "$ROOT/etc/apt/sources.list" "$work/sources.list.orig"
+echo "deb [trusted=yes] file:/srv/repo ./" >"$ROOT/etc/apt/sources.list.d/pkgtest.list"
+check_root "a dependency to install: conntrack removed, offered by the local repository" '
+  dpkg -P conntrack >/dev/null; ls /srv/repo/conntrack_*.deb >/dev/null'
 check_root "--help" 'h=$(/root/pnr/setup.sh --help); for s in --wanN-interface "wan3 needs wan2" --lan-network --dry-run; do grep -qF -- "$s" <<<"$h"; done'
 
 # refused NAME EXPECTED-MESSAGE ARGS...: exit status 2, the message, nothing changed on disk.
@@ -299,6 +307,7 @@ check "--dry-run shows config, netplan, packages and the dashboard" bash -c '
   for s in "name = \"eth0\"" "gateway = \"192.168.100.1\"" "name = \"eth1\"" "gateway = \"192.168.200.1\"" \
            "interface = \"eth2\"" "address = \"192.168.1.1/24\"" "\"eth2\":" "addresses: [\"192.168.1.1/24\"]" \
            "Would install routeros '"$version"'" "routeros-watchdog --check: configuration is valid" \
+           "Would install from the distribution: conntrack" \
            "http://192.168.1.1:8080"; do
     grep -qF -- "$s" <<<"$1" || { echo "missing: $s"; exit 1; }
   done' _ "$out"
@@ -311,6 +320,8 @@ out=$(IN_ROOT_ENV=ROUTEROS_SETUP_FAILPOINT=sysctl in_root "/root/pnr/setup.sh $S
 check "failing run exits 1 and says so" bash -c '[ "$1" = 1 ] && grep -q "failing after step .sysctl." <<<"$2" && grep -q "Undoing this run" <<<"$2" && grep -q "the machine is as it was before" <<<"$2"' _ "$rc" "$out"
 printf '%s\n' "$out" | sed -n '/Undoing/,$p' | sed 's/^/  | /'
 same_snapshot "  every file as before (package purged, config and netplan gone)" "$before" "$(snapshot content)"
+check "  the dependency it installed was purged again" bash -c '
+  grep -q "purge the distribution packages installed by this run: conntrack" <<<"$1"' _ "$out"
 check_root "  LAN address and forwarding as before" '! ip -o addr show dev eth2 | grep -q 192.168.1.1; [ "$(sysctl -n net.ipv4.ip_forward)" = 0 ]'
 
 # ---------------------------------------------------------------------------------------
@@ -350,7 +361,9 @@ d = yaml.safe_load(open(\"/etc/netplan/60-routeros-lan.yaml\"))[\"network\"][\"e
 assert d[\"addresses\"] == [\"192.168.1.1/24\"] and d[\"dhcp4\"] is False, d"
   netplan generate'
 check_root "LAN address set, forwarding on" 'ip -o addr show dev eth2 | grep -q "inet 192.168.1.1/24"; [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ]'
-check_root "package installed, units enabled" 'dpkg-query -W -f="\${Status}" routeros | grep -qx "install ok installed"; systemctl is-enabled routeros-watchdog.service routeros-web.service'
+check_root "package and the missing dependency installed, units enabled" '
+  for p in routeros conntrack; do dpkg-query -W -f="\${Status}" $p | grep -qx "install ok installed"; done
+  systemctl is-enabled routeros-watchdog.service routeros-web.service'
 
 step "the daemon and the web server, started as their units start them"
 check_root "daemon up; control socket root:routeros 0660; routeros-web (and only it) may use it" '
