@@ -268,13 +268,13 @@ fi
 if has_stage rollback; then
     running=$(imgvm_ssh '. /etc/os-release; echo $IMAGE_VERSION')
     img_log "upgrading $running to the deliberately broken $V3 ($TRIES tries)"
-    fails0=$(imgvm_serial_count "boot-check: version $V3 FAILED")
+    fails0=$(imgvm_serial_count "routeros boot-check: version $V3 FAILED")
     rsh routeros-upgrade --yes --tries "$TRIES" "http://$IMGLAB_LAN_STATIC:8001/router_$V3.upgrade.tar" \
         >"$IMGVM_DIR/upgrade-$V3.log" 2>&1 || true
     sed 's/^/  router: /' "$IMGVM_DIR/upgrade-$V3.log"
     t=$SECONDS
     check "rollback: $V3 was tried $TRIES times and failed its boot check each time" \
-        imgvm_wait_serial "boot-check: version $V3 FAILED" $((fails0 + TRIES)) $((600 * TRIES))
+        imgvm_wait_serial "routeros boot-check: version $V3 FAILED" $((fails0 + TRIES)) $((600 * TRIES))
     lan_addr=""
     if wait_version "$running" 900; then
         timing[rollback]=$((SECONDS - t))

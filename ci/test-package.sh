@@ -53,8 +53,12 @@ fi
 version=$(awk '/^\[/ { s = $0 } s == "[workspace.package]" && /^version/ { gsub(/.*= *"|".*/, ""); print; exit }' Cargo.toml)
 DEB=target/debian/routeros_${version}_$(dpkg --print-architecture).deb
 [[ -f $DEB ]] || { echo "no $DEB: run without --no-build" >&2; exit 1; }
-DEB=$(realpath "$DEB")
 echo "$DEB ($(du -h "$DEB" | cut -f1))"
+# Tested from a copy: a rebuild of target/debian/ meanwhile (ci/image-build.sh builds it too)
+# does not change the package under test.
+deb_copy=$(mktemp -d)
+cp "$DEB" "$deb_copy/"
+DEB=$deb_copy/$(basename "$DEB")
 
 # ---------------------------------------------------------------------------------------
 step "lintian"
@@ -103,6 +107,7 @@ stop_boot() { # power the booted machine off (SIGTERM asks its systemd to shut d
 
 cleanup() {
   stop_boot
+  rm -rf "$deb_copy" "$work_lintian"
   ip netns del "$NS" 2>/dev/null || true
   ip netns del "$PEER" 2>/dev/null || true
   if (( keep )); then echo "test root kept in $ROOT"; else rm -rf "$work"; fi

@@ -159,5 +159,7 @@ find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 mkdir -p "$out_dir"
 deb="$out_dir/${package}_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+# Built beside and renamed into place: a reader of the old package never sees half a file.
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb.tmp" >/dev/null
+mv -f "$deb.tmp" "$deb"
 echo "$deb"
