@@ -86,6 +86,9 @@ pub struct LabOpts {
     pub routing_toml: String,
     /// LAB_NO_DAEMON: build the topology only; start the daemon with [`Lab::daemon_start`].
     pub no_daemon: bool,
+    /// LAB_WEB: also start routeros-web on the router's LAN address (8080/8081). Off in tests
+    /// by default: tests that check those ports bind them themselves.
+    pub web: bool,
 }
 
 impl Default for LabOpts {
@@ -100,6 +103,7 @@ impl Default for LabOpts {
             health_toml: String::new(),
             routing_toml: String::new(),
             no_daemon: false,
+            web: false,
         }
     }
 }
@@ -215,7 +219,8 @@ impl Lab {
             .env("LAB_RETRY_COUNT", self.opts.retry_count.to_string())
             .env("LAB_HEALTH_TOML", &self.opts.health_toml)
             .env("LAB_ROUTING_TOML", &self.opts.routing_toml)
-            .env("LAB_NO_DAEMON", if self.opts.no_daemon { "1" } else { "0" });
+            .env("LAB_NO_DAEMON", if self.opts.no_daemon { "1" } else { "0" })
+            .env("LAB_WEB", if self.opts.web { "1" } else { "0" });
         if !self.opts.targets.is_empty() {
             let targets: Vec<String> = self.opts.targets.iter().map(|t| t.to_string()).collect();
             cmd.env("LAB_TARGETS", targets.join(" "));
