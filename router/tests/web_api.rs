@@ -491,19 +491,41 @@ async fn operator_controls_wans_but_not_config() {
     let admin = h.setup().await;
     let op = h.user(&admin, "oper", "operator").await;
 
+    // wan2 is down: nothing could take wan1's connections over, so the daemon would keep
+    // them (it resets nothing when there is nowhere to move to).
     let a = h
         .send(Req::get("/api/v1/wans/wan1/impact").cookie(&op).empty())
         .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(
-        (a.status, a.body["connections"].clone()),
-        (StatusCode::OK, json!(17))
+        a.body,
+        json!({"connections": 17, "reset_connections": 0, "in_service": true, "takeover": []})
+    );
+    let a = h
+        .send(Req::get("/api/v1/wans/wan2/impact").cookie(&op).empty())
+        .await;
+    assert_eq!(
+        a.body,
+        json!({"connections": 0, "reset_connections": 0, "in_service": false, "takeover": ["wan1"]})
     );
 
+    // The answer reports what the daemon did: its failover event for wan1 after the request.
+    h.daemon.extra_events.lock().unwrap().push(json!({
+        "at_ms": routeros::events::now_ms() + 60_000, "kind": "failover", "wan": "wan1",
+        "message": "wan1 left service: 17 connections reset to reconnect via wan2",
+        "details": {"reset_connections": 17, "mark": 256}
+    }));
     let a = h
         .send(Req::post("/api/v1/wans/wan1/disable").cookie(&op).empty())
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["reset_connections"], 17);
+    let asked = h.daemon.requests("events");
+    let last = asked.last().expect("events asked after the disable");
+    assert_eq!(
+        (&last["wan"], &last["kind"]),
+        (&json!("wan1"), &json!("failover"))
+    );
     assert!(a.body["message"].as_str().unwrap().contains("wan1"));
     assert_eq!(
         h.daemon.requests("disable"),

@@ -7,6 +7,8 @@ import { toMbps, h } from './util.js';
 
 const PALETTE = ['#2563eb', '#c026d3', '#0d9488', '#ea580c', '#65a30d', '#db2777', '#7c3aed', '#0284c7'];
 const HEIGHT = 220;
+const MIN_SPAN_S = 300;
+const TIME_INCRS = [60, 120, 300, 600, 900, 1800, 3600];
 
 function cssVar(name, fallback) {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -94,6 +96,13 @@ export class WanCharts {
     this.dirty = true;
   }
 
+  /** Time (s) of the oldest point of any WAN, or Infinity. */
+  oldest() {
+    let t = Infinity;
+    for (const s of this.series.values()) if (s.t.length && s.t[0] < t) t = s.t[0];
+    return t;
+  }
+
   trim() {
     const min = Date.now() / 1000 - this.window - 60;
     for (const s of this.series.values()) {
@@ -121,12 +130,20 @@ export class WanCharts {
     if (!this.available || !this.wans.length) return;
     const axisColor = cssVar('--muted', '#64748b');
     const gridColor = cssVar('--grid', 'rgba(100,116,139,0.15)');
+    // The last hour, but no wider than the data: a router up for two minutes would otherwise
+    // draw its points as a sliver at the right edge. At least MIN_SPAN_S wide.
     const xRange = () => {
       const now = Date.now() / 1000;
-      return [now - this.window, now];
+      return [Math.max(now - this.window, Math.min(now - MIN_SPAN_S, this.oldest())), now];
     };
+    // Time ticks every whole minute or more, labelled "12:47": uPlot's default labels for a
+    // few minutes of data (":30", ":00" with a date line) collide with each other.
+    const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     const axes = () => [
-      { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor }, font: '12px system-ui, sans-serif' },
+      {
+        stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor }, font: '12px system-ui, sans-serif',
+        space: 70, incrs: TIME_INCRS, values: (u, splits) => splits.map(clock),
+      },
       { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor }, size: 48, font: '12px system-ui, sans-serif' },
     ];
     const base = (el, title) => ({

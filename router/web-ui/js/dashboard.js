@@ -24,6 +24,14 @@ function untilMs(v) {
   return n < 1e12 ? n * 1000 : n;
 }
 
+const LIVE_STATES = ['up', 'degraded'];
+
+/** The WANs that carry traffic if asked: up or degraded and in service (other than `except`). */
+function liveWans(status, except) {
+  return ((status && status.wans) || []).filter((w) => w.name !== except && LIVE_STATES.includes(w.state)
+    && wanRole(w) !== 'disabled' && wanRole(w) !== 'maintenance');
+}
+
 function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
 }
@@ -91,7 +99,9 @@ function updateCard(c, w) {
   c.state.dataset.state = display;
   c.role.textContent = role;
   c.role.dataset.role = role;
-  c.role.hidden = out;
+  // A down line the daemon still lists as active (every line is down: it keeps the last
+  // routes) carries nothing: the red state pill says it all.
+  c.role.hidden = out || (role === 'active' && !LIVE_STATES.includes(display));
   c.sinceMs = Number(w.since_ms) || null;
   c.untilMs = role === 'maintenance' ? untilMs(w.maintenance_until) : null;
   c.f.address.dd.textContent = w.address || DASH;
@@ -256,26 +266,43 @@ export async function mount(main, ctx) {
     },
   };
 
+  // What taking `wan` out of service does, as the daemon will do it (GET /impact): its
+  // connections are reset only when another line is in service to take them over; with no
+  // other line they keep running on it, and a line already out of service has none to reset.
   async function impactText(wan, action, minutes) {
     const impact = await api.get(`/wans/${enc(wan)}/impact`, { quiet: true });
     const known = impact && impact.connections !== null && impact.connections !== undefined;
     const n = known ? Number(impact.connections) || 0 : 0;
+    const reset = Number(impact && impact.reset_connections) || 0;
+    const takeover = (impact && Array.isArray(impact.takeover)) ? impact.takeover : [];
+    const via = takeover.length ? takeover.join(', ') : 'the other lines';
     const out = [];
-    if (!known) out.push(h('p', { testid: 'impact-text', text: `The connections on ${wan} will be reset and move to the other lines.` }));
-    else out.push(n > 0
-      ? h('p', { testid: 'impact-text' }, h('strong', { text: plural(n, 'connection', 'connections') }), ` on ${wan} will be reset and move to the other lines.`)
-      : h('p', { testid: 'impact-text', text: `No connections on ${wan} need to be reset.` }));
+    if (impact && impact.in_service === false) {
+      out.push(h('p', { testid: 'impact-text', text: `${wan} is not carrying traffic now (${wanDisplayState(cardStatus(wan))}): no connections are reset.` }));
+    } else if (reset > 0) {
+      out.push(h('p', { testid: 'impact-text' }, h('strong', { text: plural(reset, 'connection', 'connections') }), ` on ${wan} will be reset and reconnect through ${via}.`));
+    } else if (known && n > 0 && !takeover.length) {
+      out.push(h('p', { testid: 'impact-text' }, 'Nothing is reset: ', h('strong', { text: plural(n, 'connection', 'connections') }), ` keep running on ${wan}, as there is no other line to move them to.`));
+    } else if (known) {
+      out.push(h('p', { testid: 'impact-text', text: `No connections on ${wan} need to be reset.` }));
+    } else {
+      out.push(h('p', { testid: 'impact-text', text: `The connections on ${wan} will be reset and reconnect through ${via}.` }));
+    }
     if (action === 'disable') {
       out.push(`New connections will avoid ${wan} until you enable it.`);
     } else {
       const end = formatTime(Date.now() + minutes * 60000);
       out.push(`New connections will avoid ${wan} for ${plural(minutes, 'minute', 'minutes')} (until about ${end}); then it returns to service by itself. Enable ends it early.`);
     }
-    const others = (lastStatus && lastStatus.wans || []).filter((w) => w.name !== wan && wanRole(w) !== 'disabled' && wanRole(w) !== 'maintenance' && ['up', 'degraded'].includes(w.state));
-    if (lastStatus && others.length === 0) {
-      out.push(h('p', { class: 'warn-text', testid: 'impact-warning', text: `No other line is up: the LAN loses its internet access while ${wan} is out of service.` }));
+    const noOther = impact && Array.isArray(impact.takeover) ? takeover.length === 0 : !!lastStatus && liveWans(lastStatus, wan).length === 0;
+    if (noOther) {
+      out.push(h('p', { class: 'warn-text', testid: 'impact-warning', text: `No other line is up: new connections from the LAN get no internet access while ${wan} is out of service.` }));
     }
     return out;
+  }
+
+  function cardStatus(wan) {
+    return ((lastStatus && lastStatus.wans) || []).find((w) => w.name === wan) || {};
   }
 
   async function act(wan, action, body) {
@@ -285,7 +312,8 @@ export async function mount(main, ctx) {
     try {
       const res = await api.post(`/wans/${enc(wan)}/${action}`, body || {});
       const msg = (res && res.message) || `${wan}: ${action} done`;
-      const reset = res && res.reset_connections !== null && res.reset_connections !== undefined && Number.isFinite(Number(res.reset_connections)) ? ` (${plural(Number(res.reset_connections), 'connection', 'connections')} reset)` : '';
+      const nReset = Number(res && res.reset_connections);
+      const reset = Number.isFinite(nReset) && nReset > 0 ? ` (${plural(nReset, 'connection', 'connections')} reset)` : '';
       toast(msg + reset, 'success');
     } catch { /* api.js showed the error */ }
     await refresh();
@@ -332,7 +360,11 @@ export async function mount(main, ctx) {
   function renderSummary(status) {
     clear(summary);
     const mode = status.mode === 'failover' ? 'Failover by priority' : status.mode === 'ecmp' ? 'Weighted balancing' : status.mode;
-    const active = Array.isArray(status.active_wans) ? status.active_wans : status.wans.filter((w) => wanRole(w) === 'active').map((w) => w.name);
+    // The daemon keeps its last routes when every line is down (no blackhole), so a down
+    // line can still be "active": it carries nothing. Count only live active lines.
+    const live = new Set(liveWans(status).map((w) => w.name));
+    const active = (Array.isArray(status.active_wans) ? status.active_wans : status.wans.filter((w) => wanRole(w) === 'active').map((w) => w.name))
+      .filter((n) => live.has(n));
     if (mode) summary.append(h('span', { class: 'chip', testid: 'dash-mode', text: mode }));
     summary.append(h('span', { class: 'chip', testid: 'dash-active' }, 'Carrying traffic: ', h('strong', { text: active.length ? active.join(', ') : 'none' })));
     clear(notices);
@@ -344,7 +376,7 @@ export async function mount(main, ctx) {
       notices.append(h('div', { class: 'notice notice-error', testid: 'notice-error', text: `Last apply failed: ${status.last_error}` }));
     }
     if (!active.length && status.wans.length) {
-      notices.append(h('div', { class: 'notice notice-error', testid: 'notice-offline', text: 'No WAN is carrying traffic: the LAN has no internet access.' }));
+      notices.append(h('div', { class: 'notice notice-error', testid: 'notice-offline', text: 'No WAN is up and in service: new connections from the LAN get no internet access.' }));
     }
   }
 

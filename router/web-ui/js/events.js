@@ -8,11 +8,15 @@ import { h, clear, formatTime, humanize } from './util.js';
 
 export const EVENT_KINDS = ['state_change', 'failover', 'high_latency', 'operator', 'config_change'];
 
+// Detail keys not worth a reader's time: `at` repeats the row's time as epoch ms, `mark` is
+// the WAN's internal packet mark.
+const HIDDEN_DETAILS = new Set(['at', 'mark']);
+
 function detailText(details) {
   if (!details || typeof details !== 'object') return '';
   return Object.entries(details)
-    .filter(([, v]) => v !== null && v !== undefined && typeof v !== 'object')
-    .map(([k, v]) => `${humanize(k)}: ${v}`)
+    .filter(([k, v]) => !HIDDEN_DETAILS.has(k) && v !== null && v !== undefined && typeof v !== 'object')
+    .map(([k, v]) => `${humanize(k)}: ${typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(1)) : v}`)
     .join(' · ');
 }
 
