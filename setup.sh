@@ -55,12 +55,13 @@ conntrack and netplan.io from the distribution, then the package; writes
 `routeros-watchdog --check`; writes the LAN port's /etc/netplan/60-routeros-lan.yaml and
 has systemd-networkd configure that one port (unlike `netplan apply`, the WAN ports are left
 alone); applies the sysctl settings; enables and (re)starts routeros-watchdog and
-routeros-web; prints the dashboard's address. Re-run it with other flags to change the set-up.
+routeros-web (installing the package alone enables and starts nothing); prints the
+dashboard's address. Re-run it with other flags to change the set-up.
 
 If a step fails, every change of the run is undone (replaced files come back from
 /var/backups/routeros-setup/, packages it installed are purged) and the error is shown.
-Without systemd as PID 1 (a container, a chroot) the services are not started and the LAN
-address is set with ip(8), since netplan cannot apply it there.
+Without systemd as PID 1 (a container, a chroot) the services are enabled for the next boot
+but not started, and the LAN address is set with ip(8), since netplan cannot apply it there.
 
 Exit status: 0 done; 1 a step failed and its changes were undone; 2 bad flags or an
 unsuitable machine (nothing changed).
@@ -512,7 +513,8 @@ show_plan() {
     say "apply $SYSCTL_FILE, enable ${UNITS[*]}"
     (( NO_START )) && say "and not start them (--no-start)" || say "and start (or reload) them"
   else
-    say "Would set $LAN_ADDR on $LAN_IF with ip(8) and apply $SYSCTL_FILE; systemd is not running, so no services would be started"
+    say "Would set $LAN_ADDR on $LAN_IF with ip(8), apply $SYSCTL_FILE and enable ${UNITS[*]} for the next boot;"
+    say "systemd is not running, so no services would be started"
   fi
   say "The dashboard would be at $(dashboard) (REST API on port 8081)"
 }
@@ -607,10 +609,17 @@ undo_one() {
       if [[ $2 == disabled ]]; then say "  disable $1"; systemctl disable --quiet "$1" 2>/dev/null || true; fi ;;
     units)
       local unit e a
+      for unit in "${UNITS[@]}"; do
+        read -r e a <<<"${UNIT_BEFORE[$unit]}"
+        if [[ $e != enabled && $(systemctl is-enabled "$unit" 2>/dev/null) == enabled ]]; then
+          say "  disable $unit"
+          systemctl disable --quiet "$unit" 2>/dev/null || true
+        fi
+      done
+      systemd_running || return 0
       systemctl daemon-reload 2>/dev/null || true
       for unit in "${UNITS[@]}"; do
         read -r e a <<<"${UNIT_BEFORE[$unit]}"
-        if [[ $e == disabled ]]; then systemctl disable --quiet "$unit" 2>/dev/null || true; fi
         if [[ $a == active ]]; then
           say "  restart $unit with the restored configuration"
           systemctl restart "$unit" 2>/dev/null || true
@@ -692,10 +701,10 @@ apply() {
   CURRENT_STEP="installing the $PKG package"
   step "The $PKG package"
   local unit
-  if systemd_running; then
-    for unit in "${UNITS[@]}"; do UNIT_BEFORE[$unit]=$(unit_state "$unit"); done
-    journal units
-  fi
+  # The package enables nothing; this run enables the units (step "services"). Undone: back
+  # to the enabled/active state each unit had before.
+  for unit in "${UNITS[@]}"; do UNIT_BEFORE[$unit]=$(unit_state "$unit"); done
+  journal units
   case $PKG_ACTION in
     install) journal purge-package "$PKG" ;;
     upgrade) journal note-package "$INSTALLED" ;;
@@ -747,7 +756,8 @@ apply() {
   CURRENT_STEP="starting the services"
   step "Services"
   if ! systemd_running; then
-    say "systemd is not running here: not starting ${UNITS[*]}; on a booted system: systemctl start ${UNITS[*]}"
+    run systemctl enable --quiet "${UNITS[@]}"
+    say "systemd is not running here: enabled for the next boot, not started; on a booted system: systemctl start ${UNITS[*]}"
   elif (( NO_START )); then
     run systemctl daemon-reload
     run systemctl enable --quiet "${UNITS[@]}"

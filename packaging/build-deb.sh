@@ -18,6 +18,7 @@
 #                                                       (files under /etc are conffiles)
 #   config/routeros.toml -> /usr/share/routeros/        the default config; postinst copies it
 #                                                       to /opt/routeros/config/ when absent
+#   packaging/80-routeros.preset -> /usr/lib/systemd/system-preset/   units off by default
 #   scripts/{status,test_failover}.sh -> /usr/lib/routeros/scripts/, linked from
 #                                                       /opt/routeros/scripts/ by postinst
 #   packaging/{postinst,prerm,postrm}                   maintainer scripts (@UNITS@ filled in)
@@ -92,6 +93,8 @@ for f in "${overlay_files[@]}"; do
 done
 
 install -D -m 0644 "$repo/config/routeros.toml" "$root/usr/share/routeros/routeros.toml"
+# Off by default (see postinst); the appliance image's 40-routeros-image.preset comes first.
+install -D -m 0644 "$here/80-routeros.preset" "$root/usr/lib/systemd/system-preset/80-routeros.preset"
 # The scripts live in /usr/lib/routeros/scripts; postinst links them into /opt/routeros/scripts/.
 # Nothing is shipped under /opt: dpkg would delete an empty /opt (made by base-files'
 # postinst, owned by no package) when this package is removed.
@@ -121,7 +124,8 @@ for b in "${binaries[@]}"; do
   chmod 0644 "$root/usr/share/man/man$section/$b.$section.gz"
 done
 
-# Units that have an [Install] section are enabled by postinst and stopped by prerm.
+# Units that have an [Install] section: postinst records them (never enables or starts them on a
+# first installation), restarts the running ones on upgrade; prerm stops them.
 units=$(cd "$root/usr/lib/systemd/system" && grep -l '^\[Install\]' ./*.service | sed 's|^\./||' | sort)
 units_reversed=$(printf '%s\n' $units | tac | xargs)
 units=$(printf '%s\n' $units | xargs)
