@@ -18,8 +18,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
-/// How often the poller runs.
+/// How often the poller takes a status.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often it asks for new daemon events in between; a new event (a WAN went down, a
+/// failover, an operator action) is followed by a status at once, so the cards change
+/// within this much of the daemon, not up to a whole status interval later.
+pub const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// A snapshot younger than this is served as is.
 pub const FRESH: Duration = Duration::from_millis(1500);
 /// Throughput points kept per WAN (an hour at 1 s).
@@ -204,9 +208,10 @@ impl Telemetry {
             .unwrap_or_default()
     }
 
-    /// Fetch events newer than the last seen and broadcast them. The first call only takes
-    /// note of what is already in the daemon's log (and counts its failovers).
-    pub async fn poll_events(&self) -> Result<(), ApiError> {
+    /// Fetch events newer than the last seen and broadcast them; returns how many. The first
+    /// call only takes note of what is already in the daemon's log (and counts its
+    /// failovers).
+    pub async fn poll_events(&self) -> Result<usize, ApiError> {
         let mut since = self.events_since.lock().await;
         let answer = self
             .daemon
@@ -222,6 +227,7 @@ impl Telemetry {
             .cloned()
             .unwrap_or_default();
         let mut newest = since.unwrap_or(0);
+        let mut new = 0;
         for event in &events {
             let at = event.get("at_ms").and_then(Value::as_u64).unwrap_or(0);
             if since.is_some_and(|s| at <= s) {
@@ -232,29 +238,43 @@ impl Telemetry {
                 self.failovers.fetch_add(1, Ordering::Relaxed);
             }
             if since.is_some() {
+                new += 1;
                 if let Ok(bytes) = serde_json::to_vec(event) {
                     let _ = self.tx.send(StreamItem::Event(Bytes::from(bytes)));
                 }
             }
         }
         *since = Some(newest);
-        Ok(())
+        Ok(new)
     }
 
-    /// The poller: every second, status then events, until `shutdown` turns true.
+    /// The poller, until `shutdown` turns true: every second status then events; in between,
+    /// events every [`EVENT_POLL_INTERVAL`], and a status at once when there are new ones.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut events_tick = tokio::time::interval(EVENT_POLL_INTERVAL);
+        events_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
+            let full = tokio::select! {
+                _ = tick.tick() => true,
+                _ = events_tick.tick() => false,
                 _ = shutdown.changed() => break,
-            }
+            };
             if *shutdown.borrow() {
                 break;
             }
+            if !full {
+                // Only while the daemon answers; the full poll reports when it does not.
+                if self.reachable.load(Ordering::Relaxed)
+                    && matches!(self.poll_events().await, Ok(n) if n > 0)
+                {
+                    let _ = self.refresh().await;
+                }
+                continue;
+            }
             let result = match self.refresh().await {
-                Ok(_) => self.poll_events().await,
+                Ok(_) => self.poll_events().await.map(|_| ()),
                 Err(e) => Err(e),
             };
             let ok = result.is_ok();

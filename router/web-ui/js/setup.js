@@ -383,7 +383,7 @@ export async function mount(main, ctx) {
     });
     const el = h('div', { class: 'pane', testid: 'setup-pane-timezone' },
       h('h2', { text: 'Time zone' }),
-      h('p', { class: 'muted', text: 'Used for the times in the logs and the event list.' }),
+      h('p', { class: 'muted', text: 'Saved with the setup for the system clock. The dashboard shows times in your browser\'s time zone.' }),
       h('div', { class: 'field-grid' },
         h('div', { class: 'field' }, h('label', { for: 'setup-timezone-select', text: 'Common zones' }), sel),
         h('div', { class: 'field' }, h('label', { for: 'setup-timezone', text: 'Time zone' }), text,
