@@ -293,12 +293,15 @@ check_root "a dependency to install: conntrack removed, offered by the local rep
 check_root "--help" 'h=$(/root/pnr/setup.sh --help); for s in --wanN-interface "wan3 needs wan2" --lan-network --dry-run; do grep -qF -- "$s" <<<"$h"; done'
 
 # refused NAME EXPECTED-MESSAGE ARGS...: exit status 2, the message, nothing changed on disk.
+# The "before" snapshot is the previous call's "after" (nothing else runs in between).
+REFUSED_BEFORE=""
 refused() {
   local name=$1 expect=$2; shift 2
   local before after out rc=0
-  before=$(snapshot strict)
+  before=${REFUSED_BEFORE:-$(snapshot strict)}
   out=$(in_root "${PRE:-true}; /root/pnr/setup.sh $*" 2>&1) || rc=$?
   after=$(snapshot strict)
+  REFUSED_BEFORE=$after
   if (( rc != 2 )); then fail "refused: $name (exit $rc, not 2)" "$out"; return; fi
   if ! grep -qF -- "$expect" <<<"$out"; then fail "refused: $name (no '$expect')" "$out"; return; fi
   if [[ $before != "$after" ]]; then fail "refused: $name (files changed)" "$(diff <(echo "$before") <(echo "$after") | head)"; return; fi
@@ -460,13 +463,15 @@ check "failing re-run exits 1 and undoes" bash -c '[ "$1" = 1 ] && grep -q "fail
 printf '%s\n' "$out" | sed -n '/Undoing/,$p' | sed 's/^/  | /'
 same_snapshot "  config and netplan restored byte for byte" "$before" "$(snapshot content)"
 check_root "  LAN address restored" 'ip -o addr show dev eth2 | grep -q "inet 10.10.0.1/24"; ! ip -o addr show dev eth2 | grep -q 192.168.1.1'
+REFUSED_BEFORE=""   # much has changed since the refusals above
 # The user's policy sends traffic via eth0: a set-up without eth0 is refused by --check.
 refused "a config the daemon refuses (policy via a WAN no longer there)" "pass --reset-config" \
   "--wan1-interface eth3 --wan2-interface eth1 --lan-interface eth2 --lan-network 10.10.0.0/24"
 
 step "purge after setup.sh"
-check_root "purge removes the config, the LAN netplan file and setup.sh's backups" 'dpkg -P routeros >/dev/null
-  [ ! -e /opt/routeros ] && [ ! -e /etc/netplan/60-routeros-lan.yaml ] && [ ! -e /var/backups/routeros-setup ]'
+check_root "purge removes the config, the LAN netplan file, setup.sh's backups and the unit links it made" 'dpkg -P routeros >/dev/null
+  [ ! -e /opt/routeros ]; [ ! -e /etc/netplan/60-routeros-lan.yaml ]; [ ! -e /var/backups/routeros-setup ]
+  ! ls -l /etc/systemd/system/*/routeros-* 2>/dev/null'
 
 # ---------------------------------------------------------------------------------------
 # The same root booted with systemd as PID 1 (systemd-nspawn, in its own network namespace
@@ -553,11 +558,13 @@ else
   # The policy on a running system: the default config names eth0..eth2, and this box could be
   # anyone's; installing, reinstalling or upgrading the package alone must start nothing and
   # leave routes, rules and nftables as they were.
-  check_boot "dpkg -i on a running system: nothing enabled or started; routes, rules, nftables untouched" '
+  check_boot "dpkg -i on a running system: nothing enabled or started; routes, rules, nftables, sysctl untouched" '
     ip route add default via 192.0.2.1 dev $BOOT_WAN1   # the owner'"'"'s own default route
     # IPv4 routes (the ports just came up: their IPv6 link-local routes may still appear), rules of
     # both families, the whole nftables ruleset.
-    snap() { ip -4 route show table all; ip -4 rule show; ip -6 rule show; nft list ruleset; }
+    # And the kernel settings of 60-routeros.conf: applied by setup.sh (or at boot), not by dpkg.
+    snap() { ip -4 route show table all; ip -4 rule show; ip -6 rule show; nft list ruleset
+      sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.fib_multipath_hash_policy; }
     snap >/tmp/net.before
     dpkg -i /root/pnr/target/debian/routeros_*.deb >/tmp/dpkg.out 2>&1 || { cat /tmp/dpkg.out; exit 1; }
     grep -q "not enabled or started" /tmp/dpkg.out
