@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # Tests of the Debian package and setup.sh, as root, in throw-away machines made from a
-# Debian 12 root made by mmdebstrap (cached as a tarball under target/ci-cache/): first entered with
-# chroot inside its own network, mount and PID namespaces, with veth ports eth0..eth3 and no
-# systemd; then booted with systemd-nspawn.
+# Debian 12 root made by mmdebstrap (cached as a tarball under target/ci-cache/): first entered
+# with chroot inside its own network, mount and PID namespaces, with veth ports eth0..eth3 and
+# no systemd; then booted with systemd-nspawn. WAN-side addresses are documentation ranges.
+# Installs every host tool it needs (ci/lib/deps.sh); the test machines have no network.
 #
 #   sudo ci/test-package.sh              build the package (ci/package-build.sh), then test it
 #   sudo ci/test-package.sh --no-build   test target/debian/routeros_<version>_<arch>.deb as it is
 #   sudo ci/test-package.sh --keep       leave the test root (target/ci-pkgtest/) for a look
 #
 # 1. lintian: no errors (warnings and informational tags are listed).
-# 2. The package: install, units valid (systemd-analyze verify), users, default config; install
-#    again; upgrade; remove keeps the config; install after remove; purge leaves nothing.
-# 3. setup.sh: --help; bad flags refused with a clear message and nothing changed on disk;
-#    --dry-run changes nothing; a failing run undoes everything; the real run with the seed's
-#    flags (config, netplan, LAN address, sysctl); the daemon and the web server started as the
-#    units would start them (socket group, web user); a re-run with other flags updates the
-#    config and keeps the user's edits; a failing re-run restores the previous set-up.
+# 2. The package: install, units valid (systemd-analyze verify), hardening, users, default
+#    config; installing enables and starts nothing, the image's preset enables both; install
+#    again; upgrade and remove/reinstall keep the config and the admin's enable choice; remove
+#    keeps the config; purge leaves nothing (every file compared with the pristine root).
+# 3. setup.sh: --help; bad flags refused with a message naming the flag and nothing changed on
+#    disk; --dry-run changes nothing; a first run failing after any of its six steps undoes
+#    everything; the real run with the seed's flags (config, netplan, LAN address, sysctl,
+#    units enabled); the daemon and the web server started as the units would start them
+#    (socket group, web user); a re-run with other flags updates the config and keeps the
+#    user's edits; a failing re-run restores the previous set-up.
 # 4. The same root booted with systemd as PID 1 (systemd-nspawn, its own network namespace with
-#    four veth ports): setup.sh's real run has systemd-networkd configure the LAN port and
-#    systemd start both services under their hardened units (users, capabilities, socket
-#    group checked in /proc); a re-run reloads the daemon; a failing run restores the set-up
-#    and restarts the services; an upgrade restarts them; remove stops them; purge.
-# Takes about 3 minutes with the cached root; debootstrap adds 2-4 minutes on the first run.
+#    four veth ports): dpkg -i, reinstall and upgrade start nothing and leave routes, rules,
+#    nftables and sysctls alone; setup.sh's real run has systemd-networkd configure the LAN
+#    port and systemd start both services under their hardened units (users, capabilities,
+#    socket group checked in /proc); a re-run reloads the daemon; a failing run restores the
+#    set-up and restarts the services; an upgrade restarts them; remove stops them; purge.
+# Takes about 3.5 minutes with the cached root on a busy 2-core machine; building the root
+# (mmdebstrap) adds about 2 minutes on the first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib/deps.sh
