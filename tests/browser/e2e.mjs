@@ -15,7 +15,8 @@
 //   again: the dialog names the connections it resets through wan2, the toast reports what
 //   the daemon reset, and conntrack has none left on wan1 -> the audit log shows both
 //   disables (who, from where, what) -> a bad weight (0, then 300) in the config form shows
-//   the field error next to the weight input, and nothing is applied.
+//   the field error next to the weight input, and nothing is applied -> the events page
+//   filtered by WAN, and the users & keys page (a new API key is shown once).
 // Traffic stays in the lab: an echo server on the lab's internet host (203.0.113.10) in its
 // namespace, the connections to it from this (LAN) namespace through the lab router.
 // Environment: LAB_PREFIX (namespaces), WEB_URL [http://192.168.1.1:8080], ARTIFACTS
@@ -402,6 +403,31 @@ async function main() {
         check(!(await page.isVisible(tid('pending-banner'))), 'nothing was applied');
       }
       check((await page.textContent(tid('config-version'))) === version, 'config version unchanged');
+    });
+
+    await step('events page (filtered to wan2) and users & API keys page', async () => {
+      await page.click(tid('nav-events'));
+      await page.locator(tid('event-list')).waitFor();
+      await page.selectOption(tid('event-filter-wan'), 'wan2');
+      // The filtered list is fetched anew: wait until it shows only wan2, its state changes included.
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll('[data-testid="event-row"]')];
+        return rows.some((r) => r.dataset.kind === 'state_change') && rows.every((r) => r.dataset.wan === 'wan2');
+      });
+      await shot('events-wan2');
+      await page.click(tid('nav-users'));
+      await page.locator(`${tid('user-row')}[data-username="admin"]`).waitFor();
+      await page.fill(tid('key-new-label'), 'monitoring');
+      await page.selectOption(tid('key-new-role'), 'viewer');
+      await page.click(tid('key-create'));
+      await page.locator(tid('key-dialog')).waitFor();
+      const key = await page.inputValue(tid('key-value'));
+      check(/^rk_/.test(key), `a new API key is shown once: ${key.slice(0, 6)}…`);
+      await shot('api-key-shown-once', false);
+      await page.click(tid('key-close'));
+      await page.locator(`${tid('key-row')}`).first().waitFor();
+      check(!(await page.content()).includes(key), 'the key is not on the page after the dialog');
+      await shot('users-and-keys');
     });
 
     if (consoleProblems.length) {

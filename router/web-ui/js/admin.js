@@ -25,6 +25,13 @@ function fieldErrors(form, e) {
   if (!e.fields.length) toast(e.message, 'error');
 }
 
+/** "Nov 28, 2026" */
+function formatDate(ms) {
+  const n = Number(ms);
+  if (!Number.isFinite(n)) return '—';
+  return new Date(n).toLocaleDateString([], { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
 // ---------- audit ----------
 
 /** {wan: "wan1", connections: 12} -> "wan: wan1 · connections: 12" */
@@ -147,7 +154,9 @@ export const users = {
           h('td', { text: k.label || '—' }),
           h('td', { class: 'mono', text: String(k.id) }),
           h('td', {}, h('span', { class: 'role-tag', dataset: { role: k.role }, text: k.role })),
-          h('td', { class: 'nowrap', text: formatTime(k.created_ms, true) }),
+          // The date only (the time is in the tooltip): the table must fit a half-width card
+          // with its Revoke button visible.
+          h('td', { class: 'nowrap', title: formatTime(k.created_ms, true), text: formatDate(k.created_ms) }),
           h('td', { class: 'right' }, h('button', {
             type: 'button', class: 'btn btn-small btn-danger-outline', testid: `key-delete-${k.id}`, text: 'Revoke',
             on: { click: () => deleteKey(k) },
