@@ -2,6 +2,7 @@
 # Build the Phoenix Nexus Router appliance image: Ubuntu 24.04 (noble), x86-64, UEFI, A/B.
 #
 #   ci/image-build.sh [--version V] [--variant normal|broken-for-test] [--no-iso] [--no-qcow2]
+#   ci/image-build.sh --derive-from V1 --version V2 [--variant broken-for-test]
 #
 # Outputs, in target/image/dist/ (git-ignored through target/):
 #   router_<V>.qcow2           the disk (ESP, root A, empty root B, data), zstd-compressed qcow2
@@ -15,6 +16,11 @@
 # fetches the pinned mkosi (Debian trixie's 25.3, unpacked, nothing installed), builds the
 # image from image/ with a Debian trixie tools tree (systemd-repart, ukify, bootctl), signs
 # the upgrade bundle and wraps the ISO.
+#
+# --derive-from V1 (for the test's CI-sized mode): no mkosi run; version V2 is version V1's
+# root partition and UKI re-stamped with the new version (and the variant's files written
+# in), as an upgrade bundle only. V1 must be the newest build in target/image/out and V2 as
+# long as V1 (e.g. 0.1.0.202611281200.1 -> .2). See ci/lib/image-derive.sh.
 #
 # Signing key (Ed25519, PEM): ROUTEROS_SIGNING_KEY=/path/to/key.pem. Production keeps it off
 # the build machine's disk except during the build (e.g. a CI secret written to a tmpfs);
@@ -31,12 +37,14 @@ version=${IMAGE_VERSION:-}
 variant=normal
 want_iso=1
 want_qcow2=1
+derive_from=""
 while (($#)); do
     case $1 in
         --version) version=$2; shift ;;
         --variant) variant=$2; shift ;;
         --no-iso) want_iso=0 ;;
         --no-qcow2) want_qcow2=0 ;;
+        --derive-from) derive_from=$2; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) img_die "unknown argument $1 (see --help)" ;;
     esac
@@ -66,21 +74,34 @@ STAGING=$IMG_TARGET/staging
 mkdir -p "$DIST" "$OUT" "$KEYS" "$IMG_TARGET"/{cache,pkgcache,work}
 
 # --- host tools ---------------------------------------------------------------------------
-img_need_pkgs python3 apt dpkg debian-archive-keyring openssl zstd xorriso mtools dosfstools fdisk
+# mkosi runs on python3 and builds its Debian tools tree with the host's apt; the rest is
+# for the bundle (openssl, zstd, tar), the qcow2 (qemu-img), the ISO (xorriso, mtools,
+# dosfstools, fdisk's sfdisk, e2fsprogs) and derived versions (e2fsprogs' debugfs).
+img_need_pkgs python3 apt dpkg gpgv debian-archive-keyring ca-certificates openssl zstd tar \
+    xorriso mtools dosfstools fdisk e2fsprogs
 command -v qemu-img >/dev/null || img_need_pkgs qemu-utils
+
+if [[ -n $derive_from ]]; then
+    [[ -n $version ]] || img_die "--derive-from needs --version"
+    want_iso=0 want_qcow2=0
+fi
 
 # --- our Debian package --------------------------------------------------------------------
 t=$SECONDS
-if [[ ${IMG_SKIP_PACKAGE:-0} != 1 ]]; then
+if [[ -n $derive_from ]]; then
+    : # the base version's package
+elif [[ ${IMG_SKIP_PACKAGE:-0} != 1 ]]; then
     img_log "building the Debian package (ci/package-build.sh)"
     "$IMG_REPO_ROOT/ci/package-build.sh" >&2
 fi
-deb=$(ls -t "$IMG_REPO_ROOT"/target/debian/routeros_*.deb 2>/dev/null | head -n1)
-[[ -n $deb ]] || img_die "no target/debian/routeros_*.deb (ci/package-build.sh failed?)"
-pkgdir=$IMG_TARGET/debs
-rm -rf "$pkgdir" && mkdir -p "$pkgdir" && cp "$deb" "$pkgdir/"
-img_log "package: $(basename "$deb")"
-step package "$t"
+if [[ -z $derive_from ]]; then
+    deb=$(ls -t "$IMG_REPO_ROOT"/target/debian/routeros_*.deb 2>/dev/null | head -n1)
+    [[ -n $deb ]] || img_die "no target/debian/routeros_*.deb (ci/package-build.sh failed?)"
+    pkgdir=$IMG_TARGET/debs
+    rm -rf "$pkgdir" && mkdir -p "$pkgdir" && cp "$deb" "$pkgdir/"
+    img_log "package: $(basename "$deb")"
+    step package "$t"
+fi
 
 # --- signing key ---------------------------------------------------------------------------
 key=${ROUTEROS_SIGNING_KEY:-}
@@ -98,29 +119,37 @@ openssl pkey -in "$key" -pubout -out "$STAGING/usr/share/routeros/upgrade-keys/r
 keyid=$(openssl pkey -pubin -in "$STAGING/usr/share/routeros/upgrade-keys/router-upgrade.pem" -outform DER | sha256sum | cut -c1-16)
 img_log "upgrade signing key: $keyid$([[ -z ${ROUTEROS_SIGNING_KEY:-} ]] && echo ' (test key)')"
 
-# --- mkosi -----------------------------------------------------------------------------------
-t=$SECONDS
-img_fetch_mkosi
-step mkosi-fetch "$t"
-
-t=$SECONDS
-args=(--image-version="$version" -O "$OUT" --cache-directory="$IMG_TARGET/cache"
-    --package-cache-dir="$IMG_TARGET/pkgcache" --workspace-directory="$IMG_TARGET/work"
-    --volatile-package-directory="$pkgdir" --volatile-package=routeros
-    --extra-tree="$STAGING")
-[[ $variant == broken-for-test ]] && args+=(--extra-tree="$IMG_REPO_ROOT/image/variants/broken-for-test")
-img_log "mkosi build: version $version ($variant)"
-log=$IMG_TARGET/mkosi-$version.log
-if ! img_mkosi "${args[@]}" -f build >"$log" 2>&1; then
-    tail -n 40 "$log" >&2
-    img_die "mkosi failed; full log: $log"
-fi
-step mkosi-build "$t"
-
 base=$OUT/router_$version
-for f in "$base.raw" "$base.efi" "$base.root-x86-64.raw" "$base.esp.raw"; do
-    [[ -s $f ]] || img_die "mkosi did not produce $f"
-done
+if [[ -n $derive_from ]]; then
+    t=$SECONDS
+    tree=""
+    [[ $variant == broken-for-test ]] && tree=$IMG_REPO_ROOT/image/variants/broken-for-test
+    "$IMG_REPO_ROOT/ci/lib/image-derive.sh" "$OUT/router_$derive_from" "$derive_from" "$version" "$base" $tree
+    step derive "$t"
+else
+    # --- mkosi -----------------------------------------------------------------------------------
+    t=$SECONDS
+    img_fetch_mkosi
+    step mkosi-fetch "$t"
+
+    t=$SECONDS
+    args=(--image-version="$version" -O "$OUT" --cache-directory="$IMG_TARGET/cache"
+        --package-cache-dir="$IMG_TARGET/pkgcache" --workspace-directory="$IMG_TARGET/work"
+        --volatile-package-directory="$pkgdir" --volatile-package=routeros
+        --extra-tree="$STAGING")
+    [[ $variant == broken-for-test ]] && args+=(--extra-tree="$IMG_REPO_ROOT/image/variants/broken-for-test")
+    img_log "mkosi build: version $version ($variant)"
+    log=$IMG_TARGET/mkosi-$version.log
+    if ! img_mkosi "${args[@]}" -f build >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        img_die "mkosi failed; full log: $log"
+    fi
+    step mkosi-build "$t"
+
+    for f in "$base.raw" "$base.efi" "$base.root-x86-64.raw" "$base.esp.raw"; do
+        [[ -s $f ]] || img_die "mkosi did not produce $f"
+    done
+fi
 
 # --- upgrade bundle ----------------------------------------------------------------------------
 t=$SECONDS
@@ -150,17 +179,41 @@ if ((want_iso)); then
     step iso "$t"
 fi
 
-# Keep the raw disk of the newest build for local tests; older raw outputs go.
-find "$OUT" -maxdepth 1 -name 'router_*' ! -name "router_$version*" -exec rm -f {} +
-(cd "$DIST" && sha256sum router_*.qcow2 router_*.upgrade.tar router_*.iso 2>/dev/null >SHA256SUMS || true)
+if [[ -n $derive_from ]]; then
+    # Only the bundle is kept of a derived version; the base's outputs stay for the next one.
+    derived_sizes=("$base.root-x86-64.raw" "$base.efi")
+else
+    # Keep the raw disk of the newest build for local tests; older raw outputs go.
+    find "$OUT" -maxdepth 1 -name 'router_*' ! -name "router_$version*" -exec rm -f {} +
+fi
+# SHA256SUMS of dist/: this version's lines replace any earlier ones (hashing every older
+# output again would cost a minute per build).
+(
+    cd "$DIST"
+    mine=()
+    for f in "router_$version.qcow2" "router_$version.upgrade.tar" "router_$version.iso"; do
+        [[ -e $f ]] && mine+=("$f")
+    done
+    {
+        if [[ -e SHA256SUMS ]]; then
+            while read -r sum name; do
+                if [[ -e $name && $name != router_$version.* ]]; then printf '%s  %s\n' "$sum" "$name"; fi
+            done <SHA256SUMS
+        fi
+        sha256sum "${mine[@]}"
+    } >SHA256SUMS.tmp
+    mv SHA256SUMS.tmp SHA256SUMS
+)
 
 # --- report ----------------------------------------------------------------------------------
 echo
-echo "Image router_$version ($variant) built in $((SECONDS - T0)) s:"
-for k in package mkosi-fetch mkosi-build bundle qcow2 iso; do
+echo "Image router_$version ($variant${derive_from:+, derived from $derive_from}) built in $((SECONDS - T0)) s:"
+for k in package mkosi-fetch mkosi-build derive bundle qcow2 iso; do
     [[ -n ${took[$k]:-} ]] && printf '  %-12s %4d s\n' "$k" "${took[$k]}"
 done
 echo "Sizes:"
 img_sizes "$base.raw" "$base.efi" "$base.root-x86-64.raw" "$DIST/router_$version.qcow2" \
     "$DIST/router_$version.upgrade.tar" "$DIST/router_$version.iso"
 echo "Outputs in $DIST"
+[[ -n $derive_from ]] && rm -f "${derived_sizes[@]}"
+exit 0

@@ -11,10 +11,18 @@
 #   rollback  an upgrade to a deliberately broken version 3 (its daemon cannot start, and it
 #             rewrites the config to a schema version 2 refuses) is tried, never marked good,
 #             and systemd-boot falls back to version 2 by itself, whose config is intact
+#   iso       (not by default: ~10 min more) the USB ISO boots live, routeros-install writes an
+#             empty disk, which then boots alone with the factory defaults: DHCP on the first
+#             port, web wizard at http://192.168.1.1:8080
 #
-#   ci/image-test.sh [--no-build] [--keep] [--stages network,upgrade,rollback]
+#   ci/image-test.sh [--no-build] [--derived] [--keep] [--stages network,upgrade,rollback[,iso]]
+#   ci/image-test.sh --ci        the CI-sized run: --derived --stages network,upgrade,rollback,
+#                                and the broken version gets 1 boot attempt
 #
 #   --no-build   reuse the images of the previous run (target/image/test/versions.env)
+#   --derived    build version 1 with mkosi, and make versions 2 and 3 from it without mkosi
+#                (ci/image-build.sh --derive-from: same packages, re-stamped version, the
+#                broken variant's files written in): saves two image builds (~6 min)
 #   --keep       leave the VM and the namespaces running at the end (ci/image-test.sh --down
 #                removes them)
 # Environment: IMG_TEST_TRIES [2] boot attempts the broken version gets (product default 3),
@@ -33,10 +41,13 @@ source "$(dirname "$0")/lib/image-vm.sh"
 build=1
 keep=0
 stages=network,upgrade,rollback
+derived=0
 TRIES=${IMG_TEST_TRIES:-2}
 while (($#)); do
     case $1 in
         --no-build) build=0 ;;
+        --derived) derived=1 ;;
+        --ci) derived=1; stages=network,upgrade,rollback; TRIES=${IMG_TEST_TRIES:-1} ;;
         --keep) keep=1 ;;
         --stages) stages=$2; shift ;;
         --down) imgvm_stop; imglab_down; exit 0 ;;
@@ -48,7 +59,10 @@ done
 [[ $EUID -eq 0 ]] || img_die "run as root (namespaces, taps)"
 has_stage() { [[ ,$stages, == *,$1,* ]]; }
 
-img_need_pkgs qemu-system-x86 ovmf mtools dosfstools dnsmasq-base isc-dhcp-client openssh-client curl bind9-dnsutils
+# QEMU + UEFI firmware, the seed volume (mtools, dosfstools), the ISPs' DHCP/DNS (dnsmasq),
+# the LAN client (dhclient, dig, curl, ssh, python3 for its web server), namespaces (iproute2).
+img_need_pkgs qemu-system-x86 ovmf mtools dosfstools dnsmasq-base isc-dhcp-client openssh-client \
+    curl bind9-dnsutils python3 iproute2 util-linux procps
 command -v qemu-img >/dev/null || img_need_pkgs qemu-utils
 
 PASS=0
@@ -82,16 +96,20 @@ if ((build)); then
     base=$(awk '/^\[/ { s = $0 } s == "[workspace.package]" && /^version/ { gsub(/.*= *"|".*/, ""); print; exit }' \
         "$IMG_REPO_ROOT/Cargo.toml").$(date -u +%Y%m%d%H%M)
     V1=$base.1 V2=$base.2 V3=$base.3
-    "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V1" --no-iso | tee "$IMGVM_DIR/build-$V1.txt"
+    iso_opt=--no-iso
+    has_stage iso && iso_opt=""
+    "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V1" $iso_opt | tee "$IMGVM_DIR/build-$V1.txt"
     timing[build1]=$((SECONDS - t))
     t=$SECONDS
+    from=()
+    ((derived)) && from=(--derive-from "$V1")
     if has_stage upgrade || has_stage rollback; then
-        IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V2" --no-iso --no-qcow2 | tee "$IMGVM_DIR/build-$V2.txt"
+        IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V2" "${from[@]}" --no-iso --no-qcow2 | tee "$IMGVM_DIR/build-$V2.txt"
     fi
     timing[build2]=$((SECONDS - t))
     t=$SECONDS
     if has_stage rollback; then
-        IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V3" --variant broken-for-test \
+        IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V3" "${from[@]}" --variant broken-for-test \
             --no-iso --no-qcow2 | tee "$IMGVM_DIR/build-$V3.txt"
     fi
     timing[build3]=$((SECONDS - t))
@@ -114,12 +132,6 @@ cp "$IMG_REPO_ROOT/cloud-init/qemu/meta-data" "$IMG_REPO_ROOT/cloud-init/qemu/ne
 sed "s|@SSH_KEY@|$(<"$IMGVM_SSH_KEY.pub")|" "$IMG_REPO_ROOT/cloud-init/qemu/user-data.in" >"$seed_dir/user-data"
 imgvm_seed "$seed_dir" "$IMGVM_DIR/seed.img"
 
-imglab_up
-img_log "booting router_$V1 (TCG); serial console: $IMGVM_SERIAL"
-boot_t0=$SECONDS
-imgvm_start "$QCOW" "$IMGVM_DIR/seed.img"
-imglab_attach
-
 # Routing ready, as the LAN client sees it: it got its lease and reaches the internet host.
 lan_addr=""
 wait_routing() { # TIMEOUT -> 0 when the LAN client has an address and reaches the internet host
@@ -137,15 +149,22 @@ wait_routing() { # TIMEOUT -> 0 when the LAN client has an address and reaches t
     done
     return 1
 }
-if wait_routing 900; then
-    timing[boot1]=$((SECONDS - boot_t0))
-    ok "first boot (cloud-init provisioning): LAN client routed to the internet after ${timing[boot1]} s"
-else
-    nok "first boot: LAN client not routed within 900 s (lease: ${lan_addr:-none})"
-    tail -n 60 "$IMGVM_SERIAL" | sed 's/^/  serial: /'
-    exit 1
+if has_stage network || has_stage upgrade || has_stage rollback; then
+    imglab_up
+    img_log "booting router_$V1 (TCG); serial console: $IMGVM_SERIAL"
+    boot_t0=$SECONDS
+    imgvm_start "$QCOW" "$IMGVM_DIR/seed.img"
+    imglab_attach
+    if wait_routing 900; then
+        timing[boot1]=$((SECONDS - boot_t0))
+        ok "first boot (cloud-init provisioning): LAN client routed to the internet after ${timing[boot1]} s"
+    else
+        nok "first boot: LAN client not routed within 900 s (lease: ${lan_addr:-none})"
+        tail -n 60 "$IMGVM_SERIAL" | sed 's/^/  serial: /'
+        exit 1
+    fi
+    imgvm_wait_ssh 120 || img_die "no SSH from the LAN"
 fi
-imgvm_wait_ssh 120 || img_die "no SSH from the LAN"
 
 # --- network --------------------------------------------------------------------------------
 sources() { # N -> the source addresses the internet host saw for N new connections from the LAN
@@ -162,9 +181,12 @@ if has_stage network; then
     ans=$(imglab_ns lan dig +short +time=3 +tries=2 "@$IMGLAB_ROUTER_LAN" internet.test A || true)
     check "DNS: the router answers internet.test = $IMGLAB_INET (forwarded to an ISP) [$ans]" \
         test "$ans" = "$IMGLAB_INET"
+    # Right after boot a WAN may still be coming up (DHCP, health probes): up to 2 min for both.
+    both_wans() { [[ $1 == *$IMGLAB_WAN1_RTR=* && $1 == *$IMGLAB_WAN2_RTR=* && $1 != *fail=* ]]; }
+    t=$SECONDS
     seen=$(sources 24)
-    check "both WANs carry LAN traffic (sources seen by the internet host: $seen)" \
-        bash -c "[[ '$seen' == *$IMGLAB_WAN1_RTR=* && '$seen' == *$IMGLAB_WAN2_RTR=* && '$seen' != *fail=* ]]"
+    while ! both_wans "$seen" && ((SECONDS - t < 120)); do sleep 5; seen=$(sources 24); done
+    check "both WANs carry LAN traffic (sources seen by the internet host: $seen)" both_wans "$seen"
     code=$(imglab_ns lan curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$IMGLAB_ROUTER_LAN:8080/" || true)
     check "web UI answers on the LAN at http://$IMGLAB_ROUTER_LAN:8080/ (HTTP $code)" \
         bash -c "[[ '$code' =~ ^[23] ]]"
@@ -237,7 +259,7 @@ if has_stage upgrade; then
     t=$SECONDS
     rsh routeros-upgrade --yes "http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar" >"$IMGVM_DIR/upgrade-$V2.log" 2>&1 || true
     timing[upgrade_write]=$((SECONDS - t))
-    sed 's/^/  router: /' "$IMGVM_DIR/upgrade-$V2.log"
+    grep -v '^Imported' "$IMGVM_DIR/upgrade-$V2.log" | sed 's/^/  router: /'
     boot_t0=$SECONDS
     lan_addr=""
     sleep 10 # let it go down before asking for a new lease
@@ -251,9 +273,9 @@ if has_stage upgrade; then
     bless=$(rsh /usr/lib/systemd/systemd-bless-boot status 2>/dev/null || true)
     check "upgrade: systemd-bless-boot says good (got: $bless)" test "$bless" = good
     root=$(imgvm_ssh findmnt -no PARTLABEL / 2>/dev/null || true)
-    slot=$(imgvm_ssh 'lsblk -no PARTN "$(findmnt -no SOURCE /)"' 2>/dev/null | tr -d ' ' || true)
-    check "upgrade: running from the other slot (partition $slot, label $root)" \
-        bash -c "[[ '$root' == router_$V2 && '$slot' == 3 ]]"
+    slot=$(imgvm_ssh findmnt -no SOURCE / 2>/dev/null || true)
+    check "upgrade: running from the other slot ($slot, label $root)" \
+        bash -c "[[ '$root' == router_$V2 && '$slot' == /dev/vda3 ]]"
     entries=$(rsh routeros-upgrade status 2>/dev/null | grep -E '^\s+router_.*\.efi' | xargs || true)
     check "upgrade: boot entry router_$V2.efi without a try counter, $V1 kept ($entries)" \
         bash -c "[[ ' $entries ' == *' router_$V2.efi '* && '$entries' == *router_$V1.efi* ]]"
@@ -271,7 +293,7 @@ if has_stage rollback; then
     fails0=$(imgvm_serial_count "routeros boot-check: version $V3 FAILED")
     rsh routeros-upgrade --yes --tries "$TRIES" "http://$IMGLAB_LAN_STATIC:8001/router_$V3.upgrade.tar" \
         >"$IMGVM_DIR/upgrade-$V3.log" 2>&1 || true
-    sed 's/^/  router: /' "$IMGVM_DIR/upgrade-$V3.log"
+    grep -v '^Imported' "$IMGVM_DIR/upgrade-$V3.log" | sed 's/^/  router: /'
     t=$SECONDS
     check "rollback: $V3 was tried $TRIES times and failed its boot check each time" \
         imgvm_wait_serial "routeros boot-check: version $V3 FAILED" $((fails0 + TRIES)) $((600 * TRIES))
@@ -295,13 +317,72 @@ if has_stage rollback; then
         bash -c "[[ \$(imgvm_ssh systemctl is-active routeros-watchdog.service) == active ]]" 2>/dev/null
 fi
 
+# --- iso: USB stick live system, routeros-install, first boot with factory defaults -------------
+if has_stage iso; then
+    ISO=$DIST/router_$V1.iso
+    [[ -s $ISO ]] || img_die "$ISO missing (ci/image-build.sh without --no-iso)"
+    imgvm_stop
+    imglab_down
+    imglab_up
+    # The stick: a writable overlay of the ISO (the live system writes its data partition).
+    qemu-img create -q -f qcow2 -F raw -b "$(readlink -f "$ISO")" "$IMGVM_DIR/stick.qcow2"
+    qemu-img create -q -f qcow2 "$IMGVM_DIR/internal.qcow2" 10G
+    img_log "booting the USB stick image router_$V1.iso (live) with an empty 10 GiB disk"
+    t=$SECONDS
+    # vda: the stick, vdb: the internal disk, vdc: the test seed (an admin to log in as)
+    imgvm_boot "$IMGVM_DIR/stick.qcow2" "$IMGVM_DIR/internal.qcow2" "raw:$IMGVM_DIR/seed.img"
+    imglab_attach
+    if imgvm_wait_serial 'Cloud-init .* finished' 1 900; then
+        timing[live_boot]=$((SECONDS - t))
+        ok "live system of the ISO booted (${timing[live_boot]} s)"
+    else
+        nok "live system of the ISO did not finish booting"
+    fi
+    live=$(imgvm_console 'grep -ow routeros.live=1 /proc/cmdline; findmnt -no FSTYPE /' 120 2>/dev/null | tr -d '\r' | xargs || true)
+    check "live: booted by the stick's live entry, root is a RAM overlay ($live)" \
+        bash -c "[[ '$live' == *routeros.live=1*overlay* ]]"
+    t=$SECONDS
+    imgvm_console 'routeros-install --yes /dev/vdb >/tmp/install.log 2>&1; echo rc=$?; tail -n 3 /tmp/install.log' 900 \
+        >"$IMGVM_DIR/install.log" 2>&1 || true
+    timing[install]=$((SECONDS - t))
+    sed 's/^/  router: /' "$IMGVM_DIR/install.log"
+    check "routeros-install wrote the A/B layout to the internal disk (${timing[install]} s)" grep -q '^rc=0' "$IMGVM_DIR/install.log"
+    imgvm_stop
+    imglab_down
+    imglab_up
+    img_log "booting the internal disk alone, no seed: factory defaults"
+    t=$SECONDS
+    imgvm_boot "$IMGVM_DIR/internal.qcow2"
+    imglab_attach
+    lan_addr=""
+    deadline=$((SECONDS + 900))
+    while ((SECONDS < deadline)) && [[ -z $lan_addr ]]; do
+        lan_addr=$(imglab_lan_dhcp 20 || true)
+        [[ -n $lan_addr ]] || sleep 3
+    done
+    timing[factory_boot]=$((SECONDS - t))
+    check "first boot without cloud-init: the LAN client gets an address from 192.168.1.100-250 ($lan_addr, ${timing[factory_boot]} s)" \
+        bash -c "[[ '$lan_addr' =~ ^192\.168\.1\.([0-9]+)$ ]] && ((BASH_REMATCH[1] >= 100 && BASH_REMATCH[1] <= 250))"
+    code=""
+    for ((i = 0; i < 40; i++)); do
+        code=$(imglab_ns lan curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$IMGLAB_ROUTER_LAN:8080/" || true)
+        [[ $code =~ ^[23] ]] && break
+        sleep 5
+    done
+    check "first boot without cloud-init: the web wizard answers at http://192.168.1.1:8080 (HTTP $code)" \
+        bash -c "[[ '$code' =~ ^[23] ]]"
+    ans=$(imglab_ns lan dig +time=3 +tries=2 "@$IMGLAB_ROUTER_LAN" router.lan A 2>/dev/null | grep -c 'status:' || true)
+    check "first boot without cloud-init: the router answers DNS on the LAN" test "${ans:-0}" -ge 1
+fi
+
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Times (TCG, $(nproc) host cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
-for k in build1 build2 build3 boot1 failover upgrade_write boot2 rollback; do
+for k in build1 build2 build3 boot1 failover upgrade_write boot2 rollback live_boot install factory_boot; do
     [[ -n ${timing[$k]:-} ]] && printf '  %-14s %5d s\n' "$k" "${timing[$k]}"
 done
 echo "  (boot1: power-on to LAN routed incl. cloud-init first boot; boot2: upgrade reboot to LAN routed)"
+printf '  %-14s %5d s  (the whole run: builds and stages %s)\n' total "$SECONDS" "$stages"
 echo "Image sizes:"
 img_sizes "$DIST/router_$V1.qcow2" "$DIST/router_$V1.upgrade.tar" "$IMG_TARGET/out/router_$V1.raw" \
     "$IMG_TARGET/out/router_$V1.efi"

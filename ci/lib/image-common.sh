@@ -15,19 +15,11 @@ MKOSI_DIR=$IMG_TARGET/mkosi-$MKOSI_DEB_VERSION
 img_log() { printf '[image %(%T)T] %s\n' -1 "$*" >&2; }
 img_die() { printf '[image %(%T)T] ERROR: %s\n' -1 "$*" >&2; exit 1; }
 
-# img_need_pkgs PKG...: apt-get install those Debian packages that are not installed.
-img_need_pkgs() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    img_log "installing host packages: ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-}
+# img_need_pkgs PKG...: apt-get install those Debian packages that are not installed
+# (ci/lib/deps.sh's ensure_packages; its progress goes to stderr here, stdout is reports).
+# shellcheck source=ci/lib/deps.sh
+source "$IMG_REPO_ROOT/ci/lib/deps.sh"
+img_need_pkgs() { ensure_packages "$@" >&2; }
 
 # img_fetch_mkosi: unpack the pinned mkosi into $MKOSI_DIR (once).
 img_fetch_mkosi() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Run a shell command on the QEMU router through its serial console (for diagnosis when the
-network is down): logs in as USER with PASSWORD on the console socket of ci/lib/image-vm.sh,
+network is down, and in the USB stick's live system, which logs root in by itself): logs in
+as USER with PASSWORD if the console asks on the console socket of ci/lib/image-vm.sh,
 runs `sudo sh -c CMD`, prints its output and logs out.
 
     image-console.py SOCKET USER PASSWORD CMD [TIMEOUT]
@@ -49,9 +50,9 @@ if got.endswith(b"login: "):
     send(user)
     read_until(r"Password: ", 20)
     send(password)
-    read_until(r"\$ ", 60)
+    read_until(r"[$#] ", 60)
 send("")
-read_until(r"\$ ", 10)
+read_until(r"[$#] ", 10)
 quoted = "'" + cmd.replace("'", "'\\''") + "'"
 send(f"stty -echo cols 250; sudo sh -c {quoted} 2>&1; echo {marker}$?")
 out = read_until(marker + r"\d+", timeout)

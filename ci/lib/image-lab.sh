@@ -65,6 +65,7 @@ imglab_down() {
 # imglab_up: namespaces, ISPs, internet host and the three taps (still in the root namespace).
 imglab_up() {
     imglab_down
+    rm -rf "$IMGLAB_DIR" # no leases, logs or pids of an earlier lab
     mkdir -p "$IMGLAB_DIR"
     local ns i
     for ns in isp1 isp2 inet lan; do
@@ -136,6 +137,7 @@ imglab_attach() {
         --listen-address="$IMGLAB_WAN2_ISP" --interface="$IMGLAB_TAP_W2" \
         --address=/isp.test/$IMGLAB_WAN2_ISP \
         --dhcp-range="$IMGLAB_WAN2_RTR,$IMGLAB_WAN2_RTR,255.255.255.248,600" \
+        --dhcp-host="$IMGLAB_MAC_W2,$IMGLAB_WAN2_RTR" \
         --dhcp-option=option:router,$IMGLAB_WAN2_ISP --dhcp-option=option:dns-server,$IMGLAB_WAN2_ISP \
         --dhcp-leasefile="$IMGLAB_DIR/isp2.leases" --dhcp-authoritative
     for t in dns1 dns2; do

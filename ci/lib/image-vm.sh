@@ -27,8 +27,15 @@ imgvm_seed() { "$IMG_REPO_ROOT/cloud-init/make-seed.sh" "$1" "$2" >/dev/null; }
 imgvm_start() {
     local base=$1 seed=${2:-}
     mkdir -p "$IMGVM_DIR"
-    rm -f "$IMGVM_DIR/disk.qcow2" "$IMGVM_SERIAL"
+    rm -f "$IMGVM_DIR/disk.qcow2"
     qemu-img create -q -f qcow2 -F qcow2 -b "$(readlink -f "$base")" "$IMGVM_DIR/disk.qcow2"
+    imgvm_boot "$IMGVM_DIR/disk.qcow2" ${seed:+"raw:$seed"}
+}
+
+# imgvm_boot DISK [[FORMAT:]DISK...]: boot fresh firmware variables with these virtio disks
+# (qcow2 unless FORMAT: says otherwise), the first one first on the bus.
+imgvm_boot() {
+    rm -f "$IMGVM_SERIAL"
     cp "$OVMF_VARS" "$IMGVM_DIR/vars.fd"
     local args=(-accel tcg -machine q35 -cpu max -smp 2 -m "$IMGVM_MEM"
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
@@ -40,12 +47,16 @@ imgvm_start() {
         -device "virtio-net-pci,netdev=wan1,mac=$IMGLAB_MAC_W1"
         -netdev "tap,id=wan2,ifname=$IMGLAB_TAP_W2,script=no,downscript=no"
         -device "virtio-net-pci,netdev=wan2,mac=$IMGLAB_MAC_W2"
-        -drive "if=virtio,format=qcow2,file=$IMGVM_DIR/disk.qcow2,cache=unsafe"
         -object rng-random,id=rng,filename=/dev/urandom -device virtio-rng-pci,rng=rng
         # The serial console: logged to a file, and a socket to log in on (socat - UNIX-CONNECT:...).
         -chardev "socket,id=ser0,path=$IMGVM_DIR/console.sock,server=on,wait=off,logfile=$IMGVM_SERIAL"
         -serial chardev:ser0 -display none -monitor none -nodefaults -vga none)
-    [[ -n $seed ]] && args+=(-drive "if=virtio,format=raw,readonly=on,file=$seed")
+    local d fmt
+    for d in "$@"; do
+        fmt=qcow2
+        [[ $d == raw:* ]] && { fmt=raw; d=${d#raw:}; }
+        args+=(-drive "if=virtio,format=$fmt,file=$d,cache=unsafe")
+    done
     setsid qemu-system-x86_64 "${args[@]}" </dev/null >"$IMGVM_DIR/qemu.log" 2>&1 &
     echo $! >"$IMGVM_PIDFILE"
     local i
