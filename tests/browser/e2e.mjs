@@ -16,7 +16,8 @@
 //   the daemon reset, and conntrack has none left on wan1 -> the audit log shows both
 //   disables (who, from where, what) -> a bad weight (0, then 300) in the config form shows
 //   the field error next to the weight input, and nothing is applied -> the events page
-//   filtered by WAN, and the users & keys page (a new API key is shown once).
+//   filtered by WAN, and the users & keys page (a new API key is shown once) -> the
+//   dashboard on a phone-sized screen fits its width.
 // Traffic stays in the lab: an echo server on the lab's internet host (203.0.113.10) in its
 // namespace, the connections to it from this (LAN) namespace through the lab router.
 // Environment: LAB_PREFIX (namespaces), WEB_URL [http://192.168.1.1:8080], ARTIFACTS
@@ -428,6 +429,16 @@ async function main() {
       await page.locator(`${tid('key-row')}`).first().waitFor();
       check(!(await page.content()).includes(key), 'the key is not on the page after the dialog');
       await shot('users-and-keys');
+    });
+
+    await step('dashboard on a phone-sized screen: no sideways scrolling', async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.click(tid('nav-dashboard'));
+      await page.waitForSelector(`${tid('wan-card-wan2')}[data-state="up"]`);
+      await sleep(1200); // a chart resize and a status tick
+      const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      await shot('dashboard-phone');
+      check(widths[0] <= widths[1], `the page fits the screen width (${widths[0]} > ${widths[1]} px)`);
     });
 
     if (consoleProblems.length) {
