@@ -30,11 +30,16 @@ step "unit and namespace tests"
 # tests take. Two threads: each namespace test builds its own lab; more would fight for 2 cores.
 cargo test --workspace --locked -- --test-threads=2
 
+step "browser test: wizard, live dashboard, failover, kill-switch dialog, audit, config errors"
+ci/test-browser.sh
+
 if (( ! quick )); then
   step "benchmark: throughput and rule-apply time"
   ci/bench-throughput.sh
   step "benchmark: failover outage, lost connections, flapping"
   ci/bench-failover.sh
+  step "benchmark: web server latency under load, SSE clients, memory"
+  ci/bench-web.sh
 fi
 
 step "all tests passed"
