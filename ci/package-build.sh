@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 source ci/lib/deps.sh
 
 cargo_build=1
-[[ "${1:-}" == "--no-cargo" ]] && cargo_build=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-cargo) cargo_build=0 ;;
+    *) echo "package-build.sh: unknown argument '$arg' (only --no-cargo)" >&2; exit 2 ;;
+  esac
+done
 
 # dpkg-dev: dpkg-shlibdeps and dpkg-parsechangelog; binutils: strip. Installing needs root.
 if [[ $(id -u) -eq 0 ]]; then

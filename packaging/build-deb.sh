@@ -29,12 +29,20 @@ repo=$(cd "$here/.." && pwd)
 bin_dir="$repo/target/release"
 out_dir="$repo/target/debian"
 
+usage_error() { echo "build-deb.sh: $* (see --help)" >&2; exit 2; }
 while (( $# )); do
   case "$1" in
-    --bin-dir) bin_dir=$(cd "$2" && pwd); shift 2 ;;
-    --out) mkdir -p "$2"; out_dir=$(cd "$2" && pwd); shift 2 ;;
+    --bin-dir|--out) (( $# >= 2 )) && [[ -n $2 ]] || usage_error "$1 needs a directory" ;;
+  esac
+  case "$1" in
+    --bin-dir)
+      [[ -d $2 ]] || usage_error "--bin-dir: no directory '$2'"
+      bin_dir=$(cd "$2" && pwd); shift 2 ;;
+    --out)
+      [[ ! -e $2 || -d $2 ]] || usage_error "--out: '$2' is not a directory"
+      out_dir=$(realpath -m "$2"); shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build-deb.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    *) usage_error "unknown argument '$1'" ;;
   esac
 done
 
