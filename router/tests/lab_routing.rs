@@ -628,4 +628,21 @@ fn conntrack_marks_match_the_wan_used() {
             c.peer
         );
     }
+
+    // The health probes (the router's own pings, one entry each) stay unmarked: a WAN's
+    // connection count and a failover's flush are about its users' connections only.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.rtr(), "conntrack", "-L", "-p", "icmp"])
+        .output()
+        .expect("conntrack -L -p icmp");
+    let probes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("src=192.0.2.2") || l.contains("src=198.51.100.2"))
+        .map(str::to_string)
+        .collect();
+    assert!(!probes.is_empty(), "no probe entries in conntrack");
+    assert!(
+        probes.iter().all(|l| l.contains("mark=0 ")),
+        "probe entries must be unmarked: {probes:#?}"
+    );
 }

@@ -83,14 +83,16 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
         "egress",
         "filter hook postrouting priority mangle",
         "accept",
-        views
-            .iter()
-            .map(|w| {
+        // The router's own pings (the health probes: one conntrack entry per probe) stay
+        // unmarked, so a WAN's connection count is what its users have open, and a failover
+        // has nothing of theirs to flush.
+        std::iter::once("fib saddr type local icmp type echo-request accept".to_string())
+            .chain(views.iter().map(|w| {
                 format!(
                     "oifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
                     w.name, w.mark
                 )
-            })
+            }))
             .collect(),
     );
 
