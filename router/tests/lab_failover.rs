@@ -1214,6 +1214,14 @@ fn all_wans_down_keeps_last_routes() {
     );
     let failovers = lab.events(since, Some(EventKind::Failover), None);
     println!("failover events:\n{}", dump_events(&failovers));
+    assert!(
+        failovers.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("every WAN is down")),
+        "the event log must say every WAN is down, not name a dead WAN as the new route:\n{}",
+        dump_events(&failovers)
+    );
 
     lab.isp_blackhole(1, false);
     lab.isp_uplink(2, true);

@@ -319,15 +319,21 @@ impl Router {
                 })),
             );
         }
-        if prev_active != active {
-            let msg = format!(
-                "new connections now use: {}",
-                if active.is_empty() {
-                    "none".to_string()
-                } else {
-                    active.join(", ")
-                }
-            );
+        let all_down = usable.is_empty();
+        if prev_active != active || (all_down && !prev_usable.is_empty()) {
+            let msg = if all_down {
+                // Fail-static: the plan keeps the last routes rather than blackholing.
+                format!(
+                    "every WAN is down: keeping the last routes ({}) until one comes back",
+                    if active.is_empty() {
+                        "none".to_string()
+                    } else {
+                        active.join(", ")
+                    }
+                )
+            } else {
+                format!("new connections now use: {}", active.join(", "))
+            };
             self.emit(
                 Event::new(EventKind::Failover, None, msg)
                     .with(json!({ "from": prev_active, "to": active })),
