@@ -712,7 +712,8 @@ apply() {
   if [[ $PKG_ACTION == keep ]]; then
     say "$PKG $PKG_VERSION is installed; keeping it"
   else
-    run dpkg -i "$PKG_DEB"
+    # ROUTEROS_SETUP: postinst leaves out its "not enabled or started" hint; this run enables them.
+    ROUTEROS_SETUP=1 run dpkg -i "$PKG_DEB"
   fi
   if [[ $(installed_version "$PKG") != "$PKG_VERSION" ]]; then
     echo "$PROG: $PKG $PKG_VERSION is not installed after dpkg" >&2
