@@ -46,7 +46,17 @@ def send(text):
 
 send("")
 got = read_until(r"(login: |\$ |# )", 30)
+auto = False
 if got.endswith(b"login: "):
+    # A console that logs in by itself (the USB stick's live system) says so right after the
+    # prompt: "router login: root (automatic login)".
+    try:
+        auto = b"automatic login" in read_until(r"(automatic login|[$#] )", 4)
+    except SystemExit:
+        auto = False
+if auto:
+    read_until(r"[$#] ", 60)
+elif got.endswith(b"login: "):
     send(user)
     read_until(r"Password: ", 20)
     send(password)
