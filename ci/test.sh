@@ -33,6 +33,9 @@ cargo test --workspace --locked -- --test-threads=2
 step "browser test: wizard, live dashboard, failover, kill-switch dialog, audit, config errors"
 ci/test-browser.sh
 
+step "package: .deb build, lintian, install/upgrade/remove/purge, setup.sh flags, hardened units"
+ci/test-package.sh
+
 if (( ! quick )); then
   step "benchmark: throughput and rule-apply time"
   ci/bench-throughput.sh
