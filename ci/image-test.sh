@@ -307,14 +307,18 @@ if has_stage rollback; then
     wait_blessed 300 || true
     check "rollback: LAN routed again" wait_routing 300
     check "rollback: config intact (the one from before the upgrade)" test "$(config_sum)" = "$cfg0"
-    refused=$(rsh sh -c 'ls /opt/routeros/config/ | grep -c refused' 2>/dev/null || true)
+    # (ssh joins its arguments into one command line: the pipe runs on the router)
+    refused=$(rsh "ls /opt/routeros/config/ | grep -c refused" 2>/dev/null || true)
     check "rollback: the config $V3 wrote was refused by $running and kept aside ($refused file)" \
         bash -c "[[ '${refused:-0}' -ge 1 ]]"
     entries=$(rsh routeros-upgrade status 2>/dev/null | grep -E '^\s+router_.*\.efi' | xargs || true)
     check "rollback: $V3's boot entry has no tries left ($entries)" \
         bash -c "[[ '$entries' == *router_$V3+0-$TRIES.efi* ]]"
-    check "rollback: daemon active on $running" \
-        bash -c "[[ \$(imgvm_ssh systemctl is-active routeros-watchdog.service) == active ]]" 2>/dev/null
+    daemon_active() { [[ $(imgvm_ssh systemctl is-active routeros-watchdog.service 2>/dev/null) == active ]]; }
+    check "rollback: daemon active on $running" daemon_active
+    cfg_owner=$(rsh stat -c %U:%G:%a /opt/routeros/config/routeros.toml 2>/dev/null || true)
+    check "rollback: the restored config keeps its owner and mode (root:routeros 640: $cfg_owner)" \
+        test "$cfg_owner" = root:routeros:640
 fi
 
 # --- iso: USB stick live system, routeros-install, first boot with factory defaults -------------
@@ -342,7 +346,7 @@ if has_stage iso; then
     check "live: booted by the stick's live entry, root is a RAM overlay ($live)" \
         bash -c "[[ '$live' == *routeros.live=1*overlay* ]]"
     t=$SECONDS
-    imgvm_console 'routeros-install --yes /dev/vdb >/tmp/install.log 2>&1; echo rc=$?; tail -n 3 /tmp/install.log' 900 \
+    imgvm_console 'routeros-install --list; routeros-install --yes /dev/vdb >/tmp/install.log 2>&1; echo rc=$?; tail -n 3 /tmp/install.log' 900 \
         >"$IMGVM_DIR/install.log" 2>&1 || true
     timing[install]=$((SECONDS - t))
     sed 's/^/  router: /' "$IMGVM_DIR/install.log"
