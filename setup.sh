@@ -16,8 +16,10 @@ NETPLAN_FILE=/etc/netplan/60-routeros-lan.yaml
 NETPLAN_MARK="# Written by Phoenix Nexus Router setup.sh"
 SYSCTL_FILE=/usr/lib/sysctl.d/60-routeros.conf
 BACKUP_ROOT=/var/backups/routeros-setup
-UNITS=(routeros-watchdog.service routeros-web.service)
-DEPS=(nftables iproute2 conntrack netplan.io)
+UNITS=(routeros-watchdog.service routeros-web.service routeros-dnsmasq.service)
+# dnsmasq-base: the LAN's DHCP/DNS server for routeros-dnsmasq.service (the binary only, not
+# Debian's dnsmasq package and its service); python3: that unit's fallback config writer.
+DEPS=(nftables iproute2 conntrack netplan.io dnsmasq-base python3)
 PKG=routeros
 
 usage() {
@@ -49,14 +51,15 @@ Options:
 
 What a run does, in order: checks the flags, the system and the interfaces (nothing is
 changed before every check has passed); installs what is missing of nftables, iproute2,
-conntrack and netplan.io from the distribution, then the package; writes
+conntrack, netplan.io, dnsmasq-base and python3 from the distribution, then the package; writes
 /opt/routeros/config/routeros.toml (in an existing file only [[wan_interfaces]] and the
 [lan] interface and address are replaced, everything else is kept) and checks it with
 `routeros-watchdog --check`; writes the LAN port's /etc/netplan/60-routeros-lan.yaml and
 has systemd-networkd configure that one port (unlike `netplan apply`, the WAN ports are left
-alone); applies the sysctl settings; enables and (re)starts routeros-watchdog and
-routeros-web (installing the package alone enables and starts nothing); prints the
-dashboard's address. Re-run it with other flags to change the set-up.
+alone); applies the sysctl settings; enables and (re)starts routeros-watchdog,
+routeros-web and routeros-dnsmasq, the LAN's DHCP server and DNS forwarder (installing the
+package alone enables and starts nothing); prints the dashboard's address. Re-run it with
+other flags to change the set-up.
 
 If a step fails, every change of the run is undone (replaced files come back from
 /var/backups/routeros-setup/, packages it installed are purged) and the error is shown.
@@ -480,6 +483,7 @@ show_plan() {
     say "WAN $n: ${WAN_IF[$n]}, gateway ${WAN_GW[$n]:-dhcp}, weight ${WAN_WEIGHT[$n]}, dns ${WAN_DNS[$n]}"
   done
   say "LAN: $LAN_IF, $LAN_NET, router address $LAN_ADDR"
+  say "LAN services: routeros-dnsmasq (dnsmasq-base) answers DHCP ([lan.dhcp]) and DNS on $LAN_IF at $LAN_ADDR_IP"
   say
   if [[ -n $MISSING_DEPS ]]; then
     say "Would install from the distribution: $MISSING_DEPS"
@@ -874,6 +878,9 @@ start_services() {
     run systemctl start routeros-watchdog.service || unit_failed routeros-watchdog.service
   fi
   run systemctl start routeros-web.service || unit_failed routeros-web.service
+  # The daemon has rendered /var/lib/routeros/dnsmasq.conf from [lan] when its start returns
+  # (Type=notify); on a reload it rewrites the file and restarts the running dnsmasq itself.
+  run systemctl start routeros-dnsmasq.service || unit_failed routeros-dnsmasq.service
   sleep 2
   for unit in "${UNITS[@]}"; do
     systemctl is-active --quiet "$unit" || unit_failed "$unit"

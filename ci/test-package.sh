@@ -9,23 +9,29 @@
 #   sudo ci/test-package.sh --no-build   test target/debian/routeros_<version>_<arch>.deb as it is
 #   sudo ci/test-package.sh --keep       leave the test root (target/ci-pkgtest/) for a look
 #
-# 1. lintian: no errors (warnings and informational tags are listed).
+# 1. lintian: no errors, no warnings (informational tags are listed).
 # 2. The package: install, units valid (systemd-analyze verify), hardening, users, default
-#    config; installing enables and starts nothing, the image's preset enables both; install
+#    config; installing enables and starts nothing, the image's preset enables all three; install
 #    again; upgrade and remove/reinstall keep the config and the admin's enable choice; remove
 #    keeps the config; purge leaves nothing (every file compared with the pristine root).
 # 3. setup.sh: --help; bad flags refused with a message naming the flag and nothing changed on
 #    disk; --dry-run changes nothing; a first run failing after any of its six steps undoes
-#    everything; the real run with the seed's flags (config, netplan, LAN address, sysctl,
-#    units enabled); the daemon and the web server started as the units would start them
-#    (socket group, web user); a re-run with other flags updates the config and keeps the
+#    everything (conntrack and dnsmasq-base, which it installs, purged again); the real run with
+#    the seed's flags (config, netplan, LAN address, sysctl, units enabled); dnsmasq-fallback;
+#    the daemon and the web server started as the units would start them (socket group, web
+#    user, the LAN dnsmasq.conf rendered); a re-run with other flags updates the config and keeps the
 #    user's edits; a failing re-run restores the previous set-up.
 # 4. The same root booted with systemd as PID 1 (systemd-nspawn, its own network namespace with
 #    four veth ports): dpkg -i, reinstall and upgrade start nothing and leave routes, rules,
 #    nftables and sysctls alone; setup.sh's real run has systemd-networkd configure the LAN
 #    port and systemd start both services under their hardened units (users, capabilities,
-#    socket group checked in /proc); a re-run reloads the daemon; a failing run restores the
-#    set-up and restarts the services; an upgrade restarts them; remove stops them; purge.
+#    socket group checked in /proc); routeros-dnsmasq beside systemd-resolved's 127.0.0.53 stub;
+#    a LAN client (dhclient in its own namespace) gets a lease of the [lan.dhcp] range with the
+#    router as gateway and DNS, resolves its own .lan name and, through the live WANs' DNS
+#    server (a dnsmasq on the ISP side), other names; without /usr/sbin/dnsmasq the unit is
+#    skipped, not failed; a re-run reloads the daemon, which re-renders dnsmasq.conf and restarts
+#    dnsmasq (the client then gets the new LAN); a failing run restores the set-up and restarts
+#    the services; an upgrade restarts them; remove stops them; purge.
 # Takes about 3.5 minutes with the cached root on a busy 2-core machine; building the root
 # (mmdebstrap) adds about 2 minutes on the first run.
 set -euo pipefail
@@ -52,7 +58,9 @@ check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then pass "$name
 
 # Every host tool this script and ci/package-build.sh use (coreutils, findutils, grep, sed, tar,
 # diffutils, mount and debian-archive-keyring are part of every Debian system).
-ensure_packages lintian mmdebstrap dpkg-dev binutils zstd iproute2 util-linux procps systemd systemd-container
+# dnsmasq-base: the ISPs' DNS server; isc-dhcp-client, bind9-dnsutils: the LAN client (dhclient, dig).
+ensure_packages lintian mmdebstrap dpkg-dev binutils zstd iproute2 util-linux procps systemd systemd-container \
+  dnsmasq-base isc-dhcp-client bind9-dnsutils
 
 step "build"
 if (( build )); then
@@ -73,22 +81,28 @@ step "lintian"
 work_lintian=$(mktemp)
 lintian --display-level '>=info' "$DEB" 2>&1 | grep -v '^running with root privileges' >"$work_lintian" || true
 sed 's/^/  lintian: /' "$work_lintian"
-if grep -q '^E: ' "$work_lintian"; then
-  fail "lintian: errors" "$(grep '^E: ' "$work_lintian")"
+if grep -q '^[EW]: ' "$work_lintian"; then
+  fail "lintian: errors or warnings" "$(grep '^[EW]: ' "$work_lintian")"
 else
-  pass "lintian: no errors ($(grep -c '^W: ' "$work_lintian") warnings, $(grep -c '^I: ' "$work_lintian") informational tags)"
+  pass "lintian: no errors, no warnings ($(grep -c '^I: ' "$work_lintian") informational tags)"
 fi
 
 check "package holds the files the seed names" bash -c "
   list=\$(dpkg-deb -c '$DEB' | awk '{ print \$6 }')
   for f in ./usr/bin/routeros-watchdog ./usr/bin/routeros-kill-switch ./usr/bin/routeros-web \
            ./usr/lib/systemd/system/routeros-watchdog.service ./usr/lib/systemd/system/routeros-web.service \
+           ./usr/lib/systemd/system/routeros-dnsmasq.service ./usr/lib/routeros/dnsmasq-fallback \
            ./usr/lib/sysctl.d/60-routeros.conf ./etc/logrotate.d/routeros ./usr/share/routeros/routeros.toml \
            ./usr/lib/routeros/scripts/status.sh ./usr/lib/routeros/scripts/test_failover.sh; do
     grep -qx \"\$f\" <<<\"\$list\" || { echo \"missing \$f\"; exit 1; }
   done
   ! grep -q '^./etc/fstab\$\|routeros-image' <<<\"\$list\" || { echo 'image-only files in the package'; exit 1; }
   ! grep -q '^./opt/' <<<\"\$list\" || { echo 'files under /opt: dpkg would remove an empty /opt with them'; exit 1; }"
+check "Recommends dnsmasq-base (not dnsmasq: its own service would take ports 53 and 67)" bash -c "
+  r=\$(dpkg-deb -f '$DEB' Recommends); echo \"Recommends: \$r\"
+  tr ',' '\n' <<<\"\$r\" | sed 's/^ *//; s/ .*//' | grep -qx dnsmasq-base
+  ! tr ',' '\n' <<<\"\$r\" | sed 's/^ *//; s/ .*//' | grep -qx dnsmasq
+  ! dpkg-deb -f '$DEB' Depends | grep -q dnsmasq"
 check "conffiles: /etc/logrotate.d/routeros only" bash -c "
   d=\$(mktemp -d); dpkg-deb -e '$DEB' \$d; [[ \$(cat \$d/conffiles) == /etc/logrotate.d/routeros ]]; rm -rf \$d"
 
@@ -97,13 +111,13 @@ step "test machine: Debian 12 root, namespaces, veth ports"
 suite=bookworm
 mirror=${PKGTEST_MIRROR:-http://deb.debian.org/debian}
 # What setup.sh and the package need, pre-installed: the test machine has no network to fetch.
-include=systemd,systemd-sysv,udev,dbus,nftables,iproute2,conntrack,netplan.io,adduser,procps,logrotate,libnss-systemd,python3-yaml
+include=systemd,systemd-sysv,udev,dbus,nftables,iproute2,conntrack,netplan.io,adduser,procps,logrotate,libnss-systemd,python3-yaml,dnsmasq-base,systemd-resolved
 key=$(printf '%s %s mmdebstrap-v1' "$suite" "$include" | sha256sum | cut -c1-12)
 cache=target/ci-cache/root-$suite-$key.tar.zst
 work=$(realpath -m target/ci-pkgtest)
 ROOT=$work/root
-NS=pnrpkg-rtr PEER=pnrpkg-peer BOOT_PEER=pnrpkg-bpeer
-BOOT_ROOT=$work/boot NSPAWN_PID="" BOOT_PID1=""
+NS=pnrpkg-rtr PEER=pnrpkg-peer BOOT_PEER=pnrpkg-bpeer BOOT_LANC=pnrpkg-blan
+BOOT_ROOT=$work/boot NSPAWN_PID="" BOOT_PID1="" ISP_DNS_PID="" DHCLIENT_PID=""
 stop_boot() { # power the booted machine off (SIGTERM asks its systemd to shut down)
   [[ -n $NSPAWN_PID ]] || return 0
   kill "$NSPAWN_PID" 2>/dev/null || true
@@ -115,26 +129,31 @@ stop_boot() { # power the booted machine off (SIGTERM asks its systemd to shut d
 
 cleanup() {
   stop_boot
+  for pid in $ISP_DNS_PID $DHCLIENT_PID; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$deb_copy" "$work_lintian"
   ip netns del "$NS" 2>/dev/null || true
   ip netns del "$PEER" 2>/dev/null || true
   ip netns del "$BOOT_PEER" 2>/dev/null || true
+  ip netns del "$BOOT_LANC" 2>/dev/null || true
   if (( keep )); then echo "test root kept in $ROOT"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 ip netns del "$NS" 2>/dev/null || true
 ip netns del "$PEER" 2>/dev/null || true
 ip netns del "$BOOT_PEER" 2>/dev/null || true
+ip netns del "$BOOT_LANC" 2>/dev/null || true
 rm -rf "$work"
 mkdir -p "$work" target/ci-cache
 
 if [[ ! -f $cache ]]; then
   # mmdebstrap, not debootstrap: apt downloads in parallel and installs in one go (about 1.5
-  # minutes here against 3.5). Of the downloaded packages only conntrack's is kept, in
-  # /srv/repo: the local repository of the setup.sh tests below (the test machine has no network).
+  # minutes here against 3.5). Of the downloaded packages only conntrack's and dnsmasq-base's are
+  # kept, in /srv/repo: the local repository of the setup.sh tests below (the test machine has no
+  # network). systemd-resolved: its stub listener (127.0.0.53:53, as on Ubuntu) runs beside the
+  # LAN's dnsmasq on the booted machine.
   echo "mmdebstrap $suite (no cached root $cache)"
   mmdebstrap --mode=root --variant=minbase --include="$include" \
-    --customize-hook='mkdir -p "$1/srv/repo" && cp "$1"/var/cache/apt/archives/conntrack_*.deb "$1/srv/repo/"' \
+    --customize-hook='mkdir -p "$1/srv/repo" && cp "$1"/var/cache/apt/archives/conntrack_*.deb "$1"/var/cache/apt/archives/dnsmasq-base_*.deb "$1/srv/repo/"' \
     "$suite" "$work/bootstrap" "$mirror" >"$work/mmdebstrap.log" 2>&1 ||
     { tail -20 "$work/mmdebstrap.log"; exit 1; }
   rm -f target/ci-cache/root-"$suite"-*.tar.zst
@@ -223,20 +242,20 @@ check_root "routeros-kill-switch on PATH, scripts in /opt/routeros/scripts" '
 # Policy: nothing runs before setup.sh (or the admin) has written this machine's config: the
 # default one names eth0..eth2 and the daemon rewrites routes and nftables.
 check_root "first installation enables nothing (no unit links)" '
-  for u in routeros-watchdog.service routeros-web.service; do
+  for u in routeros-watchdog.service routeros-web.service routeros-dnsmasq.service; do
     [ "$(systemctl is-enabled $u)" = disabled ] || { systemctl is-enabled $u; exit 1; }
   done
   ! ls -l /etc/systemd/system/*/routeros-* 2>/dev/null'
 cp overlay/usr/lib/systemd/system-preset/40-routeros-image.preset "$ROOT/tmp/"
-check_root "presets: off by default (80-routeros.preset); the appliance image's 40-routeros-image.preset enables both" '
-  units="routeros-watchdog.service routeros-web.service"
+check_root "presets: off by default (80-routeros.preset); the appliance image's 40-routeros-image.preset enables all three" '
+  units="routeros-watchdog.service routeros-web.service routeros-dnsmasq.service"
   systemctl preset $units 2>&1; for u in $units; do [ "$(systemctl is-enabled $u)" = disabled ]; done
   mv /tmp/40-routeros-image.preset /usr/lib/systemd/system-preset/
   systemctl preset $units 2>&1; for u in $units; do [ "$(systemctl is-enabled $u)" = enabled ]; done
   rm /usr/lib/systemd/system-preset/40-routeros-image.preset; systemctl disable --quiet $units
   ! ls -l /etc/systemd/system/*/routeros-* 2>/dev/null'
-check_root "systemd-analyze verify: both units valid" '
-  out=$(systemd-analyze verify routeros-watchdog.service routeros-web.service 2>&1); echo "$out"; [ -z "$out" ]'
+check_root "systemd-analyze verify: the three units valid" '
+  out=$(systemd-analyze verify routeros-watchdog.service routeros-web.service routeros-dnsmasq.service 2>&1); echo "$out"; [ -z "$out" ]'
 check_root "systemd-analyze verify would catch a broken unit" '
   mkdir -p /tmp/bad; sed "s/^User=/Userr=/" /usr/lib/systemd/system/routeros-web.service >/tmp/bad/routeros-web.service
   systemd-analyze verify /tmp/bad/routeros-web.service 2>&1 | grep -q "Unknown key .Userr."'
@@ -288,14 +307,15 @@ same_snapshot "purge leaves nothing behind (every file as before the install, un
 # ---------------------------------------------------------------------------------------
 step "setup.sh: --help, bad flags"
 chmod o+rx "$ROOT/root" "$ROOT/root/pnr"   # for the not-root check below
-# The test machine has no network: its "distribution" is a local repository holding conntrack,
-# which is taken away, so that setup.sh has a dependency to install (and to purge on failure).
+# The test machine has no network: its "distribution" is a local repository holding conntrack
+# and dnsmasq-base, which are taken away, so that setup.sh has dependencies to install (and to
+# purge on failure). dnsmasq-base's user stays (its purge keeps it), as on any machine that had it.
 mkdir -p "$ROOT/srv/repo"
 (cd "$ROOT/srv/repo" && dpkg-scanpackages -m . >Packages 2>/dev/null)
 mv "$ROOT/etc/apt/sources.list" "$work/sources.list.orig"
 echo "deb [trusted=yes] file:/srv/repo ./" >"$ROOT/etc/apt/sources.list.d/pkgtest.list"
-check_root "a dependency to install: conntrack removed, offered by the local repository" '
-  dpkg -P conntrack >/dev/null; ls /srv/repo/conntrack_*.deb >/dev/null'
+check_root "dependencies to install: conntrack and dnsmasq-base removed, offered by the local repository" '
+  dpkg -P conntrack dnsmasq-base >/dev/null; ls /srv/repo/conntrack_*.deb /srv/repo/dnsmasq-base_*.deb >/dev/null'
 check_root "--help" 'h=$(/root/pnr/setup.sh --help); for s in --wanN-interface "wan3 needs wan2" --lan-network --dry-run; do grep -qF -- "$s" <<<"$h"; done'
 
 # refused NAME EXPECTED-MESSAGE ARGS...: exit status 2, the message, nothing changed on disk.
@@ -347,7 +367,8 @@ check "--dry-run shows config, netplan, packages and the dashboard" bash -c '
   for s in "name = \"eth0\"" "gateway = \"192.0.2.1\"" "name = \"eth1\"" "gateway = \"198.51.100.1\"" \
            "interface = \"eth2\"" "address = \"192.168.1.1/24\"" "\"eth2\":" "addresses: [\"192.168.1.1/24\"]" \
            "Would install routeros '"$version"'" "routeros-watchdog --check: configuration is valid" \
-           "Would install from the distribution: conntrack" \
+           "Would install from the distribution: conntrack dnsmasq-base" \
+           "LAN services: routeros-dnsmasq (dnsmasq-base) answers DHCP ([lan.dhcp]) and DNS on eth2 at 192.168.1.1" \
            "http://192.168.1.1:8080"; do
     grep -qF -- "$s" <<<"$1" || { echo "missing: $s"; exit 1; }
   done' _ "$out"
@@ -361,9 +382,9 @@ for fp in deps package config network sysctl services; do
   out=$(IN_ROOT_ENV=ROUTEROS_SETUP_FAILPOINT=$fp in_root "/root/pnr/setup.sh $SEED_FLAGS" 2>&1) && rc=0 || rc=$?
   check "failing after '$fp': exits 1 and says so" bash -c '[ "$1" = 1 ] && grep -q "failing after step .$3." <<<"$2" && grep -q "Undoing this run" <<<"$2" && grep -q "the machine is as it was before" <<<"$2"' _ "$rc" "$out" "$fp"
   [[ $fp == services ]] && printf '%s\n' "$out" | sed -n '/Undoing/,$p' | sed 's/^/  | /'
-  same_snapshot "  every file as before (package and conntrack purged, config, netplan, unit links gone)" "$before" "$(snapshot content)"
-  check "  the dependency it installed was purged again" bash -c '
-    grep -q "purge the distribution packages installed by this run: conntrack" <<<"$1"' _ "$out"
+  same_snapshot "  every file as before (package, conntrack, dnsmasq-base purged, config, netplan, unit links gone)" "$before" "$(snapshot content)"
+  check "  the dependencies it installed were purged again" bash -c '
+    grep -q "purge the distribution packages installed by this run: conntrack dnsmasq-base" <<<"$1"' _ "$out"
   check_root "  LAN address and forwarding as before" '! ip -o addr show dev eth2 | grep -q 192.168.1.1; [ "$(sysctl -n net.ipv4.ip_forward)" = 0 ]'
 done
 
@@ -405,11 +426,19 @@ d = yaml.safe_load(open(\"/etc/netplan/60-routeros-lan.yaml\"))[\"network\"][\"e
 assert d[\"addresses\"] == [\"192.168.1.1/24\"] and d[\"dhcp4\"] is False, d"
   netplan generate'
 check_root "LAN address set, forwarding on" 'ip -o addr show dev eth2 | grep -q "inet 192.168.1.1/24"; [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ]'
-check_root "package and the missing dependency installed, units enabled by setup.sh" '
-  for p in routeros conntrack; do dpkg-query -W -f="\${Status}" $p | grep -qx "install ok installed"; done
-  systemctl is-enabled routeros-watchdog.service routeros-web.service'
+check_root "package and the missing dependencies installed, the three units enabled by setup.sh" '
+  for p in routeros conntrack dnsmasq-base; do dpkg-query -W -f="\${Status}" $p | grep -qx "install ok installed"; done
+  systemctl is-enabled routeros-watchdog.service routeros-web.service routeros-dnsmasq.service'
 
 step "the daemon and the web server, started as their units start them"
+check_root "dnsmasq-fallback (before the daemon ever ran): a LAN config from [lan] that dnsmasq accepts" '
+  [ ! -e /var/lib/routeros/dnsmasq.conf ]
+  /usr/lib/routeros/dnsmasq-fallback
+  c=/var/lib/routeros/dnsmasq.conf; cat $c
+  grep -q "^# Fallback written by dnsmasq-fallback" $c; grep -qx "interface=eth2" $c
+  grep -qx "dhcp-range=192.168.1.100,192.168.1.200,255.255.255.0,43200" $c
+  dnsmasq --test --conf-file=$c
+  rm $c'
 check_root "daemon up; control socket root:routeros 0660; routeros-web (and only it) may use it" '
   unit() { sed -n "s/^$2=//p" /usr/lib/systemd/system/$1.service; }
   mkdir -p /run/routeros /var/lib/routeros
@@ -422,6 +451,10 @@ check_root "daemon up; control socket root:routeros 0660; routeros-web (and only
   stat -c "%U:%G %a" /run/routeros/control.sock | grep -x "root:routeros 660"
   routeros-kill-switch --status | tee /tmp/status | grep -q eth0
   grep -q eth1 /tmp/status
+  # The LAN dnsmasq config, rendered from [lan] at the first apply.
+  c=/var/lib/routeros/dnsmasq.conf
+  grep -q "^# Generated by routeros-watchdog" $c; grep -qx "interface=eth2" $c; grep -qx bind-dynamic $c
+  grep -qx "dhcp-option=option:router,192.168.1.1" $c; dnsmasq --test --conf-file=$c 2>/dev/null
   setpriv --reuid=routeros-web --regid=routeros-web --init-groups routeros-kill-switch --status >/dev/null
   if setpriv --reuid=nobody --regid=nogroup --clear-groups routeros-kill-switch --status >/dev/null 2>&1; then echo "nobody may use the socket"; exit 1; fi
   /opt/routeros/scripts/status.sh >/tmp/status.sh.out 2>&1; grep -q "WAN lines" /tmp/status.sh.out
@@ -508,6 +541,19 @@ for port in $BOOT_WAN1 $BOOT_WAN2 $BOOT_WAN3 $BOOT_LAN; do
 done
 ip -n "$BOOT_PEER" addr add 192.0.2.1/24 dev pb0
 ip -n "$BOOT_PEER" addr add 198.51.100.1/24 dev pb1
+# The health checks' target (1.1.1.1) answers from the ISPs' side, so both WANs are live and
+# the daemon gives dnsmasq their DNS servers: the ISPs' own, a dnsmasq that knows one name.
+ip -n "$BOOT_PEER" link set lo up
+ip -n "$BOOT_PEER" addr add 1.1.1.1/32 dev lo
+ip netns exec "$BOOT_PEER" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+  --bind-interfaces --listen-address=192.0.2.1 --listen-address=198.51.100.1 \
+  --address=/isp.example/203.0.113.53 --pid-file="$work/isp-dns.pid" >"$work/isp-dns.log" 2>&1 &
+ISP_DNS_PID=$!
+# The LAN client: the LAN port's peer in a namespace of its own (dhclient, dig).
+ip netns add "$BOOT_LANC"
+ip -n "$BOOT_PEER" link set pb3 netns "$BOOT_LANC"
+ip -n "$BOOT_LANC" link set lo up
+ip -n "$BOOT_LANC" link set pb3 up
 # With /sys read-only in its own mount namespace, systemd-nspawn does not wait for udev (which
 # does not run here) to initialize the ports.
 unshare --mount --propagation private /bin/sh -c 'mount -o remount,bind,ro /sys && exec "$@"' _ \
@@ -549,6 +595,36 @@ $1"
 }
 check_boot() { local out; if out=$(in_boot "$2" 2>&1); then pass "$1"; else fail "$1" "$out"; fi; }
 
+# lan_dhcp: the LAN client asks for an address (dhclient, one try, 30 s at most) and keeps it;
+# prints what it got (dhclient's new_* variables). dhclient passes its script none of our
+# environment (the script writes to a fixed path); it stays in the foreground and is stopped
+# once the lease is there.
+lan_dhcp() {
+  local out=$work/lan.lease i ip mask
+  printf '#!/bin/sh\ncase $reason in BOUND|RENEW|REBIND|REBOOT) env | grep "^new_" | sort >%s.tmp; mv %s.tmp %s ;; esac\nexit 0\n' \
+    "$out" "$out" "$out" >"$work/dhclient-script"
+  chmod 755 "$work/dhclient-script"
+  printf 'send host-name "pnr-lan-client";\n' >"$work/dhclient.conf"
+  rm -f "$out" "$work/dhclient.leases"
+  ip -n "$BOOT_LANC" addr flush dev pb3
+  ip netns exec "$BOOT_LANC" dhclient -d -1 -v -cf "$work/dhclient.conf" -sf "$work/dhclient-script" \
+    -lf "$work/dhclient.leases" -pf "$work/dhclient.pid" pb3 >"$work/dhclient.log" 2>&1 &
+  DHCLIENT_PID=$!
+  for (( i = 0; i < 60; i++ )); do [[ -s $out ]] && break; kill -0 "$DHCLIENT_PID" 2>/dev/null || break; sleep 0.5; done
+  kill "$DHCLIENT_PID" 2>/dev/null || true
+  wait "$DHCLIENT_PID" 2>/dev/null || true
+  DHCLIENT_PID=""
+  [[ -s $out ]] || { tail -15 "$work/dhclient.log"; return 1; }
+  cat "$out"
+  ip=$(sed -n 's/^new_ip_address=//p' "$out"); mask=$(sed -n 's/^new_subnet_mask=//p' "$out")
+  ip -n "$BOOT_LANC" addr add "$ip/$mask" dev pb3
+}
+# lan_dig ARGS: dig from the LAN client; boot_dig ARGS: dig in the router's network namespace.
+lan_dig() { ip netns exec "$BOOT_LANC" dig +time=2 +tries=3 "$@"; }
+boot_dig() { nsenter --target "$BOOT_PID1" --net dig +time=2 +tries=3 "$@"; }
+# check_fn NAME FUNCTION ARGS...: a check run by a function of this script (in a subshell).
+check_fn() { local name=$1 out; shift; if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi; }
+
 if [[ -z $BOOT_PID1 ]]; then
   fail "the machine boots" "$(tail -30 "$work/boot.log")"
 else
@@ -561,7 +637,7 @@ else
   # The WAN ports' addresses, as their ISPs' DHCP would give them.
   in_boot "ip link set $BOOT_WAN1 up; ip link set $BOOT_WAN2 up; ip link set $BOOT_WAN3 up
     ip addr add 192.0.2.2/24 dev $BOOT_WAN1; ip addr add 198.51.100.2/24 dev $BOOT_WAN2"
-  BOOT_FLAGS="--wan1-interface $BOOT_WAN1 --wan1-gateway 192.0.2.1 --wan2-interface $BOOT_WAN2 --wan2-gateway 198.51.100.1 --lan-interface $BOOT_LAN --lan-network 192.168.1.0/24"
+  BOOT_FLAGS="--wan1-interface $BOOT_WAN1 --wan1-gateway 192.0.2.1 --wan1-dns 192.0.2.1 --wan2-interface $BOOT_WAN2 --wan2-gateway 198.51.100.1 --wan2-dns 198.51.100.1 --lan-interface $BOOT_LAN --lan-network 192.168.1.0/24"
   BOOT_RERUN_FLAGS="--wan1-interface $BOOT_WAN1 --wan1-gateway 192.0.2.1 --wan1-weight 3 --wan2-interface $BOOT_WAN2 --wan3-interface $BOOT_WAN3 --lan-interface $BOOT_LAN --lan-network 10.10.0.0/24"
 
   # The policy on a running system: the default config names eth0..eth2, and this box could be
@@ -580,9 +656,15 @@ else
     dpkg -i /root/pnr/target/debian/routeros_*.deb >/dev/null 2>&1   # reinstall: postinst try-restart
     dpkg -i /root/pnr/upgrade.deb >/dev/null 2>&1                    # upgrade: the same
     sleep 2
-    inactive routeros-watchdog routeros-web
-    for u in routeros-watchdog routeros-web; do [ "$(systemctl is-enabled $u)" = disabled ]; done
+    inactive routeros-watchdog routeros-web routeros-dnsmasq
+    for u in routeros-watchdog routeros-web routeros-dnsmasq; do [ "$(systemctl is-enabled $u)" = disabled ]; done
     snap | diff /tmp/net.before -
+    # Without dnsmasq (it is only recommended) the unit is skipped, not failed.
+    mv /usr/sbin/dnsmasq /usr/sbin/dnsmasq.away
+    systemctl start routeros-dnsmasq; r=$(systemctl show -p ConditionResult --value routeros-dnsmasq)
+    mv /usr/sbin/dnsmasq.away /usr/sbin/dnsmasq
+    echo "without /usr/sbin/dnsmasq: ConditionResult=$r, $(systemctl is-active routeros-dnsmasq)"
+    [ "$r" = no ]; inactive routeros-dnsmasq; ! systemctl is-failed --quiet routeros-dnsmasq
     dpkg -P routeros >/dev/null 2>&1
     ip route del default via 192.0.2.1 dev $BOOT_WAN1'
 
@@ -594,6 +676,7 @@ else
   printf '%s\n' "$out" | sed -n '/==> LAN port/,$p' | sed 's/^/  | /'
   check "setup.sh exits 0 with the services running" bash -c '
     [ "$1" = 0 ] && grep -q "routeros-watchdog.service: active" <<<"$2" && grep -q "routeros-web.service: active" <<<"$2" &&
+    grep -q "routeros-dnsmasq.service: active" <<<"$2" &&
     grep -q "Dashboard: http://192.168.1.1:8080" <<<"$2"' _ "$rc" "$out"
   check_boot "  the WAN ports untouched (their addresses kept), the daemon routing rules in place" '
     ip -o addr show dev $BOOT_WAN1 | grep -q "inet 192.0.2.2/24"; ip -o addr show dev $BOOT_WAN2 | grep -q "inet 198.51.100.2/24"
@@ -604,6 +687,48 @@ else
     ip -o addr show dev $BOOT_LAN | grep -q "inet 192.168.1.1/24"
     networkctl list --no-legend $BOOT_LAN
     [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ]'
+  check_boot "routeros-dnsmasq: the daemon's config for the LAN port, on its address and lo's, beside systemd-resolved's 127.0.0.53" '
+    active routeros-dnsmasq systemd-resolved
+    c=/var/lib/routeros/dnsmasq.conf
+    grep -q "^# Generated by routeros-watchdog" $c; grep -qx "interface=$BOOT_LAN" $c; grep -qx bind-dynamic $c
+    for i in $(seq 50); do grep -q "^nameserver 192.0.2.1$" /var/lib/routeros/resolv.conf 2>/dev/null && break; sleep 0.2; done
+    cat /var/lib/routeros/resolv.conf
+    grep -qx "nameserver 192.0.2.1" /var/lib/routeros/resolv.conf
+    ss -Hlnup "sport = :53" | tee /tmp/ss53
+    grep "127.0.0.53" /tmp/ss53 | grep -q "systemd-resolve"
+    grep "192.168.1.1" /tmp/ss53 | grep -q "dnsmasq"
+    grep "127.0.0.1" /tmp/ss53 | grep -q "dnsmasq"
+    if journalctl -u routeros-dnsmasq --no-pager | grep -Ei "failed|permission denied|address in use"; then exit 1; fi'
+  resolved_and_dnsmasq() {
+    local a
+    a=$(boot_dig +short @127.0.0.53 localhost A); echo "127.0.0.53 localhost: $a"; [[ $a == 127.0.0.1 ]] || return 1
+    boot_dig @127.0.0.1 nosuch.lan | grep "status:"
+    boot_dig @127.0.0.1 nosuch.lan | grep -q "status: NXDOMAIN"
+  }
+  check_fn "  systemd-resolved's stub still answers (127.0.0.53), dnsmasq answers on 127.0.0.1" resolved_and_dnsmasq
+  # lan_lease NET: the LAN client's lease is in NET.100-.200 (the default [lan.dhcp] range) with
+  # NET.1 as gateway and DNS server, domain "lan".
+  lan_lease() {
+    local net=$1 lease ip
+    lease=$(lan_dhcp) || { echo "$lease"; return 1; }
+    echo "$lease"
+    ip=$(sed -n "s/^new_ip_address=//p" <<<"$lease")
+    [[ $ip == "$net".* ]] && (( ${ip##*.} >= 100 && ${ip##*.} <= 200 )) || return 1
+    grep -qx "new_routers=$net.1" <<<"$lease" && grep -qx "new_domain_name_servers=$net.1" <<<"$lease" &&
+      grep -qx "new_domain_name=lan" <<<"$lease" && grep -qx "new_subnet_mask=255.255.255.0" <<<"$lease"
+  }
+  check_fn "a LAN client (dhclient) gets an address of the [lan.dhcp] range (.100-.200), the router as gateway and DNS, domain lan" \
+    lan_lease 192.168.1
+  lan_dns() {
+    local a ip
+    ip=$(sed -n "s/^new_ip_address=//p" "$work/lan.lease" 2>/dev/null)
+    a=$(lan_dig +short @192.168.1.1 pnr-lan-client.lan A); echo "pnr-lan-client.lan: $a (lease ${ip:-none})"
+    [[ -n $ip && $a == "$ip" ]] || return 1
+    lan_dig @192.168.1.1 nosuch.lan | grep -q "status: NXDOMAIN" || return 1
+    a=$(lan_dig +short @192.168.1.1 isp.example A); echo "isp.example (the ISP's server): $a"
+    [[ $a == 203.0.113.53 ]]
+  }
+  check_fn "  DNS at the router from the LAN: the client by its DHCP name (.lan), unknown .lan names NXDOMAIN, others from the live WANs' server" lan_dns
   check_boot "units as installed: web as routeros-web without capabilities, watchdog with NET_ADMIN+NET_RAW only" '
     pid() { systemctl show -p MainPID --value "$1"; }
     w=$(pid routeros-watchdog) u=$(pid routeros-web); [ "$w" -gt 0 ]; [ "$u" -gt 0 ]
@@ -644,7 +769,9 @@ assert \"$BOOT_LAN\" in setup[\"interfaces\"], setup
     routeros-kill-switch --status | grep -q $BOOT_WAN3
     ip -o addr show dev $BOOT_LAN | grep -q "inet 10.10.0.1/24"
     if ip -o addr show dev $BOOT_LAN | grep 192.168.1.1; then exit 1; fi
-    active routeros-watchdog routeros-web'
+    active routeros-watchdog routeros-web routeros-dnsmasq'
+  lan_after_move() { lan_lease 10.10.0 && lan_dig @10.10.0.1 nosuch.lan | grep -q "status: NXDOMAIN"; }
+  check_fn "  the daemon re-rendered dnsmasq.conf and restarted dnsmasq: the LAN client now gets 10.10.0.x, router 10.10.0.1" lan_after_move
 
   before=$(cat "$BOOT_ROOT/opt/routeros/config/routeros.toml")
   out=$(IN_BOOT_ENV=ROUTEROS_SETUP_FAILPOINT=services in_boot "/root/pnr/setup.sh $BOOT_FLAGS" 2>&1) && rc=0 || rc=$?
@@ -659,22 +786,22 @@ assert \"$BOOT_LAN\" in setup[\"interfaces\"], setup
     done
     ip -o addr show dev $BOOT_LAN | grep -q "inet 10.10.0.1/24"
     if ip -o addr show dev $BOOT_LAN | grep 192.168.1.1; then exit 1; fi
-    active routeros-watchdog routeros-web
+    active routeros-watchdog routeros-web routeros-dnsmasq
     routeros-kill-switch --status | grep -q $BOOT_WAN3'
 
   check_boot "an upgrade restarts the running services and keeps the config" '
     pid() { systemctl show -p MainPID --value "$1"; }
-    w=$(pid routeros-watchdog) u=$(pid routeros-web); conf=$(md5sum </opt/routeros/config/routeros.toml)
+    w=$(pid routeros-watchdog) u=$(pid routeros-web) d=$(pid routeros-dnsmasq); conf=$(md5sum </opt/routeros/config/routeros.toml)
     dpkg -i /root/pnr/upgrade.deb >/dev/null 2>&1
-    for i in $(seq 50); do active routeros-watchdog routeros-web >/dev/null 2>&1 && break; sleep 0.2; done
-    active routeros-watchdog routeros-web
-    echo "main PIDs $w $u -> $(pid routeros-watchdog) $(pid routeros-web)"
-    [ "$(pid routeros-watchdog)" != "$w" ]; [ "$(pid routeros-web)" != "$u" ]
+    for i in $(seq 50); do active routeros-watchdog routeros-web routeros-dnsmasq >/dev/null 2>&1 && break; sleep 0.2; done
+    active routeros-watchdog routeros-web routeros-dnsmasq
+    echo "main PIDs $w $u $d -> $(pid routeros-watchdog) $(pid routeros-web) $(pid routeros-dnsmasq)"
+    [ "$(pid routeros-watchdog)" != "$w" ]; [ "$(pid routeros-web)" != "$u" ]; [ "$(pid routeros-dnsmasq)" != "$d" ]
     [ "$(md5sum </opt/routeros/config/routeros.toml)" = "$conf" ]
     dpkg-query -W -f="\${Version}" routeros | grep -q pkgtest1'
   check_boot "remove stops the services and keeps the config; purge removes everything" '
     dpkg -r routeros >/dev/null 2>&1
-    inactive routeros-watchdog routeros-web
+    inactive routeros-watchdog routeros-web routeros-dnsmasq
     [ -f /opt/routeros/config/routeros.toml ]
     dpkg -P routeros >/dev/null 2>&1
     [ ! -e /opt/routeros ]; [ ! -e /var/lib/routeros-web ]; [ ! -e /etc/netplan/60-routeros-lan.yaml ]; [ -d /opt ]

@@ -14,7 +14,8 @@
 #
 # What goes where:
 #   /usr/bin/routeros-{watchdog,kill-switch,web}       release binaries, stripped
-#   overlay/ (the files listed below) -> /              units, sysctl, modules-load, logrotate
+#   overlay/ (the files listed below) -> /              units, sysctl, modules-load, logrotate,
+#                                                       the LAN dnsmasq's fallback config writer
 #                                                       (files under /etc are conffiles)
 #   config/routeros.toml -> /usr/share/routeros/        the default config; postinst copies it
 #                                                       to /opt/routeros/config/ when absent
@@ -92,6 +93,7 @@ done
 overlay_files=(
   usr/lib/systemd/system/routeros-watchdog.service
   usr/lib/systemd/system/routeros-web.service
+  usr/lib/systemd/system/routeros-dnsmasq.service
   usr/lib/sysctl.d/60-routeros.conf
   usr/lib/modules-load.d/routeros.conf
   etc/logrotate.d/routeros
@@ -99,6 +101,9 @@ overlay_files=(
 for f in "${overlay_files[@]}"; do
   install -D -m 0644 "$repo/overlay/$f" "$root/$f"
 done
+# routeros-dnsmasq.service's ExecStartPre: a minimal dnsmasq.conf from [lan] when the daemon
+# has not rendered one yet.
+install -D -m 0755 "$repo/overlay/usr/lib/routeros/dnsmasq-fallback" "$root/usr/lib/routeros/dnsmasq-fallback"
 
 install -D -m 0644 "$repo/config/routeros.toml" "$root/usr/share/routeros/routeros.toml"
 # Off by default (see postinst); the appliance image's 40-routeros-image.preset comes first.
@@ -172,6 +177,7 @@ find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$out_dir"
 deb="$out_dir/${package}_${version}_${arch}.deb"
 # Built beside and renamed into place: a reader of the old package never sees half a file.
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb.tmp" >/dev/null
-mv -f "$deb.tmp" "$deb"
+# The temporary name is this build's own: another build (ci/image-build.sh) may run meanwhile.
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb.tmp.$$" >/dev/null
+mv -f "$deb.tmp.$$" "$deb"
 echo "$deb"
