@@ -17,7 +17,9 @@
 #
 #   ci/image-test.sh [--no-build] [--derived] [--keep] [--stages network,upgrade,rollback[,iso]]
 #   ci/image-test.sh --ci        the CI-sized run: --derived --stages network,upgrade,rollback,
-#                                and the broken version gets 1 boot attempt
+#                                and the broken version gets 1 boot attempt (a --stages after
+#                                --ci narrows it, e.g. --ci --stages network,rollback: the
+#                                rollback then goes from version 1 to 3 and back to 1)
 #
 #   --no-build   reuse the images of the previous run (target/image/test/versions.env)
 #   --derived    build version 1 with mkosi, and make versions 2 and 3 from it without mkosi
@@ -103,7 +105,7 @@ if ((build)); then
     t=$SECONDS
     from=()
     ((derived)) && from=(--derive-from "$V1")
-    if has_stage upgrade || has_stage rollback; then
+    if has_stage upgrade; then
         IMG_SKIP_PACKAGE=1 "$IMG_REPO_ROOT/ci/image-build.sh" --version "$V2" "${from[@]}" --no-iso --no-qcow2 | tee "$IMGVM_DIR/build-$V2.txt"
     fi
     timing[build2]=$((SECONDS - t))
