@@ -176,21 +176,27 @@ pub async fn disable(
     Path(wan): Path<String>,
 ) -> ApiResult<Json<ActionAnswer>> {
     let impact = wan_impact(&state, &wan, FRESH).await?;
+    let detail = json!({ "wan": wan, "connections": impact.connections });
+    let req = Request::Disable { wan: wan.clone() };
+    take_out(&state, &who, ip, &wan, "wan.disable", req, detail).await
+}
+
+/// Disable or maintenance: ask the daemon, then audit with the connections it really reset
+/// (read back from its failover events, since it resets nothing when no other WAN is up).
+async fn take_out(
+    state: &AppState,
+    who: &Operator,
+    ip: std::net::IpAddr,
+    wan: &str,
+    action: &str,
+    req: Request,
+    mut detail: Value,
+) -> ApiResult<Json<ActionAnswer>> {
     let before = now_ms().saturating_sub(1);
-    let answer = state
-        .daemon
-        .ok(&Request::Disable { wan: wan.clone() })
-        .await?;
-    let reset = resets_since(&state, &wan, before).await;
-    let message = done(
-        &state,
-        &who,
-        ip,
-        "wan.disable",
-        &answer,
-        json!({ "wan": wan, "connections": impact.connections, "reset_connections": reset }),
-    )
-    .await;
+    let answer = state.daemon.ok(&req).await?;
+    let reset = resets_since(state, wan, before).await;
+    detail["reset_connections"] = json!(reset);
+    let message = done(state, who, ip, action, &answer, detail).await;
     Ok(Json(ActionAnswer {
         message,
         reset_connections: Some(reset),
@@ -247,28 +253,12 @@ pub async fn maintenance(
         ));
     }
     wan_impact(&state, &wan, FRESH).await?;
-    let before = now_ms().saturating_sub(1);
-    let answer = state
-        .daemon
-        .ok(&Request::Maintenance {
-            seconds: body.minutes * 60,
-            wan: Some(wan.clone()),
-        })
-        .await?;
-    let reset = resets_since(&state, &wan, before).await;
-    let message = done(
-        &state,
-        &who,
-        ip,
-        "wan.maintenance",
-        &answer,
-        json!({ "wan": wan, "minutes": body.minutes, "reset_connections": reset }),
-    )
-    .await;
-    Ok(Json(ActionAnswer {
-        message,
-        reset_connections: Some(reset),
-    }))
+    let detail = json!({ "wan": wan, "minutes": body.minutes });
+    let req = Request::Maintenance {
+        seconds: body.minutes * 60,
+        wan: Some(wan.clone()),
+    };
+    take_out(&state, &who, ip, &wan, "wan.maintenance", req, detail).await
 }
 
 /// What a disable (or maintenance) would do now: connections reset, WANs taking over.
