@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project, as root, on a fresh Debian 12 / Ubuntu 24.04 machine:
 # installs what it needs, then formatting and lint checks, unit tests, the namespace
-# end-to-end tests (real kernel routing, nftables, conntrack) and the benchmarks.
+# end-to-end tests (real kernel routing, nftables, conntrack), the benchmarks and the
+# appliance image booted under QEMU.
 #   sudo ci/test.sh            everything
-#   sudo ci/test.sh --quick    skip the benchmarks
+#   sudo ci/test.sh --quick    skip the benchmarks and the appliance image test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib/deps.sh
@@ -43,6 +44,11 @@ if (( ! quick )); then
   ci/bench-failover.sh
   step "benchmark: web server latency under load, SSE clients, memory"
   ci/bench-web.sh
+
+  step "appliance image: mkosi build, QEMU TCG boots: LAN/WANs/failover, A/B upgrade, rollback"
+  # Versions 2 and 3 are derived from version 1 (no second mkosi build) and the broken one gets
+  # one boot attempt: the CI-sized run (see ci/image-test.sh --help).
+  ci/image-test.sh --ci
 fi
 
 step "all tests passed"
