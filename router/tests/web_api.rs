@@ -170,6 +170,27 @@ impl Harness {
     }
 
     fn with_daemon(running: bool) -> Self {
+        Self::build(running, |_, _| {})
+    }
+
+    /// As on the appliance image: an upgrade directory (with one line of history) and an
+    /// os-release with IMAGE_VERSION 0.1.0.1.
+    fn appliance() -> Self {
+        Self::build(true, |dir, opts| {
+            let upgrade = dir.join("upgrade-state");
+            std::fs::create_dir(&upgrade).unwrap();
+            std::fs::write(
+                upgrade.join("history"),
+                "2026-11-28T10:00:00Z installed 0.1.0.1 from 0.1.0.0 (3 tries)\n",
+            )
+            .unwrap();
+            std::fs::write(dir.join("os-release"), "ID=ubuntu\nIMAGE_VERSION=0.1.0.1\n").unwrap();
+            opts.upgrade_dir = Some(upgrade);
+            opts.os_release = dir.join("os-release");
+        })
+    }
+
+    fn build(running: bool, tweak: impl FnOnce(&std::path::Path, &mut Options)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("control.sock");
         let daemon = if running {
@@ -180,6 +201,7 @@ impl Harness {
         let mut opts = Options::new(socket, dir.path().join("data"));
         opts.hash_cost = HashCost::Insecure;
         opts.daemon_timeout = Duration::from_secs(2);
+        tweak(dir.path(), &mut opts);
         let app = WebApp::new(opts).unwrap();
         Self {
             api: app.api_router(),
@@ -1398,4 +1420,137 @@ async fn ui_is_served_on_the_ui_port_only() {
     assert_eq!(a.status, StatusCode::OK);
     let a = h.send_to(&h.ui, Req::get("/api/v1/nope").empty()).await;
     assert_eq!(a.body["error"], "not_found");
+}
+
+// ---------------------------------------------------------------- image upgrades
+
+#[tokio::test]
+async fn upgrade_is_refused_on_a_package_install() {
+    let h = Harness::new();
+    let admin = h.setup().await;
+    let a = h
+        .send(Req::get("/api/v1/system/upgrade").cookie(&admin).empty())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["available"], false);
+    assert!(a.body["unavailable_reason"]
+        .as_str()
+        .unwrap()
+        .contains("apt"));
+    let a = h
+        .send(
+            Req::post("/api/v1/system/upgrade")
+                .cookie(&admin)
+                .json(json!({"url": "http://192.168.1.10/router_2.upgrade.tar"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert!(!h.data_dir().join("upgrade/request.json").exists());
+}
+
+#[tokio::test]
+async fn upgrade_requests_are_written_for_the_root_helper() {
+    let h = Harness::appliance();
+    let admin = h.setup().await;
+    let operator = h.user(&admin, "olga", "operator").await;
+    let state_dir = h._dir.path().join("upgrade-state");
+    let request = h.data_dir().join("upgrade/request.json");
+    let get = || async {
+        let a = h
+            .send(Req::get("/api/v1/system/upgrade").cookie(&operator).empty())
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.body
+    };
+    let v = get().await;
+    assert_eq!(v["available"], true, "{v}");
+    assert_eq!(v["running_version"], "0.1.0.1");
+    assert_eq!(v["state"], "idle");
+    assert_eq!(
+        v["history"][0],
+        "2026-11-28T10:00:00Z installed 0.1.0.1 from 0.1.0.0 (3 tries)"
+    );
+
+    // Only an admin asks; a bad URL names the field; nothing is written either way.
+    let url_req = |cookie: &str, url: &str| {
+        Req::post("/api/v1/system/upgrade")
+            .cookie(cookie)
+            .json(json!({ "url": url }))
+    };
+    let good = "http://192.168.1.10:8001/router_0.1.0.2.upgrade.tar";
+    let a = h.send(url_req(&operator, good)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    for bad in ["ftp://h/x.tar", "http://h/a b.tar", ""] {
+        let a = h.send(url_req(&admin, bad)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
+        assert_eq!(a.body["fields"][0]["path"], "url", "{}", a.text);
+    }
+    assert!(!request.exists());
+
+    let a = h.send(url_req(&admin, good)).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["state"], "queued");
+    let written: Value = serde_json::from_slice(&std::fs::read(&request).unwrap()).unwrap();
+    assert_eq!(written["url"], good);
+    assert_eq!(written["requested_by"], "admin");
+    assert!(written.get("bundle").is_none(), "{written}");
+    // One at a time.
+    let a = h.send(url_req(&admin, good)).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    let audit = h
+        .send(Req::get("/api/v1/audit").cookie(&admin).empty())
+        .await;
+    assert!(
+        audit.text.contains("system.upgrade") && audit.text.contains(good),
+        "{}",
+        audit.text
+    );
+
+    // The helper took it and failed: its report and output show, and a new request is open.
+    std::fs::remove_file(&request).unwrap();
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    std::fs::write(
+        state_dir.join("web-status.json"),
+        json!({"id": written["id"], "state": "failed", "boot_id": boot_id.trim(),
+               "message": "SHA256SUMS.sig is not a valid signature by any trusted key",
+               "source": good, "requested_by": "admin", "updated_ms": 5})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        state_dir.join("web-upgrade.log"),
+        "routeros-upgrade: downloading\nrouteros-upgrade: ERROR: bad signature\n",
+    )
+    .unwrap();
+    let v = get().await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("signature"));
+    assert_eq!(v["log"].as_array().unwrap().len(), 2);
+
+    // An empty upload is refused and leaves nothing behind.
+    let upload = |body: Vec<u8>| {
+        Req::post("/api/v1/system/upgrade/bundle")
+            .cookie(&admin)
+            .finish(Body::from(body))
+    };
+    let a = h.send(upload(Vec::new())).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(!request.exists());
+    // A bundle larger than the 1 MiB limit of other bodies is streamed to disk whole.
+    let bundle: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let a = h.send(upload(bundle.clone())).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(a.body["source"], "uploaded bundle");
+    assert_eq!(
+        std::fs::read(h.data_dir().join("upgrade/bundle.tar")).unwrap(),
+        bundle
+    );
+    let written: Value = serde_json::from_slice(&std::fs::read(&request).unwrap()).unwrap();
+    assert_eq!(written["bundle"], "bundle.tar");
+    let leftovers: Vec<_> = std::fs::read_dir(h.data_dir().join("upgrade"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "bundle.tar" && n != "request.json")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

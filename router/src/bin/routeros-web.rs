@@ -23,6 +23,13 @@ struct Args {
     /// Users, API keys, audit log and setup state.
     #[arg(long, default_value = "/var/lib/routeros-web")]
     data_dir: PathBuf,
+    /// The appliance image's upgrade directory (/data/routeros/upgrade): enables the web
+    /// upgrade page. Upgrade requests go to <data-dir>/upgrade/ for the image's root helper.
+    #[arg(long, env = "ROUTEROS_UPGRADE_DIR")]
+    upgrade_dir: Option<PathBuf>,
+    /// Where the running image's IMAGE_VERSION is read from.
+    #[arg(long, default_value = "/etc/os-release")]
+    os_release: PathBuf,
 }
 
 /// Large allocations (argon2's 7 MiB work area per login or key check) are mmap'd and
@@ -60,7 +67,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opts = Options::new(args.socket, args.data_dir);
+    let mut opts = Options::new(args.socket, args.data_dir);
+    opts.upgrade_dir = args.upgrade_dir;
+    opts.os_release = args.os_release;
     match runtime.block_on(web::serve(opts, args.listen_ui, args.listen_api)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

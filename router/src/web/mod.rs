@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod store;
 pub mod telemetry;
 pub mod ui;
+pub mod upgrade;
 pub mod wizard;
 
 use auth::{HashCost, Hasher, KeyStore, LoginLimiter, Sessions, UserStore};
@@ -47,6 +48,11 @@ pub struct Options {
     pub daemon_timeout: Duration,
     /// Event streams open at once at most.
     pub max_streams: usize,
+    /// The appliance image's upgrade directory (its root helper's reports); `None` on a box
+    /// installed from the Debian package, where upgrades come from apt.
+    pub upgrade_dir: Option<PathBuf>,
+    /// Where `IMAGE_VERSION` (the running image version) is read from.
+    pub os_release: PathBuf,
 }
 
 impl Options {
@@ -57,6 +63,8 @@ impl Options {
             hash_cost: HashCost::Standard,
             daemon_timeout: Duration::from_secs(10),
             max_streams: 256,
+            upgrade_dir: None,
+            os_release: PathBuf::from("/etc/os-release"),
         }
     }
 }
@@ -73,6 +81,9 @@ pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub wizard: wizard::WizardStore,
     pub streams: Arc<Semaphore>,
+    pub upgrade: upgrade::UpgradePaths,
+    /// One upgrade request (or upload) is received at a time.
+    pub upgrade_submit: tokio::sync::Mutex<()>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -109,6 +120,12 @@ impl WebApp {
             audit: audit::AuditLog::new(&opts.data_dir),
             wizard: wizard::WizardStore::open(&opts.data_dir)?,
             streams: Arc::new(Semaphore::new(opts.max_streams)),
+            upgrade: upgrade::UpgradePaths::new(
+                &opts.data_dir,
+                opts.upgrade_dir.clone(),
+                opts.os_release.clone(),
+            ),
+            upgrade_submit: tokio::sync::Mutex::new(()),
             shutdown: shutdown_rx,
         };
         Ok(Self {
@@ -222,6 +239,14 @@ pub fn api_routes() -> RouteTable {
         .add("POST", "/api/v1/keys", keys::create)
         .add("DELETE", "/api/v1/keys/{id}", keys::delete)
         .add("GET", "/api/v1/audit", audit::list)
+        .add("GET", "/api/v1/system/upgrade", system::get_upgrade)
+        .add("POST", "/api/v1/system/upgrade", system::upgrade_from_url)
+        // The bundle (hundreds of MB) is streamed to disk, not buffered: its own limit.
+        .add(
+            "POST",
+            "/api/v1/system/upgrade/bundle",
+            system::upgrade_from_upload.layer(DefaultBodyLimit::disable()),
+        )
         .add("GET", "/api/v1/openapi.json", openapi::openapi_json)
         .add("GET", "/metrics", metrics::metrics)
 }

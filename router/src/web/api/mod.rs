@@ -10,5 +10,6 @@ pub mod session;
 pub mod setup;
 pub mod status;
 pub mod stream;
+pub mod system;
 pub mod users;
 pub mod wans;
