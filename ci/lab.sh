@@ -38,6 +38,8 @@
 #   LAB_TBF_LATENCY [50ms]    tbf queue length expressed as latency
 #   LAB_INSTALL [1]           0: fail on missing tools instead of apt-get installing them
 #   LAB_KEEP_ON_FAIL [0]      1: leave a half-built lab in place when `up` fails (debugging)
+#   LAB_WEB_ARGS              extra routeros-web arguments, split on spaces (e.g.
+#                             "--upgrade-dir DIR --os-release FILE")
 set -euo pipefail
 
 # shellcheck source=ci/lib/lab-common.sh
@@ -77,6 +79,7 @@ WEB=$LAB_BIN/routeros-web
 # The dashboard: routeros-web in the router namespace (LAN side 192.168.1.1:8080), and for the
 # default lab a forward from this machine's 127.0.0.1:8080 so a local browser reaches it.
 LAB_WEB=${LAB_WEB:-1}
+LAB_WEB_ARGS=${LAB_WEB_ARGS:-}
 if [[ $LAB_PREFIX == pnr ]]; then LAB_WEB_LOCAL=${LAB_WEB_LOCAL:-8080}; else LAB_WEB_LOCAL=${LAB_WEB_LOCAL:-}; fi
 CONFIG=$LAB_DIR/routeros.toml
 PIDFILE=$LAB_DIR/daemon.pid
@@ -170,9 +173,8 @@ shape() {
 
 setup_isp() {
     local i=$1 isp=$P-isp$1
-    local net isp_a rtr_a up_a inet_a rate
-    net=$(wan_net_base "$i"); isp_a=$(wan_isp_addr "$i"); rtr_a=$(wan_rtr_addr "$i")
-    up_a=$(uplink_isp_addr "$i"); inet_a=$(uplink_inet_addr "$i"); rate=$(wan_rate "$i")
+    local isp_a rtr_a rate
+    isp_a=$(wan_isp_addr "$i"); rtr_a=$(wan_rtr_addr "$i"); rate=$(wan_rate "$i")
 
     make_ns "$isp"
     nsx "$isp" sysctl -qw net.ipv4.ip_forward=1
@@ -184,15 +186,7 @@ setup_isp() {
     ip -n "$RTR" link set dev "wan$i" up
     ip -n "$isp" link set dev down up
 
-    # Uplink to the internet namespace, a /31 per ISP.
-    ip -n "$isp" link add name up type veth peer name "isp$i" netns "$INET"
-    ip -n "$isp" addr add "$up_a/31" dev up
-    ip -n "$INET" addr add "$inet_a/31" dev "isp$i"
-    ip -n "$isp" link set dev up up
-    ip -n "$INET" link set dev "isp$i" up
-    ip -n "$isp" route add default via "$inet_a"
-    # The internet routes each WAN subnet back through its own ISP (no NAT in the ISPs).
-    ip -n "$INET" route add "$net/29" via "$up_a" dev "isp$i"
+    link_isp_uplink "$isp" "$INET" "$i"
 
     shape "$isp" down "$rate"   # download: ISP -> router
     shape "$isp" up "$rate"     # upload:   ISP -> internet
@@ -353,11 +347,12 @@ cmd_daemon_stop() {
 # --- subcommands ----------------------------------------------------------------------------
 
 # Start the web server (never fatal: the routing lab works without it).
+# shellcheck disable=SC2086  # LAB_WEB_ARGS is a space-separated list of arguments
 start_web() {
     [[ $LAB_WEB == 1 && -x $WEB ]] || return 0
     mkdir -p "$LAB_DIR/web"
     ip netns exec "$RTR" setsid "$WEB" --listen-ui "$LAB_LAN_RTR:8080" --listen-api "$LAB_LAN_RTR:8081" \
-        --socket "$SOCKET" --data-dir "$LAB_DIR/web" >>"$LAB_DIR/web.log" 2>&1 </dev/null &
+        --socket "$SOCKET" --data-dir "$LAB_DIR/web" $LAB_WEB_ARGS >>"$LAB_DIR/web.log" 2>&1 </dev/null &
     if [[ -n $LAB_WEB_LOCAL ]] && command -v socat >/dev/null; then
         setsid socat "TCP-LISTEN:$LAB_WEB_LOCAL,bind=127.0.0.1,fork,reuseaddr" \
             "EXEC:ip netns exec $RTR socat STDIO TCP\:$LAB_LAN_RTR\:8080" >/dev/null 2>&1 </dev/null &

@@ -76,6 +76,21 @@ wan_rtr_addr() { local b; b=$(wan_net_base "$1"); echo "${b%.*}.$((${b##*.} + 2)
 uplink_isp_addr() { echo "203.0.113.$((128 + 2 * $1))"; }
 uplink_inet_addr() { echo "203.0.113.$((129 + 2 * $1))"; }
 
+# link_isp_uplink ISP_NS INET_NS i: ISP i's uplink to the internet namespace (veth "up" in the
+# ISP, "isp<i>" in the internet, a /31), the ISP's default route over it, and the internet's
+# route back to WAN i's /29 through that ISP (ISPs do not NAT).
+link_isp_uplink() {
+    local isp=$1 inet=$2 i=$3 up_a inet_a
+    up_a=$(uplink_isp_addr "$i"); inet_a=$(uplink_inet_addr "$i")
+    ip -n "$isp" link add name up type veth peer name "isp$i" netns "$inet"
+    ip -n "$isp" addr add "$up_a/31" dev up
+    ip -n "$inet" addr add "$inet_a/31" dev "isp$i"
+    ip -n "$isp" link set dev up up
+    ip -n "$inet" link set dev "isp$i" up
+    ip -n "$isp" route add default via "$inet_a"
+    ip -n "$inet" route add "$(wan_net_base "$i")/29" via "$up_a" dev "isp$i"
+}
+
 LAB_INET_HOST=203.0.113.10
 LAB_INET_HOST2=203.0.113.11
 LAB_LAN_RTR=192.168.1.1
