@@ -8,7 +8,11 @@
 # Steps: first-boot wizard -> log in with the new password -> both WANs up -> cut ISP2 (wan2
 # loses carrier) -> wan2's card turns down within 2 s without a reload (the time is printed) ->
 # disable wan1 through the confirmation dialog (with and without another line to take over) ->
-# audit log -> a bad weight in the config form shows its field error. See tests/browser/e2e.mjs.
+# audit log -> a bad weight in the config form shows its field error -> the System page of a
+# fake appliance (--upgrade-dir/--os-release: running version, history, an upgrade request
+# refused at the URL field, one queued, then failed as the root helper would report it; an
+# uploaded bundle queued, then running and rebooting).
+# See tests/browser/e2e.mjs.
 #
 #   sudo ci/test-browser.sh
 # Screenshots of every step, figures.json and the lab's logs go to target/artifacts/browser/.
@@ -39,12 +43,25 @@ cargo build --locked
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"
 
-lab() { LAB_PREFIX=$PREFIX LAB_BIN=target/debug LAB_WEB=1 LAB_WEB_LOCAL= "$@"; }
+# A fake appliance for the System page: the root helper's upgrade folder (web-status.json,
+# web-upgrade.log, history) and an os-release with IMAGE_VERSION. Next to the lab's folder, not
+# in it: `lab up` starts by tearing down what a previous run may have left there.
+APPLIANCE=/run/routeros-lab/$PREFIX-appliance
+rm -rf "$APPLIANCE"
+mkdir -p "$APPLIANCE/upgrade"
+echo "2026-11-28T14:00:00Z installed 0.1.0.1 from 0.1.0.0 (1 tries)" >"$APPLIANCE/upgrade/history"
+printf 'ID=debian\nIMAGE_ID=routeros\nIMAGE_VERSION=0.1.0.1\n' >"$APPLIANCE/os-release"
+
+lab() {
+  LAB_PREFIX=$PREFIX LAB_BIN=target/debug LAB_WEB=1 LAB_WEB_LOCAL='' \
+    LAB_WEB_ARGS="--upgrade-dir $APPLIANCE/upgrade --os-release $APPLIANCE/os-release" "$@"
+}
 teardown() {
   local rc=$?
   # Keep the logs next to the screenshots, then always remove the lab.
   cp "/run/routeros-lab/$PREFIX/daemon.log" "/run/routeros-lab/$PREFIX/web.log" "$ARTIFACTS/" 2>/dev/null || true
   lab ci/lab.sh down >/dev/null 2>&1 || true
+  rm -rf "$APPLIANCE"
   if ip netns list | grep -qE "^$PREFIX-(rtr|lan|inet|isp[0-9]+)( |$)"; then
     echo "test-browser: lab $PREFIX still has namespaces after down" >&2
     rc=1
@@ -68,6 +85,7 @@ ip netns exec "$PREFIX-lan" curl -sf -o /dev/null http://192.168.1.1:8080/api/v1
 step "browser test (Chromium in $PREFIX-lan)"
 ip netns exec "$PREFIX-lan" env LAB_PREFIX="$PREFIX" ARTIFACTS="$ARTIFACTS" \
   CHROMIUM="${CHROMIUM:-/usr/bin/chromium}" \
+  WEB_DATA_DIR="/run/routeros-lab/$PREFIX/web" UPGRADE_DIR="$APPLIANCE/upgrade" \
   node tests/browser/e2e.mjs
 
 step "browser test passed; screenshots in $ARTIFACTS"

@@ -17,15 +17,26 @@
 //   disables (who, from where, what) -> a bad weight (0, then 300) in the config form shows
 //   the field error next to the weight input, and nothing is applied -> the events page
 //   filtered by WAN, and the users & keys page (a new API key is shown once) -> the
-//   dashboard on a phone-sized screen fits its width.
+//   dashboard on a phone-sized screen fits its width -> the System page of a fake appliance
+//   (routeros-web --upgrade-dir/--os-release): the running version and the history line ->
+//   ftp://x is refused at the URL field (after the confirmation dialog) -> an http:// URL is
+//   queued (request.json in the web's data dir carries it) -> this script plays the root
+//   helper (takes the request, writes web-status.json "failed" and web-upgrade.log) -> the
+//   page shows failed, the reason and the log within 5 s without a reload, and the actions
+//   are enabled again -> a 3 MiB file uploaded as a bundle (XMLHttpRequest) is queued whole ->
+//   the helper's "running" and "rebooting" reports are shown (actions off, the reboot notice)
+//   -> a viewer (deep link through the login) sees the state but no controls, and the API
+//   refuses its request -> the same page on a phone-sized screen fits its width.
 // Traffic stays in the lab: an echo server on the lab's internet host (203.0.113.10) in its
 // namespace, the connections to it from this (LAN) namespace through the lab router.
 // Environment: LAB_PREFIX (namespaces), WEB_URL [http://192.168.1.1:8080], ARTIFACTS
-// [target/artifacts/browser], CHROMIUM [/usr/bin/chromium], HEADED=1 to watch (needs a display).
+// [target/artifacts/browser], CHROMIUM [/usr/bin/chromium], HEADED=1 to watch (needs a display),
+// WEB_DATA_DIR [/run/routeros-lab/$LAB_PREFIX/web] (routeros-web --data-dir), UPGRADE_DIR
+// [/run/routeros-lab/$LAB_PREFIX-appliance/upgrade] (routeros-web --upgrade-dir).
 
 import { chromium } from 'playwright-core';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -38,6 +49,12 @@ const DOWN_WITHIN_MS = 2000;
 const ECHO_HOST = '203.0.113.10'; // the lab's internet host
 const ECHO_PORT = 7007;
 const HELD_CONNECTIONS = 4;
+const WEB_DATA_DIR = process.env.WEB_DATA_DIR || `/run/routeros-lab/${PREFIX}/web`;
+const UPGRADE_DIR = process.env.UPGRADE_DIR || `/run/routeros-lab/${PREFIX}-appliance/upgrade`;
+const RUNNING_VERSION = '0.1.0.1'; // IMAGE_VERSION in the fake os-release (ci/test-browser.sh)
+const BUNDLE_URL = 'http://203.0.113.10:8001/router_0.1.0.2.upgrade.tar';
+const BAD_SIGNATURE = 'SHA256SUMS.sig is not a valid signature by any trusted key';
+const FAILED_WITHIN_MS = 5000;
 
 if (!PREFIX) {
   console.error('LAB_PREFIX is not set (run this through ci/test-browser.sh)');
@@ -438,6 +455,211 @@ async function main() {
       await sleep(1200); // a chart resize and a status tick
       const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
       await shot('dashboard-phone');
+      check(widths[0] <= widths[1], `the page fits the screen width (${widths[0]} > ${widths[1]} px)`);
+    });
+
+    await step('System page: running version and upgrade history', async () => {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.click(tid('nav-system'));
+      await page.locator(tid('system-page')).waitFor();
+      await page.waitForFunction((v) => document.querySelector('[data-testid="upgrade-running-version"]').textContent === v, RUNNING_VERSION);
+      const history = readFileSync(path.join(UPGRADE_DIR, 'history'), 'utf8').trim();
+      const row = page.locator(tid('upgrade-history-row')).first();
+      await row.waitFor();
+      check((await page.getAttribute(tid('upgrade-history'), 'data-count')) === '1', 'one history line');
+      check((await row.getAttribute('data-line')) === history, `the history row is the file's line: ${await row.getAttribute('data-line')}`);
+      const text = await row.textContent();
+      check(text.includes('installed 0.1.0.1 from 0.1.0.0 (1 tries)'), `the history row shows what happened: ${text}`);
+      check((await page.getAttribute(tid('upgrade-state'), 'data-state')) === 'idle', 'no upgrade under way');
+      check(await page.isEnabled(tid('upgrade-url-submit')), 'an admin can start an upgrade');
+      await shot('system-idle');
+    });
+
+    await step('System page: ftp://x is refused at the URL field', async () => {
+      await page.fill(tid('upgrade-url'), 'ftp://x');
+      await page.click(tid('upgrade-url-submit'));
+      await page.locator(tid('confirm-dialog')).waitFor();
+      const body = await page.textContent(tid('confirm-body'));
+      for (const want of ['signature', 'other system slot', 'reboots', 'LAN clients', `falls back to the current version ${RUNNING_VERSION}`]) {
+        check(body.includes(want), `the dialog says what happens (${want}): ${body}`);
+      }
+      await shot('system-upgrade-dialog', false);
+      await page.click(tid('confirm-ok'));
+      const err = page.locator(`${tid('upgrade-url-error')}:visible`);
+      await err.waitFor();
+      const reason = await err.textContent();
+      check(/http/.test(reason), `the URL error names what is allowed: ${reason}`);
+      check((await page.getAttribute(tid('upgrade-url'), 'aria-invalid')) === 'true', 'the URL input is marked invalid');
+      check(!existsSync(path.join(WEB_DATA_DIR, 'upgrade', 'request.json')), 'nothing was requested');
+      await shot('system-url-refused');
+    });
+
+    let request;
+    await step('System page: an http:// bundle URL is queued', async () => {
+      await page.fill(tid('upgrade-url'), BUNDLE_URL);
+      check(!(await page.isVisible(tid('upgrade-url-error'))), 'typing clears the field error');
+      await page.click(tid('upgrade-url-submit'));
+      await page.locator(tid('confirm-dialog')).waitFor();
+      check((await page.textContent(tid('confirm-title'))).includes('0.1.0.2'), 'the dialog names the version of the bundle');
+      await page.click(tid('confirm-ok'));
+      await page.waitForSelector(`${tid('upgrade-state')}[data-state="queued"]`);
+      const file = path.join(WEB_DATA_DIR, 'upgrade', 'request.json');
+      check(existsSync(file), `${file} exists`);
+      request = JSON.parse(readFileSync(file, 'utf8'));
+      log(`request.json: ${JSON.stringify(request)}`);
+      check(request.url === BUNDLE_URL, `request.json carries the URL: ${request.url}`);
+      check(request.id !== undefined && request.id !== null && request.id !== '', 'request.json has an id');
+      check((await page.textContent(tid('upgrade-source'))).includes(BUNDLE_URL), 'the page shows the source');
+      check((await page.textContent(tid('upgrade-by'))) === 'admin', 'requested by admin');
+      check(await page.isDisabled(tid('upgrade-url-submit')), 'no second upgrade while one is queued');
+      check(await page.isDisabled(tid('upgrade-file')), 'no upload while one is queued');
+      await shot('system-queued');
+    });
+
+    await step('System page: the root helper reports failed; the page follows without a reload', async () => {
+      await page.evaluate(() => { window.__sameDocument = true; });
+      const now = Date.now();
+      // What the root helper does: take the request, report on it in its own folder.
+      unlinkSync(path.join(WEB_DATA_DIR, 'upgrade', 'request.json'));
+      const logLines = [
+        `downloading ${BUNDLE_URL}`,
+        `routeros-upgrade: ${BAD_SIGNATURE}`,
+      ];
+      writeFileSync(path.join(UPGRADE_DIR, 'web-upgrade.log'), `${logLines.join('\n')}\n`);
+      writeFileSync(path.join(UPGRADE_DIR, 'web-status.json'), `${JSON.stringify({
+        id: request.id,
+        state: 'failed',
+        message: BAD_SIGNATURE,
+        source: BUNDLE_URL,
+        requested_by: 'admin',
+        updated_ms: now,
+        boot_id: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+        from_version: RUNNING_VERSION,
+        target_version: null,
+      })}\n`);
+      await page.waitForSelector(`${tid('upgrade-state')}[data-state="failed"]`, { timeout: FAILED_WITHIN_MS });
+      figures.upgrade_failed_shown_ms = Date.now() - now;
+      log(`failed shown ${figures.upgrade_failed_shown_ms} ms after web-status.json was written (poll every 2 s)`);
+      check(await page.evaluate(() => window.__sameDocument === true), 'the page was not reloaded');
+      check((await page.textContent(tid('upgrade-message'))).includes(BAD_SIGNATURE), 'the page shows why it failed');
+      await page.waitForFunction((n) => document.querySelector('[data-testid="upgrade-log"]').dataset.count === String(n), logLines.length,
+        { timeout: FAILED_WITHIN_MS });
+      const shown = await page.locator(tid('upgrade-log-line')).allTextContents();
+      check(JSON.stringify(shown) === JSON.stringify(logLines), `the log lines are shown: ${JSON.stringify(shown)}`);
+      const whole = await page.textContent(tid('upgrade-log'));
+      check(whole === logLines.join('\n'), `the log reads as the file, one line each: ${JSON.stringify(whole)}`);
+      check(await page.isVisible(tid('upgrade-log')), 'the log is visible');
+      check((await page.textContent(tid('upgrade-running-version'))) === RUNNING_VERSION, 'the running version is untouched');
+      await page.waitForFunction(() => !document.querySelector('[data-testid="upgrade-url-submit"]').disabled, null,
+        { timeout: FAILED_WITHIN_MS });
+      check(await page.isEnabled(tid('upgrade-url')) && await page.isEnabled(tid('upgrade-file')), 'the actions are enabled again');
+      check(await page.isHidden(tid('upgrade-unavailable')), 'no "under way" note any more');
+      await shot('system-failed');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await shot('system-failed-dark');
+      await page.emulateMedia({ colorScheme: 'light' });
+    });
+
+    await step('System page: upload a bundle (XMLHttpRequest with progress) -> queued', async () => {
+      // 3 MiB of zeros: bigger than a default body limit, small enough to be quick. The root
+      // helper would refuse it (no signature); here only the hand-over is checked.
+      const buffer = Buffer.alloc(3 * 2 ** 20);
+      await page.setInputFiles(tid('upgrade-file'), { name: 'router_0.1.0.3.upgrade.tar', mimeType: 'application/x-tar', buffer });
+      check(await page.isEnabled(tid('upgrade-file-submit')), 'a chosen file can be uploaded');
+      await page.click(tid('upgrade-file-submit'));
+      await page.locator(tid('confirm-dialog')).waitFor();
+      const body = await page.textContent(tid('confirm-body'));
+      check(body.includes('router_0.1.0.3.upgrade.tar') && body.includes('3.0 MiB'), `the dialog names the file and its size: ${body}`);
+      // Slow the upload down (1 MiB/s, Chromium's network emulation) to see the progress bar move.
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 2 ** 20 });
+      await page.click(tid('confirm-ok'));
+      await page.locator(tid('upgrade-upload')).waitFor();
+      await page.waitForFunction(() => Number(document.querySelector('[data-testid="upgrade-progress"]').dataset.ratio) >= 0.25);
+      const progress = await page.textContent(tid('upgrade-progress-text'));
+      check(/router_0\.1\.0\.3\.upgrade\.tar: .* of 3\.0 MiB \(\d+ %\)/.test(progress), `the progress names the file and counts: ${progress}`);
+      check(await page.isDisabled(tid('upgrade-url-submit')), 'no second request during the upload');
+      await shot('system-uploading');
+      await page.waitForSelector(`${tid('upgrade-state')}[data-state="queued"]`);
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      await cdp.detach();
+      const dir = path.join(WEB_DATA_DIR, 'upgrade');
+      request = JSON.parse(readFileSync(path.join(dir, 'request.json'), 'utf8'));
+      log(`request.json: ${JSON.stringify(request)}`);
+      check(!request.url && request.bundle, `request.json names the uploaded bundle: ${JSON.stringify(request)}`);
+      const bundle = readFileSync(path.join(dir, request.bundle));
+      check(bundle.length === buffer.length, `the whole file arrived (${bundle.length} of ${buffer.length} bytes)`);
+      check((await page.textContent(tid('upgrade-source'))).includes('uploaded bundle'), 'the source is the upload');
+      await page.locator(tid('upgrade-upload')).waitFor({ state: 'hidden' });
+      check((await page.inputValue(tid('upgrade-file'))) === '', 'the file input is cleared after the upload');
+      await shot('system-upload-queued');
+    });
+
+    await step('System page: running, then rebooting (as the root helper reports them)', async () => {
+      const dir = path.join(WEB_DATA_DIR, 'upgrade');
+      unlinkSync(path.join(dir, 'request.json'));
+      unlinkSync(path.join(dir, request.bundle));
+      const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      const report = (state, message, target, lines) => {
+        writeFileSync(path.join(UPGRADE_DIR, 'web-upgrade.log'), `${lines.join('\n')}\n`);
+        writeFileSync(path.join(UPGRADE_DIR, 'web-status.json'), `${JSON.stringify({
+          id: request.id, state, message, source: 'uploaded bundle', requested_by: 'admin',
+          updated_ms: Date.now(), boot_id: bootId, from_version: RUNNING_VERSION, target_version: target,
+        })}\n`);
+      };
+      const lines = ['verifying SHA256SUMS.sig: good signature', 'router 0.1.0.3 for x86-64', 'writing root slot B (512 MiB)…'];
+      report('running', 'writing 0.1.0.3 to the other slot', '0.1.0.3', lines);
+      await page.waitForSelector(`${tid('upgrade-state')}[data-state="running"]`, { timeout: FAILED_WITHIN_MS });
+      check(await page.isDisabled(tid('upgrade-url-submit')), 'no new upgrade while one runs');
+      check((await page.locator(tid('upgrade-log-line')).count()) === lines.length, 'the running job\'s output is shown');
+      await shot('system-running');
+      report('rebooting', 'installed; rebooting', '0.1.0.3', [...lines, 'rebooting into 0.1.0.3']);
+      await page.waitForSelector(`${tid('upgrade-state')}[data-state="rebooting"]`, { timeout: FAILED_WITHIN_MS });
+      const notice = await page.textContent(tid('upgrade-rebooting'));
+      check(notice.includes('restarting into 0.1.0.3') && /few minutes/.test(notice), `the page says the router restarts and comes back: ${notice}`);
+      check(await page.isDisabled(tid('upgrade-url-submit')) && await page.isDisabled(tid('upgrade-file')), 'no actions while rebooting');
+      await shot('system-rebooting');
+    });
+
+    await step('System page for a viewer: the state, no actions', async () => {
+      const created = await page.evaluate(() => fetch('/api/v1/users', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: 'watcher', password: 'watcher-Pass-42', role: 'viewer' }),
+      }).then((r) => r.status));
+      check(created === 200 || created === 201, `viewer created (${created})`);
+      const viewerContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'Europe/Berlin' });
+      const v = await viewerContext.newPage();
+      v.on('pageerror', (e) => consoleProblems.push(`viewer pageerror: ${e.message}`));
+      try {
+        await v.goto(`${BASE}/#/system`);
+        await v.locator(tid('login-form')).waitFor();
+        await v.fill(tid('login-username'), 'watcher');
+        await v.fill(tid('login-password'), 'watcher-Pass-42');
+        await v.click(tid('login-submit'));
+        // The deep link survives the login.
+        await v.waitForSelector(`${tid('upgrade-state')}[data-state="rebooting"]`);
+        check(await v.isVisible(tid('nav-system')), 'the System link is there for a viewer');
+        check(await v.isVisible(tid('upgrade-actions-readonly')), 'a viewer is told that upgrades need an admin');
+        check((await v.locator(tid('upgrade-url')).count()) === 0 && (await v.locator(tid('upgrade-file')).count()) === 0, 'a viewer gets no upgrade controls');
+        check((await v.textContent(tid('upgrade-running-version'))) === RUNNING_VERSION, 'a viewer sees the running version');
+        check((await v.locator(tid('upgrade-log-line')).count()) > 0, 'a viewer sees the log');
+        await v.screenshot({ path: path.join(OUT, `${String(++shotNo).padStart(2, '0')}-system-viewer.png`), fullPage: true });
+        const refused = await v.evaluate(() => fetch('/api/v1/system/upgrade', {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ url: 'http://x/y' }),
+        }).then((r) => r.status));
+        check(refused === 403, `the API refuses a viewer's upgrade (${refused})`);
+      } finally {
+        await viewerContext.close();
+      }
+    });
+
+    await step('System page on a phone-sized screen: no sideways scrolling', async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await sleep(300);
+      const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      await shot('system-phone');
       check(widths[0] <= widths[1], `the page fits the screen width (${widths[0]} > ${widths[1]} px)`);
     });
 

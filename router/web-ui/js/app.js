@@ -1,5 +1,5 @@
 // Entry point: the session, the top bar, and routing between views by hash
-// (#/login, #/setup, #/dashboard, #/config, #/events, #/audit, #/users).
+// (#/login, #/setup, #/dashboard, #/config, #/events, #/audit, #/users, #/system).
 // Each view module exports mount(container, ctx) which may return a cleanup function.
 
 import { api, onApi } from './api.js';
@@ -11,6 +11,7 @@ import * as dashboard from './dashboard.js';
 import * as config from './config.js';
 import * as events from './events.js';
 import * as admin from './admin.js';
+import * as system from './system.js';
 
 const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
 
@@ -33,6 +34,7 @@ const ROUTES = {
   config: { view: config, title: 'Configuration', role: 'admin' },
   audit: { view: admin.audit, title: 'Audit log', role: 'admin' },
   users: { view: admin.users, title: 'Users & API keys', role: 'admin' },
+  system: { view: system, title: 'System', role: 'viewer' },
 };
 
 const ctx = {
