@@ -6,8 +6,9 @@
 #             internet host through both WANs; the web UI and SSH answer from the LAN and not
 #             from a WAN; a port forward works from the internet and from the LAN (hairpin);
 #             cutting ISP 1's uplink moves new traffic (and DNS) to ISP 2
-#   upgrade   routeros-upgrade (bundle over HTTP) installs version 2 into slot B, reboots, B
-#             boots and is marked good; config, SSH host key and machine id are kept
+#   upgrade   the web UI's upgrade page (its API, from the LAN client) has version 2 installed
+#             (bundle over HTTP) into slot B; the router reboots, B boots and is marked good,
+#             the page says so; config, SSH host key and machine id are kept
 #   rollback  an upgrade to a deliberately broken version 3 (its daemon cannot start, and it
 #             rewrites the config to a schema version 2 refuses) is tried, never marked good,
 #             and systemd-boot falls back to version 2 by itself, whose config is intact
@@ -248,6 +249,46 @@ wait_blessed() { # TIMEOUT: until routeros-boot-check has finished (good) on thi
     return 1
 }
 
+# The web API from the LAN client, as the upgrade page uses it: a session cookie, and our
+# Origin on changes. web METHOD PATH [JSON] -> the body, then the HTTP code on a line of its own.
+WEB_URL="http://$IMGLAB_ROUTER_LAN:8080"
+WEB_PASSWORD=image-test-admin-1
+web() {
+    imglab_ns lan curl -s --max-time 30 -b "$IMGVM_DIR/web.cookies" -c "$IMGVM_DIR/web.cookies" \
+        -H "Origin: $WEB_URL" -H 'Content-Type: application/json' -X "$1" ${3:+--data "$3"} \
+        -w '\n%{http_code}\n' "$WEB_URL$2"
+}
+web_code() { web "$@" | tail -n1; }
+web_login() { # as admin; on first use replace the default password (the wizard's first step)
+    local login='{"username":"admin","password":"%s"}'
+    # shellcheck disable=SC2059
+    [[ $(web_code POST /api/v1/login "$(printf "$login" "$WEB_PASSWORD")") == 200 ]] && return 0
+    # shellcheck disable=SC2059
+    [[ $(web_code POST /api/v1/login "$(printf "$login" routeros123)") == 200 ]] || return 1
+    [[ $(web_code POST /api/v1/setup/password "{\"new_password\":\"$WEB_PASSWORD\"}") == 204 ]] || return 1
+    # shellcheck disable=SC2059
+    [[ $(web_code POST /api/v1/login "$(printf "$login" "$WEB_PASSWORD")") == 200 ]]
+}
+upgrade_page() { # FIELD: one field of GET /api/v1/system/upgrade (lists joined by " | ")
+    local out
+    out=$(web GET /api/v1/system/upgrade)
+    # Sessions do not outlive a reboot: log in again.
+    [[ ${out##*$'\n'} == 401 ]] && web_login && out=$(web GET /api/v1/system/upgrade)
+    sed '$d' <<<"$out" | python3 -c '
+import json, sys
+v = json.load(sys.stdin).get(sys.argv[1])
+print(" | ".join(v) if isinstance(v, list) else v)' "$1" 2>/dev/null
+}
+wait_page_state() { # TIMEOUT STATE...: until the upgrade page shows one of the states; prints it
+    local deadline=$((SECONDS + $1)) st=""; shift
+    while ((SECONDS < deadline)); do
+        st=$(upgrade_page state || true)
+        [[ " $* " == *" $st "* ]] && break
+        sleep 2
+    done
+    echo "$st"
+}
+
 if has_stage upgrade || has_stage rollback; then
     wait_blessed 300 || nok "routeros-boot-check did not pass on version $V1"
     serve_dist
@@ -257,11 +298,40 @@ if has_stage upgrade || has_stage rollback; then
 fi
 
 if has_stage upgrade; then
-    img_log "upgrading to $V2 (routeros-upgrade from http://$IMGLAB_LAN_STATIC:8001/)"
+    # Through the web UI's upgrade page (its API): the root helper runs routeros-upgrade.
+    img_log "upgrading to $V2 from the web UI (POST /api/v1/system/upgrade with the bundle's URL)"
+    check "upgrade: admin logs in to the web UI from the LAN" web_login
+    check "upgrade: the page offers image upgrades, running $V1" \
+        test "$(upgrade_page available) $(upgrade_page running_version)" = "True $V1"
+    # An uploaded bundle whose signature is not from the image's key: refused, nothing written.
+    forged=$IMGVM_DIR/forged
+    rm -rf "$forged"; mkdir -p "$forged"
+    head -c 4096 /dev/urandom >"$forged/router_9.9.root.raw.zst"
+    head -c 4096 /dev/urandom >"$forged/router_9.9.efi"
+    (cd "$forged" && sha256sum router_9.9.root.raw.zst router_9.9.efi >SHA256SUMS)
+    head -c 64 /dev/urandom >"$forged/SHA256SUMS.sig"
+    tar -C "$forged" -cf "$forged.tar" SHA256SUMS SHA256SUMS.sig router_9.9.root.raw.zst router_9.9.efi
+    code=$(imglab_ns lan curl -s -o /dev/null -w '%{http_code}' --max-time 60 -b "$IMGVM_DIR/web.cookies" \
+        -H "Origin: $WEB_URL" -H 'Content-Type: application/octet-stream' \
+        --data-binary @"$forged.tar" "$WEB_URL/api/v1/system/upgrade/bundle")
+    check "upgrade: the web UI takes an uploaded bundle (HTTP $code)" test "$code" = 202
+    st=$(wait_page_state 300 failed rebooting)
+    msg=$(upgrade_page message)
+    check "upgrade: a bundle with a forged signature is refused ($st: $msg)" \
+        bash -c "[[ '$st' == failed && '$msg' == *'not a valid signature'* ]]"
+    left=$(imgvm_ssh sudo ls -A /var/lib/routeros-web/upgrade/ 2>/dev/null || echo '(ssh failed)')
+    running=$(upgrade_page running_version)
+    check "upgrade: the refused upload is deleted (left: ${left:-nothing}), $running still runs" \
+        bash -c "[[ -z '$left' && '$running' == '$V1' ]]"
     t=$SECONDS
-    rsh routeros-upgrade --yes "http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar" >"$IMGVM_DIR/upgrade-$V2.log" 2>&1 || true
+    code=$(web_code POST /api/v1/system/upgrade "{\"url\":\"http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar\"}")
+    check "upgrade: the web UI accepts the request (HTTP $code)" test "$code" = 202
+    # "installed" if the 5 s of "rebooting" before the reboot were missed (the router is back).
+    st=$(wait_page_state 900 rebooting installed failed)
     timing[upgrade_write]=$((SECONDS - t))
-    grep -v '^Imported' "$IMGVM_DIR/upgrade-$V2.log" | sed 's/^/  router: /'
+    check "upgrade: the page went to '$st' after ${timing[upgrade_write]} s ($(upgrade_page message))" \
+        bash -c "[[ '$st' == rebooting || '$st' == installed ]]"
+    rsh cat /data/routeros/upgrade/web-upgrade.log 2>/dev/null | grep -v '^Imported' | sed 's/^/  router: /' || true
     boot_t0=$SECONDS
     lan_addr=""
     sleep 10 # let it go down before asking for a new lease
@@ -284,6 +354,8 @@ if has_stage upgrade; then
     check "upgrade: config unchanged" test "$(config_sum)" = "$cfg0"
     check "upgrade: SSH host key and machine id kept" \
         bash -c "[[ '$(hostkey)' == '$key0' && '$(imgvm_ssh cat /etc/machine-id)' == '$mid0' ]]"
+    st="$(upgrade_page state) $(upgrade_page running_version)"
+    check "upgrade: the web page says installed, running $V2 (got: $st)" test "$st" = "installed $V2"
     seen=$(sources 16)
     check "upgrade: both WANs carry traffic on $V2 ($seen)" \
         bash -c "[[ '$seen' == *$IMGLAB_WAN1_RTR=* && '$seen' == *$IMGLAB_WAN2_RTR=* ]]"

@@ -13,6 +13,9 @@
 # The taps are made in the root namespace for QEMU to open, and moved into their
 # namespaces once QEMU holds them (imglab_attach). Source it; uses img_log / img_die.
 
+# shellcheck source=ci/lib/lab-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lab-common.sh"
+
 IMGLAB_P=${IMGLAB_P:-img}
 IMGLAB_DIR=${IMGLAB_DIR:-/run/routeros-image-lab/$IMGLAB_P}
 IMGLAB_LAN_MAC=02:00:00:52:01:32
@@ -76,18 +79,9 @@ imglab_up() {
     ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET/32" dev lo
     ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET2/32" dev lo
     for i in 1 2; do
-        local isp=$IMGLAB_P-isp$i up_a=203.0.113.$((128 + 2 * i)) inet_a=203.0.113.$((129 + 2 * i))
         imglab_ns "isp$i" sysctl -qw net.ipv4.ip_forward=1
-        ip -n "$isp" link add name up type veth peer name "isp$i" netns "$IMGLAB_P-inet"
-        ip -n "$isp" addr add "$up_a/31" dev up
-        ip -n "$IMGLAB_P-inet" addr add "$inet_a/31" dev "isp$i"
-        ip -n "$isp" link set dev up up
-        ip -n "$IMGLAB_P-inet" link set dev "isp$i" up
-        ip -n "$isp" route add default via "$inet_a"
+        link_isp_uplink "$IMGLAB_P-isp$i" "$IMGLAB_P-inet" "$i"
     done
-    # The internet routes each WAN subnet back through its ISP (ISPs do not NAT).
-    ip -n "$IMGLAB_P-inet" route add 192.0.2.0/29 via 203.0.113.130
-    ip -n "$IMGLAB_P-inet" route add 198.51.100.0/29 via 203.0.113.132
     for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2"; do
         ip tuntap add dev "$f" mode tap
     done
