@@ -96,11 +96,8 @@ async fn submit(
     }
     if current.busy() {
         return Err(ApiError::Conflict(format!(
-            "an upgrade is already {}: wait for it to finish",
-            serde_json::to_value(current.state)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
+            "an upgrade is already under way ({}): wait for it to finish",
+            current.message
         )));
     }
     store::ensure_dir(&state.upgrade.request_dir).map_err(ApiError::internal)?;
