@@ -324,6 +324,7 @@ if has_stage upgrade; then
     check "upgrade: the refused upload is deleted (left: ${left:-nothing}), $running still runs" \
         bash -c "[[ -z '$left' && '$running' == '$V1' ]]"
     t=$SECONDS
+    serial0=$(imgvm_serial_lines)
     code=$(web_code POST /api/v1/system/upgrade "{\"url\":\"http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar\"}")
     check "upgrade: the web UI accepts the request (HTTP $code)" test "$code" = 202
     # "installed" if the 5 s of "rebooting" before the reboot were missed (the router is back).
@@ -340,6 +341,7 @@ if has_stage upgrade; then
         ok "upgrade: version $V2 boots and routes the LAN (${timing[boot2]} s after the reboot)"
     else
         nok "upgrade: version $V2 did not come up"
+        imgvm_serial_story "$serial0"
     fi
     check "upgrade: $V2 passes its boot check and is marked good" wait_blessed 300
     bless=$(rsh /usr/lib/systemd/systemd-bless-boot status 2>/dev/null || true)
@@ -365,6 +367,7 @@ if has_stage rollback; then
     running=$(imgvm_ssh '. /etc/os-release; echo $IMAGE_VERSION')
     img_log "upgrading $running to the deliberately broken $V3 ($TRIES tries)"
     fails0=$(imgvm_serial_count "routeros boot-check: version $V3 FAILED")
+    serial0=$(imgvm_serial_lines)
     rsh routeros-upgrade --yes --tries "$TRIES" "http://$IMGLAB_LAN_STATIC:8001/router_$V3.upgrade.tar" \
         >"$IMGVM_DIR/upgrade-$V3.log" 2>&1 || true
     grep -v '^Imported' "$IMGVM_DIR/upgrade-$V3.log" | sed 's/^/  router: /'
@@ -377,6 +380,7 @@ if has_stage rollback; then
         ok "rollback: back on $running by itself ${timing[rollback]} s after the upgrade's reboot"
     else
         nok "rollback: not back on $running"
+        imgvm_serial_story "$serial0"
     fi
     wait_blessed 300 || true
     check "rollback: LAN routed again" wait_routing 300

@@ -81,6 +81,21 @@ imgvm_stop() {
 # imgvm_serial_count PATTERN -> how many lines of the serial log match (extended regex)
 imgvm_serial_count() { grep -a -c -E "$1" "$IMGVM_SERIAL" 2>/dev/null || true; }
 
+# imgvm_serial_lines -> how many lines the serial log has so far
+imgvm_serial_lines() { wc -l <"$IMGVM_SERIAL" 2>/dev/null || echo 0; }
+
+# imgvm_serial_story FROM_LINE: what the router printed since then, for a failed check in a CI
+# log that keeps no files: boots, shutdowns, failures and the boot check (up to 150 lines),
+# then the last 40 lines as they are.
+imgvm_serial_story() {
+    echo "  serial console since line $1 ($IMGVM_SERIAL), the milestones:"
+    tail -n +"$(($1 + 1))" "$IMGVM_SERIAL" | tr -d '\r' |
+        grep -a -E 'Linux version|systemd-boot|Boot[ -]|boot-check|boot-failed|Reached target|Failed|FAILED|failed|timed out|Timed out|[Ee]mergency|panic|Oops|Watchdog|watchdog|reboot|Rebooting|Power|[Cc]ycle|hung|A stop job|A start job|Starting .*routeros|login:' |
+        tail -n 150 | cut -c1-200 | sed 's/^/  serial: /'
+    echo "  serial console, the last 40 lines:"
+    tail -n 40 "$IMGVM_SERIAL" | tr -d '\r' | cut -c1-200 | sed 's/^/  serial: /'
+}
+
 # imgvm_wait_serial PATTERN COUNT TIMEOUT: until PATTERN matched COUNT lines in total
 imgvm_wait_serial() {
     local pattern=$1 count=$2 deadline=$((SECONDS + $3))
