@@ -12,11 +12,13 @@
 #   rollback  an upgrade to a deliberately broken version 3 (its daemon cannot start, and it
 #             rewrites the config to a schema version 2 refuses) is tried, never marked good,
 #             and systemd-boot falls back to version 2 by itself, whose config is intact
+#   watchdog  (not by default: ~5 min more) PID 1 is frozen; the hardware watchdog it no longer
+#             feeds resets the router, which comes back on the same version and routes again
 #   iso       (not by default: ~10 min more) the USB ISO boots live, routeros-install writes an
 #             empty disk, which then boots alone with the factory defaults: DHCP on the first
 #             port, web wizard at http://192.168.1.1:8080
 #
-#   ci/image-test.sh [--no-build] [--derived] [--keep] [--stages network,upgrade,rollback[,iso]]
+#   ci/image-test.sh [--no-build] [--derived] [--keep] [--stages network[,watchdog],upgrade,rollback[,iso]]
 #   ci/image-test.sh --ci        the CI-sized run: --derived --stages network,upgrade,rollback,
 #                                and the broken version gets 1 boot attempt (a --stages after
 #                                --ci narrows it, e.g. --ci --stages network,rollback: the
@@ -152,7 +154,7 @@ wait_routing() { # TIMEOUT -> 0 when the LAN client has an address and reaches t
     done
     return 1
 }
-if has_stage network || has_stage upgrade || has_stage rollback; then
+if has_stage network || has_stage watchdog || has_stage upgrade || has_stage rollback; then
     imglab_up
     img_log "booting router_$V1 (TCG); serial console: $IMGVM_SERIAL"
     boot_t0=$SECONDS
@@ -203,6 +205,9 @@ if has_stage network; then
     check "port forward: the internet reaches the LAN client through wan1:8088 [$fwd]" test "$fwd" = client
     fwd=$(imglab_ns lan curl -fsS --max-time 5 "http://$IMGLAB_WAN2_RTR:8088/" 2>/dev/null || true)
     check "hairpin NAT: the LAN client reaches itself through the public wan2:8088 [$fwd]" test "$fwd" = client
+    wd=$(imgvm_ssh 'w=/sys/class/watchdog/watchdog0; echo $(cat $w/identity) $(cat $w/state) $(cat $w/timeout)' 2>/dev/null || true)
+    check "hardware watchdog (q35's chipset TCO) fed by systemd: active, 60 s timeout ($wd)" \
+        test "$wd" = "iTCO_wdt active 60"
 
     img_log "cutting ISP 1's uplink"
     imglab_isp_cut 1
@@ -288,6 +293,30 @@ wait_page_state() { # TIMEOUT STATE...: until the upgrade page shows one of the 
     done
     echo "$st"
 }
+
+# --- watchdog: a hung PID 1 is reset by the hardware watchdog --------------------------------
+if has_stage watchdog; then
+    boot0=$(imgvm_ssh cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
+    running=$(imgvm_ssh '. /etc/os-release; echo $IMAGE_VERSION' 2>/dev/null || true)
+    img_log "freezing PID 1 (SIGSEGV: systemd's crash handler freezes it, so nothing feeds the watchdog)"
+    t=$SECONDS
+    rsh kill -SEGV 1 2>/dev/null || true
+    lan_addr=""
+    # Two expiries of the 60 s timeout (the TCO resets on the second), then a boot. SSH keeps
+    # answering while only PID 1 is frozen: wait for another boot id.
+    boot1=$boot0
+    deadline=$((SECONDS + 900))
+    while [[ $boot1 == "$boot0" ]] && ((SECONDS < deadline)) && imgvm_pid >/dev/null; do
+        sleep 5
+        boot1=$(imgvm_ssh cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo "$boot0")
+    done
+    [[ $boot1 != "$boot0" ]] && timing[watchdog]=$((SECONDS - t))
+    check "watchdog: the frozen router was reset and is back (${timing[watchdog]:-no} s)" \
+        bash -c "[[ -n '$boot1' && '$boot1' != '$boot0' ]]"
+    check "watchdog: still version $running" wait_version "$running" 60
+    check "watchdog: a version already marked good stays after the reset" wait_blessed 300
+    check "watchdog: LAN routed again" wait_routing 300
+fi
 
 if has_stage upgrade || has_stage rollback; then
     wait_blessed 300 || nok "routeros-boot-check did not pass on version $V1"
@@ -460,7 +489,7 @@ fi
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Times (TCG, $(nproc) host cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
-for k in build1 build2 build3 boot1 failover upgrade_write boot2 rollback live_boot install factory_boot; do
+for k in build1 build2 build3 boot1 failover watchdog upgrade_write boot2 rollback live_boot install factory_boot; do
     [[ -n ${timing[$k]:-} ]] && printf '  %-14s %5d s\n' "$k" "${timing[$k]}"
 done
 echo "  (boot1: power-on to LAN routed incl. cloud-init first boot; boot2: upgrade reboot to LAN routed)"

@@ -38,6 +38,9 @@ imgvm_boot() {
     rm -f "$IMGVM_SERIAL"
     cp "$OVMF_VARS" "$IMGVM_DIR/vars.fd"
     local args=(-accel tcg -machine q35 -cpu max -smp 2 -m "$IMGVM_MEM"
+        # The chipset watchdog (TCO) resets the machine as on real boards (QEMU 7.2's strap
+        # default keeps it from rebooting).
+        -global ICH9-LPC.noreboot=false
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
         -drive "if=pflash,format=raw,unit=1,file=$IMGVM_DIR/vars.fd"
         # The LAN port first: the lowest PCI address is the LAN in the factory defaults.
@@ -94,6 +97,13 @@ imgvm_serial_story() {
         tail -n 150 | cut -c1-200 | sed 's/^/  serial: /'
     echo "  serial console, the last 40 lines:"
     tail -n 40 "$IMGVM_SERIAL" | tr -d '\r' | cut -c1-200 | sed 's/^/  serial: /'
+    # A guest spinning (firmware prompt, lockup) shows as QEMU busy; a stuck shutdown as idle.
+    local pid
+    if pid=$(imgvm_pid); then
+        echo "  QEMU $pid: $(ps -o etimes=,times= -p "$pid" | awk '{ printf "up %d s, %d s of CPU", $1, $2 }'), host load $(cut -d' ' -f1-3 /proc/loadavg)"
+    else
+        echo "  QEMU is not running; its log: $(tail -n 5 "$IMGVM_DIR/qemu.log" 2>/dev/null | tr '\n' ' ')"
+    fi
 }
 
 # imgvm_wait_serial PATTERN COUNT TIMEOUT: until PATTERN matched COUNT lines in total
