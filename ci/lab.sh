@@ -304,7 +304,7 @@ cmd_daemon_start() {
     echo "=== $(date '+%F %T') daemon-start" >>"$DAEMON_LOG"
     # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
-        ip netns exec "$RTR" "$WATCHDOG" --config "$CONFIG" --state-dir "$LAB_DIR/state" \
+        ip netns exec "$RTR" prlimit --nofile="$(unit_nofile routeros-watchdog.service)" -- "$WATCHDOG" --config "$CONFIG" --state-dir "$LAB_DIR/state" \
         --socket "$SOCKET" </dev/null >>"$DAEMON_LOG" 2>&1 &
 
     # Ready = the daemon is alive, serves its control socket (it binds it only after its first
@@ -351,7 +351,7 @@ cmd_daemon_stop() {
 start_web() {
     [[ $LAB_WEB == 1 && -x $WEB ]] || return 0
     mkdir -p "$LAB_DIR/web"
-    ip netns exec "$RTR" setsid "$WEB" --listen-ui "$LAB_LAN_RTR:8080" --listen-api "$LAB_LAN_RTR:8081" \
+    ip netns exec "$RTR" setsid prlimit --nofile="$(unit_nofile routeros-web.service)" -- "$WEB" --listen-ui "$LAB_LAN_RTR:8080" --listen-api "$LAB_LAN_RTR:8081" \
         --socket "$SOCKET" --data-dir "$LAB_DIR/web" $LAB_WEB_ARGS >>"$LAB_DIR/web.log" 2>&1 </dev/null &
     if [[ -n $LAB_WEB_LOCAL ]] && command -v socat >/dev/null; then
         setsid socat "TCP-LISTEN:$LAB_WEB_LOCAL,bind=127.0.0.1,fork,reuseaddr" \

@@ -95,3 +95,12 @@ LAB_INET_HOST=203.0.113.10
 LAB_INET_HOST2=203.0.113.11
 LAB_LAN_RTR=192.168.1.1
 LAB_LAN_CLIENT=192.168.1.100
+
+# unit_nofile UNIT -> the soft open-files limit the shipped systemd unit gives its service
+# (LimitNOFILE=, else systemd's default soft limit 1024), so the lab runs our processes with
+# the limit they have on a box, not the developer shell's.
+unit_nofile() {
+    local v
+    v=$(sed -n 's/^LimitNOFILE=\([0-9]*\).*/\1/p' "$LAB_REPO_ROOT/overlay/usr/lib/systemd/system/$1" 2>/dev/null | tail -1)
+    echo "${v:-1024}"
+}
