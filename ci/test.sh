@@ -26,6 +26,9 @@ step "web UI checks (pure helpers, no inline code, nothing from other origins)"
 command -v node >/dev/null || ensure_packages nodejs
 node --test router/web-ui-tests/*.test.mjs
 
+step "setup.sh flag checks (fast, --dry-run refusals)"
+ci/test-setup-flags.sh
+
 step "unit and namespace tests"
 # Debug profile: a dozen test binaries with release LTO would cost more build time than the
 # tests take. Two threads: each namespace test builds its own lab; more would fight for 2 cores.

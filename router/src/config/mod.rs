@@ -5,13 +5,16 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::{interface_name_problem, parse_size, validate};
+pub use validate::{interface_name_problem, log_path_problem, parse_size, validate};
 
 use std::fmt;
 use std::path::Path;
 
 /// Most WANs one box handles (the mark space 0xff00 holds 255, tables are plenty).
 pub const MAX_WANS: usize = 32;
+
+/// Most `[health_check] targets`: every target is pinged from every WAN every round.
+pub const MAX_TARGETS: usize = 16;
 
 /// One problem, located by its TOML path (e.g. `wan_interfaces[1].weight`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
