@@ -133,7 +133,9 @@ fn type_errors_name_the_field_and_line() {
 #[test]
 fn missing_lan_and_no_wans() {
     let errs = errors("");
-    assert!(errs[0].contains("missing field `lan`"), "{errs:?}");
+    assert_eq!(errs, ["lan: required but missing (line 1)"]);
+    let errs = errors("[lan]\naddress = \"10.0.0.1/24\"\n");
+    assert_eq!(errs, ["lan.interface: required but missing (line 1)"]);
     let errs = errors("[lan]\ninterface = \"lan0\"\naddress = \"10.0.0.1/24\"\n");
     assert_eq!(
         errs,
