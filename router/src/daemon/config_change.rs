@@ -182,7 +182,7 @@ impl Router {
 
 /// What a change over the control socket (the web UI, whose admin is not root) may not
 /// touch: the file the root daemon writes its log to and how it rotates it (a path there
-/// makes root create, append to and rename files). Root edits the file and reloads instead.
+/// makes root create, append to and rename files). Root edits the file and restarts instead.
 fn root_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
     let (old, new) = (&running.logging, &new.logging);
     let mut errors = Vec::new();
@@ -190,7 +190,7 @@ fn root_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
         errors.push(ConfigError::new(
             "logging.file",
             format!(
-                "cannot be changed here (it stays {}); only root may change it, in the config file, then reload",
+                "cannot be changed here (it stays {}); only root may change it, in the config file, then restart routeros-watchdog",
                 old.file
                     .as_ref()
                     .map_or("unset".into(), |f| format!("`{}`", f.display()))
@@ -201,7 +201,7 @@ fn root_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
         errors.push(ConfigError::new(
             "logging.max_size",
             format!(
-                "cannot be changed here (it stays `{}`); only root may change it, in the config file, then reload",
+                "cannot be changed here (it stays `{}`); only root may change it, in the config file, then restart routeros-watchdog",
                 old.max_size
             ),
         ));
