@@ -104,7 +104,8 @@ refused "a directory member is refused" "member 'stage' is a directory" "$UPGRAD
 craft "$T/twice.tar" SHA256SUMS SHA256SUMS.sig "router_$V.root.raw.zst" "router_$V.efi" "router_$V.efi"
 refused "a member given twice is refused" "appears twice" "$UPGRADE" check "$T/twice.tar"
 ln -s "$T/good.tar" "$T/link.tar"
-refused "a bundle path that is a symlink is refused" "link.tar" "$UPGRADE" check "$T/link.tar"
+refused "a bundle path that is a symlink is refused" "link.tar is a symlink, which is not followed" \
+    "$UPGRADE" check "$T/link.tar"
 # A bundle signed by another key.
 openssl genpkey -algorithm ed25519 -out "$T/other.pem" 2>/dev/null
 mkdir "$T/forged" && cp "$T/src/"* "$T/forged/"
