@@ -229,7 +229,8 @@ check_interfaces() {
   present=$(find /sys/class/net/ -mindepth 1 -maxdepth 1 ! -name lo -printf '%f\n' 2>/dev/null | sort | xargs || true)
   for i in "${!names[@]}"; do
     name=${names[$i]} role=${roles[$i]}
-    if [[ ! $name =~ ^[A-Za-z0-9_.-]{1,15}$ ]]; then
+    # . and .. pass the pattern but name directories (/sys/class/net/.. exists), not ports.
+    if [[ ! $name =~ ^[A-Za-z0-9_.-]{1,15}$ || $name == . || $name == .. ]]; then
       problem "$role: '$name' is not a network interface name"; continue
     fi
     for (( j = 0; j < i; j++ )); do

@@ -304,8 +304,9 @@ cmd_daemon_start() {
     echo "=== $(date '+%F %T') daemon-start" >>"$DAEMON_LOG"
     # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
-        ip netns exec "$RTR" prlimit --nofile="$(unit_nofile routeros-watchdog.service)" -- "$WATCHDOG" --config "$CONFIG" --state-dir "$LAB_DIR/state" \
-        --socket "$SOCKET" </dev/null >>"$DAEMON_LOG" 2>&1 &
+        ip netns exec "$RTR" prlimit --nofile="$(unit_nofile routeros-watchdog.service)" -- "$WATCHDOG" \
+        --config "$CONFIG" --state-dir "$LAB_DIR/state" --socket "$SOCKET" --log-dir "$LAB_DIR" \
+        </dev/null >>"$DAEMON_LOG" 2>&1 &
 
     # Ready = the daemon is alive, serves its control socket (it binds it only after its first
     # apply; the socket was removed above) and our nft table exists in the router namespace.

@@ -13,7 +13,7 @@ quick=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 
 require_root
-ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps
+ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps curl openssl
 ensure_rust
 
 step() { printf '\n==== %s\n' "$*"; }
@@ -25,6 +25,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "web UI checks (pure helpers, no inline code, nothing from other origins)"
 command -v node >/dev/null || ensure_packages nodejs
 node --test router/web-ui-tests/*.test.mjs
+
+step "setup.sh flag checks (fast, --dry-run refusals)"
+ci/test-setup-flags.sh
+
+step "upgrade bundle and root helper: links, paths, swaps, URL schemes and globbing (no QEMU)"
+ci/test-upgrade-bundle.sh
 
 step "unit and namespace tests"
 # Debug profile: a dozen test binaries with release LTO would cost more build time than the

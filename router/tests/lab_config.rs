@@ -113,3 +113,79 @@ fn commit_confirm_keeps_confirmed_and_rolls_back_unconfirmed_changes() {
         "rollback is logged as an event: {events}"
     );
 }
+
+/// A web admin (control socket) cannot point the root daemon's log at another file or change
+/// its rotation; the daemon logs only inside its `--log-dir` and follows no symlink there.
+#[test]
+fn log_file_is_root_only_and_never_followed_through_a_symlink() {
+    if !running_as_root("log_file_is_root_only_and_never_followed_through_a_symlink") {
+        return;
+    }
+    let lab = Lab::up("c2", LabOpts::default());
+    let original = std::fs::read_to_string(lab.config_path()).unwrap();
+    let log = lab.dir.join("routeros.log");
+    assert!(
+        std::fs::metadata(&log).is_ok_and(|m| m.len() > 0),
+        "the daemon logs to {} (inside --log-dir)",
+        log.display()
+    );
+
+    // What the attack used: a file root would create and append to, and a rotation size.
+    let pwned = lab.dir.with_file_name(format!("{}-pwned.log", lab.prefix));
+    let _ = std::fs::remove_file(&pwned);
+    let file_line = format!("file = \"{}\"", log.display());
+    assert!(original.contains(&file_line), "{original}");
+    for (change, path) in [
+        (
+            original.replace(&file_line, &format!("file = \"{}\"", pwned.display())),
+            "logging.file",
+        ),
+        (
+            original.replace(&file_line, &format!("{file_line}\nmax_size = \"64KB\"")),
+            "logging.max_size",
+        ),
+    ] {
+        let answer = apply(&lab, change, 60);
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert_eq!(answer["errors"][0]["path"], path, "{answer}");
+        assert!(
+            answer["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("only root may change it"),
+            "{answer}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(lab.config_path()).unwrap(),
+            original,
+            "config file untouched"
+        );
+        assert!(lab.control(&Request::GetConfig).unwrap()["pending"].is_null());
+    }
+    // The same file spelt as the web UI writes it (and another level) is fine.
+    let answer = apply(
+        &lab,
+        original.replace("level = \"DEBUG\"", "level = \"INFO\""),
+        60,
+    );
+    assert_eq!(answer["ok"], true, "{answer}");
+    let id = answer["pending"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        lab.control(&Request::ConfirmConfig { id }).unwrap()["ok"],
+        true
+    );
+
+    // A restart with a symlink at the log path: not followed, the daemon logs to stderr.
+    lab.daemon_stop();
+    assert!(!pwned.exists(), "no file was created outside the log dir");
+    let victim = lab.dir.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let from = lab.daemon_log_len();
+    lab.daemon_start();
+    let line = lab.wait_log_line(from, "logging only to stderr", Duration::from_secs(5));
+    assert!(line.contains("symlink"), "{line}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+}

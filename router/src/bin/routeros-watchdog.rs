@@ -26,6 +26,10 @@ struct Args {
     /// restarted when the DHCP settings change; "" for none.
     #[arg(long, default_value = "routeros-dnsmasq.service")]
     dhcp_unit: String,
+    /// The only directory `[logging] file` may be in (the daemon runs as root: the config
+    /// must not make it write elsewhere).
+    #[arg(long, default_value = daemon::DEFAULT_LOG_DIR)]
+    log_dir: PathBuf,
     /// Validate the configuration, list every error, and exit.
     #[arg(long)]
     check: bool,
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         socket: args.socket,
         socket_group: args.socket_group,
         dhcp_unit: Some(args.dhcp_unit).filter(|u| !u.is_empty()),
+        log_dir: args.log_dir,
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,13 +5,16 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::{interface_name_problem, parse_size, validate};
+pub use validate::{interface_name_problem, log_path_problem, parse_size, validate};
 
 use std::fmt;
 use std::path::Path;
 
 /// Most WANs one box handles (the mark space 0xff00 holds 255, tables are plenty).
 pub const MAX_WANS: usize = 32;
+
+/// Most `[health_check] targets`: every target is pinged from every WAN every round.
+pub const MAX_TARGETS: usize = 16;
 
 /// One problem, located by its TOML path (e.g. `wan_interfaces[1].weight`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -71,9 +74,8 @@ impl Config {
             .and_then(|de| {
                 let mut on_unknown = |path: serde_ignored::Path| unknown.push(toml_path(&path));
                 let de = serde_ignored::Deserializer::new(de, &mut on_unknown);
-                serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
-                    ConfigError::new(e.path().to_string(), toml_message(e.inner(), text))
-                })
+                serde_path_to_error::deserialize::<_, Config>(de)
+                    .map_err(|e| located(e.path().to_string(), toml_message(e.inner(), text)))
             });
         errors.extend(
             unknown
@@ -142,6 +144,27 @@ fn toml_path(path: &serde_ignored::Path) -> String {
     }
 }
 
+/// serde names a missing key in its message and points at the table holding it; put the
+/// key in the path, so every error of a well-formed document names the field itself.
+fn located(path: String, message: String) -> ConfigError {
+    // serde_path_to_error prints the root as ".".
+    let path = if path == "." { String::new() } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split_once('`'));
+    match missing {
+        Some((key, rest)) => ConfigError::new(
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            },
+            format!("required but missing{rest}"),
+        ),
+        None => ConfigError::new(path, message),
+    }
+}
+
 /// toml's message with a line number instead of its multi-line snippet.
 fn toml_message(e: &toml::de::Error, text: &str) -> String {
     match e.span() {
@@ -153,5 +176,7 @@ fn toml_message(e: &toml::de::Error, text: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod prop_tests;
 #[cfg(test)]
 mod tests;

@@ -133,7 +133,9 @@ fn type_errors_name_the_field_and_line() {
 #[test]
 fn missing_lan_and_no_wans() {
     let errs = errors("");
-    assert!(errs[0].contains("missing field `lan`"), "{errs:?}");
+    assert_eq!(errs, ["lan: required but missing (line 1)"]);
+    let errs = errors("[lan]\naddress = \"10.0.0.1/24\"\n");
+    assert_eq!(errs, ["lan.interface: required but missing (line 1)"]);
     let errs = errors("[lan]\ninterface = \"lan0\"\naddress = \"10.0.0.1/24\"\n");
     assert_eq!(
         errs,
@@ -262,4 +264,111 @@ wans = [\"wan7\"]
         );
     }
     assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn dot_and_dotdot_are_not_interface_names() {
+    for name in [".", ".."] {
+        let errs = errors(&MINIMAL.replace("\"lan0\"", &format!("\"{name}\"")));
+        assert_eq!(
+            errs,
+            [format!("lan.interface: `{name}` is not an interface name")]
+        );
+        let errs = errors(&MINIMAL.replace("\"wan2\"", &format!("\"{name}\"")));
+        assert_eq!(
+            errs,
+            [format!(
+                "wan_interfaces[1].name: `{name}` is not an interface name"
+            )]
+        );
+    }
+    // Dots inside a name stay valid (VLANs: eth0.100).
+    Config::from_toml(&MINIMAL.replace("\"lan0\"", "\"eth0.100\"")).unwrap();
+}
+
+#[test]
+fn sizes_past_u64_are_refused_not_wrapped() {
+    // 17179869184 GB = 2^34 * 2^30 = 2^64 bytes: used to wrap to 0.
+    assert_eq!(
+        parse_size("17179869184GB"),
+        Err("`17179869184GB` is too large".into())
+    );
+    assert_eq!(
+        parse_size("99999999999999999999999"),
+        Err("`99999999999999999999999` is too large".into())
+    );
+    assert_eq!(parse_size("16EB").map_err(|_| ()), Err(()));
+    assert_eq!(parse_size("4GB").unwrap(), 4 << 30);
+    let errs = errors(&format!(
+        "{MINIMAL}\n[logging]\nmax_size = \"17179869184GB\"\n"
+    ));
+    assert_eq!(errs, ["logging.max_size: `17179869184GB` is too large"]);
+}
+
+#[test]
+fn log_size_and_path_have_sane_bounds() {
+    let with = |logging: &str| format!("{MINIMAL}\n[logging]\n{logging}\n");
+    assert_eq!(
+        errors(&with("max_size = \"1B\"")),
+        ["logging.max_size: `1B` is not in 64KB..=4GB"]
+    );
+    assert_eq!(
+        errors(&with("max_size = \"5GB\"")),
+        ["logging.max_size: `5GB` is not in 64KB..=4GB"]
+    );
+    Config::from_toml(&with("max_size = \"64KB\"")).unwrap();
+    for (file, why) in [
+        ("routeros.log", "is not an absolute path"),
+        ("/var/log/../../etc/passwd", "may not contain `.` or `..`"),
+        ("/var/log/./routeros.log", "may not contain `.` or `..`"),
+        ("/var/log/", "does not name a file"),
+        ("/", "does not name a file"),
+    ] {
+        let errs = errors(&with(&format!("file = \"{file}\"")));
+        assert_eq!(errs, [format!("logging.file: `{file}` {why}")], "{file}");
+    }
+}
+
+#[test]
+fn probe_targets_and_timeouts_are_bounded() {
+    let with = |health: &str| format!("{MINIMAL}\n[health_check]\n{health}\n");
+    let many: Vec<String> = (1..=17).map(|i| format!("\"203.0.113.{i}\"")).collect();
+    assert_eq!(
+        errors(&with(&format!("targets = [{}]", many.join(", ")))),
+        ["health_check.targets: 17 targets; at most 16 (each is probed on every WAN every round)"]
+    );
+    Config::from_toml(&with(&format!("targets = [{}]", many[..16].join(", ")))).unwrap();
+    for bad in ["1e-300", "0.0", "-1.0", "61.0", "inf", "nan"] {
+        let errs = errors(&with(&format!("timeout_seconds = {bad}")));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(
+            errs[0].starts_with("health_check.timeout_seconds: ")
+                && errs[0].ends_with("is not in [0.1, 60] seconds"),
+            "{bad}: {errs:?}"
+        );
+    }
+    Config::from_toml(&with("timeout_seconds = 0.1")).unwrap();
+    Config::from_toml(&with("timeout_seconds = 60")).unwrap();
+}
+
+#[test]
+fn dns_servers_and_smtp_port_are_checked() {
+    let servers: Vec<String> = (1..=9).map(|i| format!("\"198.51.100.{i}\"")).collect();
+    let text = MINIMAL.replace(
+        "weight = 2",
+        &format!("weight = 2\ndns = [{}]", servers.join(", ")),
+    );
+    assert_eq!(
+        errors(&text),
+        ["wan_interfaces[0].dns: 9 servers; at most 8"]
+    );
+    let text = MINIMAL.replace("weight = 2", "weight = 2\ndns = [\"0.0.0.0\", \"8.8.8.8\"]");
+    assert_eq!(
+        errors(&text),
+        ["wan_interfaces[0].dns[0]: 0.0.0.0 cannot be a DNS server"]
+    );
+    let text = format!(
+        "{MINIMAL}\n[alerts.smtp]\nserver = \"mail.example\"\nport = 0\nfrom = \"r@example.net\"\nto = [\"a@example.net\"]\n"
+    );
+    assert_eq!(errors(&text), ["alerts.smtp.port: 0 is not a port"]);
 }

@@ -2,7 +2,7 @@
 //! others, so one `--check` run lists everything that is wrong.
 
 use super::model::*;
-use super::{ConfigError, MAX_WANS};
+use super::{ConfigError, MAX_TARGETS, MAX_WANS};
 use crate::plan::MARK_MASK;
 use std::collections::HashMap;
 
@@ -21,6 +21,9 @@ pub fn validate(cfg: &Config) -> Vec<ConfigError> {
     errs.0
 }
 
+/// DNS servers per WAN: dnsmasq forwards to them all; a handful is plenty.
+const MAX_DNS: usize = 8;
+
 #[derive(Default)]
 struct Errors(Vec<ConfigError>);
 
@@ -30,10 +33,15 @@ impl Errors {
     }
 }
 
-/// Linux interface names: 1..=15 bytes, no whitespace, '/' or quotes (they end up in nft).
+/// Linux interface names: 1..=15 bytes, no whitespace, '/' or quotes (they end up in nft),
+/// and not `.` or `..` (the kernel refuses them; in paths like /sys/class/net/<name> they
+/// would name a directory, not an interface).
 pub fn interface_name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 15 {
         return Some(format!("`{name}` must be 1 to 15 characters long"));
+    }
+    if name == "." || name == ".." {
+        return Some(format!("`{name}` is not an interface name"));
     }
     if !name
         .chars()
@@ -92,6 +100,20 @@ fn check_wans(cfg: &Config, errs: &mut Errors) {
                 );
             }
         }
+        if wan.dns.len() > MAX_DNS {
+            errs.add(
+                at("dns"),
+                format!("{} servers; at most {MAX_DNS}", wan.dns.len()),
+            );
+        }
+        for (j, d) in wan.dns.iter().enumerate() {
+            if d.is_unspecified() || d.is_broadcast() || d.is_multicast() {
+                errs.add(
+                    format!("wan_interfaces[{i}].dns[{j}]"),
+                    format!("{d} cannot be a DNS server"),
+                );
+            }
+        }
         if matches!(table, 0 | 253..=255) {
             errs.add(
                 at("table"),
@@ -144,10 +166,11 @@ fn check_lan(cfg: &Config, errs: &mut Errors) {
 }
 
 fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
-    if !(h.timeout_seconds > 0.0 && h.timeout_seconds <= 60.0) {
+    // RangeInclusive::contains is false for NaN, so these also refuse NaN (and infinities).
+    if !(0.1..=60.0).contains(&h.timeout_seconds) {
         errs.add(
             "health_check.timeout_seconds",
-            format!("{} is not in (0, 60]", h.timeout_seconds),
+            format!("{} is not in [0.1, 60] seconds", h.timeout_seconds),
         );
     }
     if !(0.1..=3600.0).contains(&h.check_interval) {
@@ -168,7 +191,16 @@ fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
             format!("{} is not in 1..=100", h.recovery_count),
         );
     }
-    let n_targets = h.targets.len().max(1) as u32;
+    if h.targets.len() > MAX_TARGETS {
+        errs.add(
+            "health_check.targets",
+            format!(
+                "{} targets; at most {MAX_TARGETS} (each is probed on every WAN every round)",
+                h.targets.len()
+            ),
+        );
+    }
+    let n_targets = u32::try_from(h.targets.len().max(1)).unwrap_or(u32::MAX);
     if !(1..=n_targets).contains(&h.reliability) {
         errs.add(
             "health_check.reliability",
@@ -277,12 +309,51 @@ fn check_logging(l: &LoggingConfig, errs: &mut Errors) {
             format!("`{}` is not one of {}", l.level, LEVELS.join(", ")),
         );
     }
-    if let Err(e) = parse_size(&l.max_size) {
-        errs.add("logging.max_size", e);
+    match parse_size(&l.max_size) {
+        Ok(n) if !(MIN_LOG_SIZE..=MAX_LOG_SIZE).contains(&n) => errs.add(
+            "logging.max_size",
+            format!("`{}` is not in 64KB..=4GB", l.max_size),
+        ),
+        Ok(_) => {}
+        Err(e) => errs.add("logging.max_size", e),
+    }
+    if let Some(file) = &l.file {
+        if let Some(p) = log_path_problem(file) {
+            errs.add("logging.file", p);
+        }
     }
 }
 
-/// "10MB", "512KB", "1GB" or plain bytes -> bytes.
+/// Bounds of `[logging] max_size`: a file smaller than a few lines rotates the log away as
+/// fast as it is written; a bigger one than this fills the disk before it rotates.
+const MIN_LOG_SIZE: u64 = 64 << 10;
+const MAX_LOG_SIZE: u64 = 4 << 30;
+
+/// What the config alone can tell about a log file path: absolute, a file name, no `.` or
+/// `..` (the daemon also requires it to lie in its log directory, see daemon::logging).
+pub fn log_path_problem(path: &std::path::Path) -> Option<String> {
+    use std::path::Component;
+    let shown = path.display();
+    if !path.is_absolute() {
+        return Some(format!("`{shown}` is not an absolute path"));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || path
+            .to_string_lossy()
+            .split('/')
+            .any(|c| c == "." || c == "..")
+    {
+        return Some(format!("`{shown}` may not contain `.` or `..`"));
+    }
+    if path.file_name().is_none() || path.to_string_lossy().ends_with('/') {
+        return Some(format!("`{shown}` does not name a file"));
+    }
+    None
+}
+
+/// "10MB", "512KB", "1GB" or plain bytes -> bytes (sizes past u64 are refused, not wrapped).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_uppercase();
     let (num, mult) = [
@@ -295,8 +366,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     .find_map(|(suf, m)| t.strip_suffix(suf).map(|n| (n.trim().to_string(), *m)))
     .unwrap_or((t.clone(), 1));
     match num.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n * mult),
-        _ => Err(format!("`{s}` is not a size like 10MB")),
+        Ok(n) if n > 0 => n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("`{s}` is too large")),
+        Ok(_) => Err(format!("`{s}` is not a size like 10MB")),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(format!("`{s}` is too large"))
+        }
+        Err(_) => Err(format!("`{s}` is not a size like 10MB")),
     }
 }
 
@@ -315,6 +392,9 @@ fn check_alerts(a: &AlertsConfig, errs: &mut Errors) {
     if let Some(smtp) = &a.smtp {
         if smtp.server.is_empty() {
             errs.add("alerts.smtp.server", "name the SMTP relay");
+        }
+        if smtp.port == 0 {
+            errs.add("alerts.smtp.port", "0 is not a port");
         }
         if !smtp.from.contains('@') {
             errs.add(

@@ -4,7 +4,7 @@
 
 use super::control::{self, MAX_CONFIRM_SECONDS};
 use super::router::{PendingChange, Router};
-use crate::config::{Config, ConfigErrors};
+use crate::config::{parse_size, Config, ConfigError, ConfigErrors};
 use crate::events::{now_ms, Event, EventKind};
 use serde_json::{json, Value};
 
@@ -89,6 +89,10 @@ impl Router {
             Ok(cfg) => cfg,
             Err(errors) => return self.refused("change", &errors),
         };
+        let locked = root_only_changes(&self.cfg, &new);
+        if !locked.is_empty() {
+            return self.refused("change", &ConfigErrors(locked));
+        }
         let previous = match self.config_store.read() {
             Ok(t) => t,
             Err(e) => return control::error(&format!("cannot read the current config: {e}")),
@@ -173,5 +177,74 @@ impl Router {
             Err(e) => format!("change by {} not confirmed; rollback failed: {e}", p.by),
         };
         self.emit(Event::new(EventKind::ConfigChange, None, msg));
+    }
+}
+
+/// What a change over the control socket (the web UI, whose admin is not root) may not
+/// touch: the file the root daemon writes its log to and how it rotates it (a path there
+/// makes root create, append to and rename files). Root edits the file and restarts instead.
+fn root_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
+    let (old, new) = (&running.logging, &new.logging);
+    let mut errors = Vec::new();
+    if old.file != new.file {
+        errors.push(ConfigError::new(
+            "logging.file",
+            format!(
+                "cannot be changed here (it stays {}); only root may change it, in the config file, then restart routeros-watchdog",
+                old.file
+                    .as_ref()
+                    .map_or("unset".into(), |f| format!("`{}`", f.display()))
+            ),
+        ));
+    }
+    if parse_size(&old.max_size).ok() != parse_size(&new.max_size).ok() {
+        errors.push(ConfigError::new(
+            "logging.max_size",
+            format!(
+                "cannot be changed here (it stays `{}`); only root may change it, in the config file, then restart routeros-watchdog",
+                old.max_size
+            ),
+        ));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[wan_interfaces]]\nname = \"wan1\"\n[lan]\ninterface = \"lan0\"\naddress = \"192.168.1.1/24\"\n";
+
+    fn cfg(logging: &str) -> Config {
+        Config::from_toml(&format!("{BASE}[logging]\n{logging}\n")).unwrap()
+    }
+
+    #[test]
+    fn log_file_and_size_are_root_only() {
+        let running = cfg("file = \"/var/log/routeros.log\"\nmax_size = \"10MB\"");
+        // Same meaning, other spelling, and the level: allowed.
+        let same =
+            cfg("level = \"debug\"\nfile = \"/var/log/routeros.log\"\nmax_size = \"10240KB\"");
+        assert_eq!(root_only_changes(&running, &same), []);
+        assert_eq!(
+            root_only_changes(&running, &cfg("")),
+            [],
+            "defaults are the same"
+        );
+
+        for file in ["/etc/cron.d/x", "/var/log/other.log"] {
+            let moved = cfg(&format!("file = \"{file}\""));
+            let errs = root_only_changes(&running, &moved);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].path, "logging.file");
+            assert!(
+                errs[0].reason.contains("stays `/var/log/routeros.log`"),
+                "{errs:?}"
+            );
+        }
+
+        let errs = root_only_changes(&running, &cfg("max_size = \"64KB\""));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "logging.max_size");
     }
 }

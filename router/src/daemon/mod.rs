@@ -8,6 +8,7 @@ pub mod control;
 mod dns;
 mod lan_services;
 mod logging;
+pub use logging::DEFAULT_LOG_DIR;
 mod overrides;
 mod router;
 mod systemd;
@@ -32,13 +33,15 @@ pub struct Options {
     pub socket_group: Option<String>,
     /// systemd unit serving LAN DHCP/DNS, restarted when its config changes.
     pub dhcp_unit: Option<String>,
+    /// `[logging] file` must lie inside this directory.
+    pub log_dir: PathBuf,
 }
 
 /// Run until SIGTERM/SIGINT. On exit the kernel keeps the last plan (fail-static): routes,
 /// rules and the nft table stay, so forwarding goes on while the daemon restarts.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = Config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    logging::init(&cfg.logging);
+    logging::init(&cfg.logging, &opts.log_dir);
     std::fs::create_dir_all(&opts.state_dir)?;
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);

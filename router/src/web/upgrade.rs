@@ -172,6 +172,10 @@ pub fn url_problem(url: &str) -> Option<&'static str> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Some("must not contain spaces or control characters");
     }
+    // curl would expand {a,b} into several downloads (the helper also turns globbing off).
+    if url.contains(['{', '}']) {
+        return Some("must not contain { or } (percent-encode them as %7B and %7D)");
+    }
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
@@ -368,6 +372,14 @@ mod tests {
         assert_eq!(url_problem("http://192.168.1.10:8001/x"), None);
         assert_eq!(url_problem(""), Some("required"));
         assert!(url_problem("ftp://h/x").unwrap().contains("http://"));
+        assert!(url_problem("file:///etc/shadow")
+            .unwrap()
+            .contains("http://"));
+        assert!(url_problem("http://h/{a,b}.tar")
+            .unwrap()
+            .contains("{ or }"));
+        assert_eq!(url_problem("http://h/%7Ba%7D.tar"), None);
+        assert_eq!(url_problem("http://[2001:db8::1]:8001/x.tar"), None);
         assert!(url_problem("http:///x").is_some());
         assert!(url_problem("http://h/a b").is_some());
         assert!(url_problem("http://h/\n").is_some());
