@@ -50,7 +50,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     router.configure_health();
 
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx)?;
+    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx).await?;
     tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 

@@ -150,7 +150,10 @@ impl Lab {
     /// `LAB_TEST_TAG` (environment) is put in front of it, so two checkouts can run the same
     /// test at once on one machine.
     pub fn up(prefix: &str, opts: LabOpts) -> Lab {
-        let prefix = &format!("{}{prefix}", std::env::var("LAB_TEST_TAG").unwrap_or_default());
+        let prefix = &format!(
+            "{}{prefix}",
+            std::env::var("LAB_TEST_TAG").unwrap_or_default()
+        );
         assert_eq!(opts.weights.len(), opts.wans, "one weight per WAN");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -254,6 +257,15 @@ impl Lab {
     pub fn daemon_start(&self) {
         self.script_ok("daemon-start");
         self.wait_daemon_ready();
+    }
+
+    /// The running daemon's pid (`ci/lab.sh` writes it to `daemon.pid`).
+    pub fn daemon_pid(&self) -> i32 {
+        std::fs::read_to_string(self.dir.join("daemon.pid"))
+            .expect("daemon pid file")
+            .trim()
+            .parse()
+            .expect("pid")
     }
 
     /// One request over the control socket.
