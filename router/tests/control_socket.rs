@@ -1,8 +1,9 @@
 //! The control socket under abuse, against the real daemon in a lab (issue #10, items 4
 //! and 7): a line far over the limit is refused without the root daemon buffering it; idle
 //! connections past the session cap are refused and dropped; accept failures (EMFILE) back
-//! off instead of spinning; and the CLI gives up on a daemon that does not answer. The lab
-//! tests need root (CI runs them as root); they fail, not skip, without it.
+//! off instead of spinning; a second daemon on the same state directory refuses to start;
+//! and the CLI gives up on a daemon that does not answer. The lab tests need root (CI runs
+//! them as root); they fail, not skip, without it.
 
 mod common;
 
@@ -348,6 +349,73 @@ fn accept_failures_back_off_instead_of_spinning() {
             .all(|n| wan(s, n)["state"] == "up")
             .then_some(())
     });
+    assert_status_answers_with_wans_up(&lab);
+}
+
+#[test]
+fn a_second_daemon_refuses_to_start_and_the_first_keeps_its_socket() {
+    need_root();
+    let lab = Lab::up("cs4", LabOpts::default());
+    let first = lab.daemon_pid();
+    let socket_inode =
+        || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(lab.socket_path()).unwrap());
+    let inode = socket_inode();
+    let kernel = lab.kernel_state();
+    // ci/lab.sh's command line, with STATE_DIR, in the router namespace.
+    let second = |state_dir: &Path| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &lab.rtr()])
+            .arg(env!("CARGO_BIN_EXE_routeros-watchdog"))
+            .arg("--config")
+            .arg(lab.config_path())
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--socket")
+            .arg(lab.socket_path());
+        let out = run_within(cmd, Duration::from_secs(10), "second routeros-watchdog");
+        assert!(!out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // The same command line: the state directory's lock names the running daemon.
+    let stderr = second(&lab.dir.join("state"));
+    assert!(
+        stderr.contains(&format!(
+            "another routeros-watchdog (pid {first}) is running"
+        )),
+        "names the running daemon:
+{stderr}"
+    );
+    // Another state directory, same socket: refused before touching the kernel.
+    let other = tempfile::tempdir().unwrap();
+    let stderr = second(other.path());
+    assert!(
+        stderr.contains("is served by another process"),
+        "refuses to take the socket over:\n{stderr}"
+    );
+
+    // The first daemon keeps its socket and answers on it; the kernel state is its own.
+    assert_eq!(socket_inode(), inode, "socket not replaced");
+    assert_status_answers_with_wans_up(&lab);
+    assert_eq!(
+        lab.kernel_state(),
+        kernel,
+        "the second daemons changed nothing"
+    );
+
+    // kill -9 releases the lock: the restart (as systemd's Restart=always does) starts.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{first}")).exists() {
+        assert!(Instant::now() < deadline, "pid {first} still alive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lab.daemon_start();
+    assert_ne!(lab.daemon_pid(), first);
     assert_status_answers_with_wans_up(&lab);
 }
 

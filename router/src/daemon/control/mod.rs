@@ -14,7 +14,7 @@ mod client;
 mod server;
 
 pub use client::{call, call_with_timeout, DEFAULT_CALL_TIMEOUT};
-pub use server::serve;
+pub use server::{refuse_if_served, serve};
 
 /// Default socket path of the installed daemon.
 pub const DEFAULT_SOCKET: &str = "/run/routeros/control.sock";

@@ -52,6 +52,23 @@ pub async fn serve(
     Ok(())
 }
 
+/// Fail if a live process serves `path`, which [`serve`] would otherwise replace (a second
+/// daemon with another state directory). A stale socket (its daemon died) refuses the
+/// connection; a full backlog (EAGAIN, non-blocking) still means someone listens.
+pub async fn refuse_if_served(path: &Path) -> std::io::Result<()> {
+    let served = match UnixStream::connect(path).await {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    };
+    if served {
+        return Err(std::io::Error::other(format!(
+            "{} is served by another process (another routeros-watchdog?); stop it first",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 async fn accept_loop(listener: UnixListener, to_daemon: mpsc::Sender<Envelope>) {
     let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     let mut failing = Burst::default();
