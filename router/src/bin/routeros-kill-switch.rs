@@ -1,11 +1,12 @@
 //! `routeros-kill-switch`: operator control of the WAN lines through the daemon's socket.
 //!
-//!   --status | --disable IF | --enable IF | --maintenance MINUTES [IF]
+//!   --status | --disable IF | --enable IF | --maintenance MINUTES [IF]   [--timeout SECONDS]
 
 use clap::{ArgGroup, Parser};
 use routeros::daemon::control::{self, Request, DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(version, about = "Show and control the WAN lines of routeros-watchdog")]
@@ -30,6 +31,19 @@ struct Args {
     /// Print the daemon's answer as JSON.
     #[arg(long)]
     json: bool,
+    /// Give up when the daemon has not accepted, taken or answered the request within
+    /// SECONDS (each step).
+    #[arg(long, value_name = "SECONDS", default_value_t = control::DEFAULT_CALL_TIMEOUT.as_secs_f64(),
+          value_parser = timeout_seconds)]
+    timeout: f64,
+}
+
+/// 0.1 s ..= 1 hour: a zero or negative limit would make every call fail at once.
+fn timeout_seconds(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| (0.1..=3600.0).contains(s))
+        .ok_or_else(|| format!("`{text}` is not a number of seconds in 0.1..=3600"))
 }
 
 fn main() -> ExitCode {
@@ -41,7 +55,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let answer = match control::call(&args.socket, &request) {
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let answer = match control::call_with_timeout(&args.socket, &request, timeout) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("routeros-kill-switch: {e}");

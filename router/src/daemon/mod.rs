@@ -6,6 +6,7 @@ mod config_change;
 mod config_store;
 pub mod control;
 mod dns;
+mod instance_lock;
 mod lan_services;
 mod logging;
 pub use logging::DEFAULT_LOG_DIR;
@@ -41,8 +42,12 @@ pub struct Options {
 /// rules and the nft table stay, so forwarding goes on while the daemon restarts.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = Config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    logging::init(&cfg.logging, &opts.log_dir);
     std::fs::create_dir_all(&opts.state_dir)?;
+    // One daemon per state directory and per socket, checked before anything touches the
+    // kernel or the socket; the lock is held until we exit.
+    let _instance = instance_lock::acquire(&opts.state_dir).map_err(anyhow::Error::msg)?;
+    control::refuse_if_served(&opts.socket).await?;
+    logging::init(&cfg.logging, &opts.log_dir);
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
     let mut router = Router::new(opts, cfg, probe_tx)?;
@@ -53,7 +58,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     router.configure_health();
 
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx)?;
+    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx).await?;
     tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 

@@ -259,6 +259,15 @@ impl Lab {
         self.wait_daemon_ready();
     }
 
+    /// The running daemon's pid (`ci/lab.sh` writes it to `daemon.pid`).
+    pub fn daemon_pid(&self) -> i32 {
+        std::fs::read_to_string(self.dir.join("daemon.pid"))
+            .expect("daemon pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
     /// One request over the control socket.
     pub fn control(&self, req: &Request) -> Result<Value, String> {
         control::call(&self.socket_path(), req)
