@@ -166,16 +166,20 @@ pub async fn login(
         .audit
         .record_as(&body.username, Some(role), ip, "login", json!({}))
         .await;
+    let mut response = Json(session_info(&state, &body.username, role)).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&token)?);
+    Ok(response)
+}
+
+/// The `Set-Cookie` value that hands a session token to the browser.
+pub fn session_cookie(token: &str) -> ApiResult<HeaderValue> {
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_MAX.as_secs()
     );
-    let mut response = Json(session_info(&state, &body.username, role)).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
-    );
-    Ok(response)
+    HeaderValue::from_str(&cookie).map_err(ApiError::internal)
 }
 
 /// End the session (clears the cookie).
