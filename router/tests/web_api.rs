@@ -840,6 +840,86 @@ async fn bad_bodies_name_the_field() {
     assert!(h.daemon.requests("apply_config").is_empty());
 }
 
+/// Ten LAN addresses together get 10 guesses a minute at one account, not 50 (issue #10,
+/// item 3); other accounts are not affected.
+#[tokio::test]
+async fn login_is_rate_limited_per_account() {
+    let h = Harness::new();
+    let admin = h.setup().await;
+    h.user(&admin, "carol", "viewer").await;
+    let attempt = |user: &str, pw: &str, from: &str| {
+        Req::post("/api/v1/login")
+            .from(from)
+            .json(json!({"username": user, "password": pw}))
+    };
+    let mut refused = 0;
+    for host in 10..20 {
+        for _ in 0..5 {
+            let from = format!("192.168.1.{host}:1000");
+            let a = h.send(attempt("admin", "wrong-password", &from)).await;
+            match a.status {
+                StatusCode::UNAUTHORIZED => {}
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("{other}: {}", a.text),
+            }
+        }
+    }
+    assert_eq!(refused, 50 - 10, "only 10 guesses at one account");
+    // A fresh address waits too, even with the right password...
+    let a = h
+        .send(attempt("admin", NEW_PASSWORD, "192.168.1.99:1000"))
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert!(a.headers.contains_key(header::RETRY_AFTER));
+    // ... and did not spend that address's own allowance; other accounts log in.
+    let a = h
+        .send(attempt("carol", "carol-password-1", "192.168.1.99:1000"))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+/// One principal cannot hold every event-stream slot (issue #10, item 3).
+#[tokio::test]
+async fn streams_are_capped_per_principal() {
+    let h = Harness::new();
+    let admin = h.setup().await;
+    let key = h.key(&admin, "viewer").await;
+    let per_principal = routeros::web::limits::Limits::default().max_streams_per_principal;
+    let mut open = Vec::new();
+    for i in 0..per_principal {
+        let response = h
+            .api
+            .clone()
+            .oneshot(Req::get("/api/v1/stream").bearer(&key).empty())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "stream {i}");
+        open.push(response);
+    }
+    let a = h
+        .send(Req::get("/api/v1/stream").bearer(&key).empty())
+        .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+    assert!(a.text.contains("key:"), "{}", a.text);
+    // Someone else still gets one.
+    let other = h
+        .api
+        .clone()
+        .oneshot(Req::get("/api/v1/stream").cookie(&admin).empty())
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    // A closed stream gives its slot back.
+    open.pop();
+    let again = h
+        .api
+        .clone()
+        .oneshot(Req::get("/api/v1/stream").bearer(&key).empty())
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn setup_flow_locks_everything_until_the_password_changes() {
     let h = Harness::new();
