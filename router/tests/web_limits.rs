@@ -88,7 +88,10 @@ fn free_port() -> SocketAddr {
 async fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))?;
-    socket.connect(to).await
+    // A server that stopped accepting leaves the backlog full: connect() would wait minutes.
+    tokio::time::timeout(ANSWER_WITHIN, socket.connect(to))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
 /// Everything the server sends until it closes the connection, or an error after `limit`.
