@@ -96,7 +96,7 @@ fn shorten(s: &str) -> String {
 }
 
 /// Log in with a password; sets the `rsid` session cookie.
-#[utoipa::path(post, path = "/api/v1/login", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/login", tag = "auth", security(()),
     request_body = LoginBody,
     responses(
         (status = 200, body = SessionInfo, description = "logged in; Set-Cookie: rsid"),

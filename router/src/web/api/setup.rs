@@ -49,7 +49,7 @@ pub fn password_problem(password: &str) -> Option<String> {
 }
 
 /// Whether setup is required, and the interfaces to choose from. No login needed.
-#[utoipa::path(get, path = "/api/v1/setup", tag = "setup",
+#[utoipa::path(get, path = "/api/v1/setup", tag = "setup", security(()),
     responses((status = 200, body = SetupState)))]
 pub async fn get_setup(State(state): State<AppState>) -> Json<SetupState> {
     Json(SetupState {
