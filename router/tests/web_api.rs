@@ -237,7 +237,8 @@ impl Harness {
         self.send_to(&self.api, req).await
     }
 
-    /// Admin session after replacing the default password.
+    /// Admin session after replacing the default password (the fresh session that
+    /// setting the password hands out).
     async fn setup(&self) -> String {
         let cookie = self.login("admin", "routeros123").await;
         let a = self
@@ -248,7 +249,7 @@ impl Harness {
             )
             .await;
         assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
-        cookie
+        new_cookie(&a)
     }
 
     async fn login(&self, user: &str, password: &str) -> String {
@@ -256,12 +257,7 @@ impl Harness {
             .send(Req::post("/api/v1/login").json(json!({"username": user, "password": password})))
             .await;
         assert_eq!(a.status, StatusCode::OK, "login {user}: {}", a.text);
-        let set = a.headers[header::SET_COOKIE].to_str().unwrap().to_string();
-        assert!(
-            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-            "{set}"
-        );
-        set.split(';').next().unwrap().to_string()
+        new_cookie(&a)
     }
 
     /// Create a user with `role` and return its session cookie.
@@ -286,6 +282,21 @@ impl Harness {
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
         a.body["key"].as_str().unwrap().to_string()
     }
+}
+
+/// The `name=value` of the session cookie an answer sets.
+fn new_cookie(a: &Answer) -> String {
+    let set = a
+        .headers
+        .get(header::SET_COOKIE)
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_string()
 }
 
 /// Request builder: Host of the router, a LAN client address, optional cookie/key/origin.
@@ -829,6 +840,94 @@ async fn bad_bodies_name_the_field() {
     assert!(h.daemon.requests("apply_config").is_empty());
 }
 
+/// Ten LAN addresses together get 10 guesses a minute at one account, not 50 (issue #10,
+/// item 3); other accounts are not affected.
+#[tokio::test]
+async fn login_is_rate_limited_per_account() {
+    let h = Harness::new();
+    let admin = h.setup().await;
+    h.user(&admin, "carol", "viewer").await;
+    let attempt = |user: &str, pw: &str, from: &str| {
+        Req::post("/api/v1/login")
+            .from(from)
+            .json(json!({"username": user, "password": pw}))
+    };
+    let mut refused = 0;
+    for host in 10..20 {
+        for _ in 0..5 {
+            let from = format!("192.168.1.{host}:1000");
+            let a = h.send(attempt("admin", "wrong-password", &from)).await;
+            match a.status {
+                StatusCode::UNAUTHORIZED => {}
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("{other}: {}", a.text),
+            }
+        }
+    }
+    assert_eq!(refused, 50 - 10, "only 10 guesses at one account");
+    // A fresh address waits too, even with the right password...
+    let a = h
+        .send(attempt("admin", NEW_PASSWORD, "192.168.1.99:1000"))
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+    assert!(a.headers.contains_key(header::RETRY_AFTER));
+    // ... and did not spend that address's own allowance; other accounts log in.
+    let a = h
+        .send(attempt("carol", "carol-password-1", "192.168.1.99:1000"))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+/// One principal cannot hold every event-stream slot (issue #10, item 3).
+#[tokio::test]
+async fn streams_are_capped_per_principal() {
+    let h = Harness::new();
+    let admin = h.setup().await;
+    let key = h.key(&admin, "viewer").await;
+    let per_principal = routeros::web::limits::Limits::default().max_streams_per_principal;
+    let mut open = Vec::new();
+    for i in 0..per_principal {
+        let response = h
+            .api
+            .clone()
+            .oneshot(Req::get("/api/v1/stream").bearer(&key).empty())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "stream {i}");
+        open.push(response);
+    }
+    // (oneshot: an admitted stream's body would never end)
+    let refused = h
+        .api
+        .clone()
+        .oneshot(Req::get("/api/v1/stream").bearer(&key).empty())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("key:"), "{text}");
+    // Someone else still gets one.
+    let other = h
+        .api
+        .clone()
+        .oneshot(Req::get("/api/v1/stream").cookie(&admin).empty())
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    // A closed stream gives its slot back.
+    open.pop();
+    let again = h
+        .api
+        .clone()
+        .oneshot(Req::get("/api/v1/stream").bearer(&key).empty())
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn setup_flow_locks_everything_until_the_password_changes() {
     let h = Harness::new();
@@ -907,9 +1006,10 @@ async fn setup_flow_locks_everything_until_the_password_changes() {
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
 
-    // Full access now, with the same session.
+    // Full access now, with the fresh session the answer set.
+    let fresh = new_cookie(&a);
     let a = h
-        .send(Req::get("/api/v1/status").cookie(&cookie).empty())
+        .send(Req::get("/api/v1/status").cookie(&fresh).empty())
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = h.send(Req::get("/api/v1/setup").empty()).await;
@@ -968,6 +1068,54 @@ async fn setup_flow_locks_everything_until_the_password_changes() {
     );
     let a = h.send(Req::get("/api/v1/setup").empty()).await;
     assert_eq!(a.body["wizard_done"], true);
+}
+
+/// A LAN device that logged in with the default password during first boot must not stay
+/// an admin once the wizard sets the real password (issue #10, item 1).
+#[tokio::test]
+async fn setting_the_password_ends_the_other_sessions() {
+    let h = Harness::new();
+    let wizard = h.login("admin", "routeros123").await;
+    let intruder = h.login("admin", "routeros123").await;
+    let set = h
+        .send(
+            Req::post("/api/v1/setup/password")
+                .cookie(&wizard)
+                .json(json!({"new_password": NEW_PASSWORD})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
+
+    let a = h
+        .send(Req::get("/api/v1/session").cookie(&intruder).empty())
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    let a = h
+        .send(
+            Req::post("/api/v1/keys")
+                .cookie(&intruder)
+                .json(json!({"role": "admin", "label": "backdoor"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+    // The caller's old token ended too: only the fresh one works.
+    let a = h
+        .send(Req::get("/api/v1/session").cookie(&wizard).empty())
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
+
+    let fresh = new_cookie(&set);
+    assert_ne!(fresh, wizard, "the caller gets a new session token");
+    let a = h
+        .send(Req::get("/api/v1/session").cookie(&fresh).empty())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["setup_required"], false);
+    let key = h.key(&fresh, "viewer").await;
+    let a = h
+        .send(Req::get("/api/v1/status").bearer(&key).empty())
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
 }
 
 #[tokio::test]

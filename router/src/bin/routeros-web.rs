@@ -1,12 +1,15 @@
 //! `routeros-web`: the management UI and REST API. Runs unprivileged; every change goes
 //! through the daemon's control socket. See docs/web-api.md.
 
+use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 use routeros::daemon::control::DEFAULT_SOCKET;
+use routeros::web::limits::Limits;
 use routeros::web::{self, Options};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(version, about = "Phoenix Nexus router: web UI and REST API")]
@@ -30,6 +33,25 @@ struct Args {
     /// Where the running image's IMAGE_VERSION is read from.
     #[arg(long, default_value = "/etc/os-release")]
     os_release: PathBuf,
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// waits for one (so also the idle keep-alive timeout).
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a request body (an upload) may send nothing before it fails.
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Connections open at once, both ports together (keep well below LimitNOFILE).
+    #[arg(long, default_value_t = Limits::default().max_connections, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
+    /// Connections open at once from one client address.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections_per_ip: usize,
+    /// Event streams open at once, in all.
+    #[arg(long, default_value_t = Limits::default().max_streams, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_streams: usize,
+    /// Event streams open at once for one user or API key.
+    #[arg(long, default_value_t = Limits::default().max_streams_per_principal, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_streams_per_principal: usize,
 }
 
 /// Large allocations (argon2's 7 MiB work area per login or key check) are mmap'd and
@@ -70,6 +92,14 @@ fn main() -> ExitCode {
     let mut opts = Options::new(args.socket, args.data_dir);
     opts.upgrade_dir = args.upgrade_dir;
     opts.os_release = args.os_release;
+    opts.limits = Limits {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        max_streams: args.max_streams,
+        max_streams_per_principal: args.max_streams_per_principal,
+    };
     match runtime.block_on(web::serve(opts, args.listen_ui, args.listen_api)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

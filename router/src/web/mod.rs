@@ -13,8 +13,10 @@ pub mod auth;
 pub mod daemon;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod ui;
@@ -22,12 +24,16 @@ pub mod upgrade;
 pub mod wizard;
 
 use auth::{HashCost, Hasher, KeyStore, LoginLimiter, Sessions, UserStore};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::Router;
 use error::ApiError;
+use limits::{KeyedLimit, Limits};
+use server::ConnectionCaps;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -36,6 +42,7 @@ use std::time::Duration;
 use telemetry::Telemetry;
 use tokio::sync::{watch, Semaphore};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// Largest request body accepted (a config is a few KiB).
 const BODY_LIMIT: usize = 1 << 20;
@@ -46,8 +53,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub hash_cost: HashCost,
     pub daemon_timeout: Duration,
-    /// Event streams open at once at most.
-    pub max_streams: usize,
+    /// Connection, timeout and stream limits.
+    pub limits: Limits,
     /// The appliance image's upgrade directory (its root helper's reports); `None` on a box
     /// installed from the Debian package, where upgrades come from apt.
     pub upgrade_dir: Option<PathBuf>,
@@ -62,7 +69,7 @@ impl Options {
             data_dir: data_dir.into(),
             hash_cost: HashCost::Standard,
             daemon_timeout: Duration::from_secs(10),
-            max_streams: 256,
+            limits: Limits::default(),
             upgrade_dir: None,
             os_release: PathBuf::from("/etc/os-release"),
         }
@@ -75,12 +82,17 @@ pub struct Shared {
     pub users: UserStore,
     pub sessions: Sessions,
     pub keys: KeyStore,
+    /// Failed logins (and bad API keys) per client address.
     pub limiter: LoginLimiter,
+    /// Failed logins per account name.
+    pub account_limiter: LoginLimiter<String>,
     pub hasher: Hasher,
     pub audit: audit::AuditLog,
     pub telemetry: Arc<Telemetry>,
     pub wizard: wizard::WizardStore,
     pub streams: Arc<Semaphore>,
+    /// Event streams per user name (or `key:<id>`).
+    pub streams_per_principal: KeyedLimit<String>,
     pub upgrade: upgrade::UpgradePaths,
     /// One upgrade request (or upload) is received at a time.
     pub upgrade_submit: tokio::sync::Mutex<()>,
@@ -101,6 +113,8 @@ impl Deref for AppState {
 pub struct WebApp {
     state: AppState,
     shutdown: watch::Sender<bool>,
+    limits: Limits,
+    connections: Arc<ConnectionCaps>,
 }
 
 impl WebApp {
@@ -116,10 +130,12 @@ impl WebApp {
             sessions: Sessions::default(),
             keys: KeyStore::open(&opts.data_dir)?,
             limiter: LoginLimiter::default(),
+            account_limiter: LoginLimiter::default(),
             hasher: Hasher::new(opts.hash_cost),
             audit: audit::AuditLog::new(&opts.data_dir),
             wizard: wizard::WizardStore::open(&opts.data_dir)?,
-            streams: Arc::new(Semaphore::new(opts.max_streams)),
+            streams: Arc::new(Semaphore::new(opts.limits.max_streams)),
+            streams_per_principal: KeyedLimit::new(opts.limits.max_streams_per_principal),
             upgrade: upgrade::UpgradePaths::new(
                 &opts.data_dir,
                 opts.upgrade_dir.clone(),
@@ -131,6 +147,8 @@ impl WebApp {
         Ok(Self {
             state: AppState(Arc::new(shared)),
             shutdown,
+            connections: Arc::new(ConnectionCaps::new(&opts.limits)),
+            limits: opts.limits,
         })
     }
 
@@ -146,7 +164,7 @@ impl WebApp {
             .fallback(|| async { ApiError::NotFound("no such route".into()) })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .with_state(self.state.clone());
-        harden(router)
+        harden(router, &self.limits)
     }
 
     /// The UI port's router: the API plus the embedded UI files.
@@ -156,7 +174,35 @@ impl WebApp {
             .fallback(ui::serve)
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .with_state(self.state.clone());
-        harden(router)
+        harden(router, &self.limits)
+    }
+
+    /// Serve the UI and API ports until [`WebApp::shutdown`], with the connection caps and
+    /// timeouts of [`Limits`]; then wait (briefly) for open connections to finish.
+    pub async fn run(&self, ui: tokio::net::TcpListener, api: tokio::net::TcpListener) {
+        let caps = &self.connections;
+        tokio::join!(
+            server::serve(
+                ui,
+                self.ui_router(),
+                caps.clone(),
+                &self.limits,
+                self.shutdown_signal()
+            ),
+            server::serve(
+                api,
+                self.api_router(),
+                caps.clone(),
+                &self.limits,
+                self.shutdown_signal()
+            ),
+        );
+        caps.drained().await;
+    }
+
+    /// Connections open now (both ports).
+    pub fn open_connections(&self) -> usize {
+        self.connections.open()
     }
 
     /// Start the 1 s status/events poller (ends on [`WebApp::shutdown`]).
@@ -191,7 +237,17 @@ impl RouteTable {
         }
     }
 
-    fn add<H, T>(mut self, method: &str, path: &str, handler: H) -> Self
+    fn add<H, T>(self, method: &str, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add_sized(method, path, handler, BODY_LIMIT as u64)
+    }
+
+    /// A route whose body may declare up to `max_body` bytes; a larger Content-Length is
+    /// refused with 413 before anything is read.
+    fn add_sized<H, T>(mut self, method: &str, path: &str, handler: H, max_body: u64) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -203,7 +259,9 @@ impl RouteTable {
             "DELETE" => MethodFilter::DELETE,
             other => panic!("unsupported method {other}"),
         };
-        self.router = self.router.route(path, on(filter, handler));
+        let route =
+            on(filter, handler).layer(from_fn_with_state(max_body, refuse_declared_oversize));
+        self.router = self.router.route(path, route);
         self.routes.push((method.to_string(), path.to_string()));
         self
     }
@@ -242,23 +300,43 @@ pub fn api_routes() -> RouteTable {
         .add("GET", "/api/v1/system/upgrade", system::get_upgrade)
         .add("POST", "/api/v1/system/upgrade", system::upgrade_from_url)
         // The bundle (hundreds of MB) is streamed to disk, not buffered: its own limit.
-        .add(
+        .add_sized(
             "POST",
             "/api/v1/system/upgrade/bundle",
             system::upgrade_from_upload.layer(DefaultBodyLimit::disable()),
+            upgrade::MAX_BUNDLE,
         )
         .add("GET", "/api/v1/openapi.json", openapi::openapi_json)
         .add("GET", "/metrics", metrics::metrics)
 }
 
-/// Body limit and security headers on every answer. No CORS layer: cross-origin reads are
-/// refused by browsers, and cross-origin changes by the Origin check.
-fn harden(router: Router) -> Router {
+/// 413 at once for a body that declares more than the route takes, before the upload is
+/// read (and before the client spends minutes sending it).
+async fn refuse_declared_oversize(
+    State(max_body): State<u64>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
+/// Body limit, body read timeout and security headers on every answer. No CORS layer:
+/// cross-origin reads are refused by browsers, and cross-origin changes by the Origin check.
+fn harden(router: Router, limits: &Limits) -> Router {
     let set = |name, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
     router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(set(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -291,21 +369,6 @@ pub async fn serve(
     }
     tracing::info!(ui = %listen_ui, api = %listen_api, "routeros-web listening");
     let poller = app.spawn_poller();
-    let stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let ui_server = axum::serve(
-        ui,
-        app.ui_router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop(app.shutdown_signal()));
-    let api_server = axum::serve(
-        api,
-        app.api_router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop(app.shutdown_signal()));
     let signals = async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -318,9 +381,7 @@ pub async fn serve(
         app.shutdown();
         Ok::<(), std::io::Error>(())
     };
-    let (ui_result, api_result, signal_result) = tokio::join!(ui_server, api_server, signals);
-    ui_result.context("UI listener")?;
-    api_result.context("API listener")?;
+    let ((), signal_result) = tokio::join!(app.run(ui, api), signals);
     signal_result.context("signal handler")?;
     let _ = poller.await;
     Ok(())

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+/// Longest key label (characters).
+pub(crate) const MAX_LABEL: usize = 64;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     pub id: String,
@@ -70,7 +73,7 @@ pub async fn create(
     who: Admin,
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
-    if body.label.chars().count() > 64 || body.label.chars().any(char::is_control) {
+    if body.label.chars().count() > MAX_LABEL || body.label.chars().any(char::is_control) {
         return Err(ApiError::bad_field(
             "label",
             "at most 64 characters, no control characters",

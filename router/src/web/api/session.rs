@@ -96,12 +96,13 @@ fn shorten(s: &str) -> String {
 }
 
 /// Log in with a password; sets the `rsid` session cookie.
-#[utoipa::path(post, path = "/api/v1/login", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/login", tag = "auth", security(()),
     request_body = LoginBody,
     responses(
         (status = 200, body = SessionInfo, description = "logged in; Set-Cookie: rsid"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "5 failures per minute per address"),
+        (status = 429, body = ErrorBody,
+            description = "5 failures per minute per address, 10 per account"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -114,10 +115,20 @@ pub async fn login(
         return Err(ApiError::Origin);
     }
     // Counted as a failure until it succeeds: parallel guesses cannot overrun the limit.
+    // Per address, and per account: many LAN addresses still get few guesses at one account.
     let mark = state
         .limiter
         .begin(ip)
         .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    let account = shorten(&body.username);
+    let account_mark = match state.account_limiter.begin(account.clone()) {
+        Ok(m) => m,
+        Err(retry_after_s) => {
+            // Not tried, so not counted against the address.
+            state.limiter.forgive(&ip, mark);
+            return Err(ApiError::RateLimited { retry_after_s });
+        }
+    };
     let default_login = state.users.default_password_active()
         && body.username == DEFAULT_USER
         && body.password == DEFAULT_PASSWORD;
@@ -160,22 +171,27 @@ pub async fn login(
             .await;
         return Err(ApiError::Unauthorized);
     };
-    state.limiter.forgive(ip, mark);
+    state.limiter.forgive(&ip, mark);
+    state.account_limiter.forgive(&account, account_mark);
     let token = state.sessions.create(&body.username, role);
     state
         .audit
         .record_as(&body.username, Some(role), ip, "login", json!({}))
         .await;
+    let mut response = Json(session_info(&state, &body.username, role)).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&token)?);
+    Ok(response)
+}
+
+/// The `Set-Cookie` value that hands a session token to the browser.
+pub fn session_cookie(token: &str) -> ApiResult<HeaderValue> {
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_MAX.as_secs()
     );
-    let mut response = Json(session_info(&state, &body.username, role)).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
-    );
-    Ok(response)
+    HeaderValue::from_str(&cookie).map_err(ApiError::internal)
 }
 
 /// End the session (clears the cookie).

@@ -2,15 +2,17 @@
 //! WAN/LAN answers as a config change.
 
 use super::config::{apply_toml, PendingAnswer};
+use super::session::session_cookie;
 use crate::config::Config;
 use crate::daemon::control::Request;
-use crate::web::auth::{Admin, SetupAdmin, DEFAULT_PASSWORD};
+use crate::web::auth::{Admin, Credential, Role, SetupAdmin, DEFAULT_PASSWORD, DEFAULT_USER};
 use crate::web::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::web::extract::{ApiJson, ClientIp};
 use crate::web::wizard::{self, wizard_path, Wizard};
 use crate::web::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -47,7 +49,7 @@ pub fn password_problem(password: &str) -> Option<String> {
 }
 
 /// Whether setup is required, and the interfaces to choose from. No login needed.
-#[utoipa::path(get, path = "/api/v1/setup", tag = "setup",
+#[utoipa::path(get, path = "/api/v1/setup", tag = "setup", security(()),
     responses((status = 200, body = SetupState)))]
 pub async fn get_setup(State(state): State<AppState>) -> Json<SetupState> {
     Json(SetupState {
@@ -57,17 +59,20 @@ pub async fn get_setup(State(state): State<AppState>) -> Json<SetupState> {
     })
 }
 
-/// Replace the default password (first boot only); then every route opens.
+/// Replace the default password (first boot only); then every route opens. Every other
+/// session of `admin` ends (they were opened with the default password); a session caller
+/// gets a fresh session cookie.
 #[utoipa::path(post, path = "/api/v1/setup/password", tag = "setup",
     request_body = NewPassword,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 204, description = "password set; Set-Cookie: rsid (a new session)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     who: SetupAdmin,
     ApiJson(body): ApiJson<NewPassword>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     if !state.users.default_password_active() {
         return Err(ApiError::Conflict(
             "the default password was already changed".into(),
@@ -80,11 +85,21 @@ pub async fn set_password(
         .users
         .finish_setup(&body.new_password, &state.hasher)
         .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    match &who.credential {
+        Credential::Session(_) => {
+            let token = state.sessions.restart_user(DEFAULT_USER, Role::Admin);
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&token)?);
+        }
+        Credential::Key(_) => state.sessions.remove_user(DEFAULT_USER),
+    }
     state
         .audit
         .record(&who, ip, "setup.password", json!({}))
         .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(response)
 }
 
 /// Apply the wizard's WANs and LAN as a config change (commit-confirm, like PUT /config)

@@ -34,14 +34,23 @@ pub struct EventsQuery {
     pub since_ms: Option<u64>,
 }
 
-const KINDS: &str = "state_change, high_latency, failover, config_change, operator";
+/// Event kinds as the API names them (`EventKind` in snake case).
+pub(crate) const KINDS: [&str; 5] = [
+    "state_change",
+    "high_latency",
+    "failover",
+    "config_change",
+    "operator",
+];
 
 fn event_kind(kind: Option<String>) -> ApiResult<Option<EventKind>> {
     match kind.filter(|k| !k.is_empty()) {
         None => Ok(None),
         Some(k) => serde_json::from_value(Value::String(k.clone()))
             .map(Some)
-            .map_err(|_| ApiError::bad_field("kind", format!("`{k}` is not one of {KINDS}"))),
+            .map_err(|_| {
+                ApiError::bad_field("kind", format!("`{k}` is not one of {}", KINDS.join(", ")))
+            }),
     }
 }
 
@@ -79,7 +88,7 @@ pub struct HistoryQuery {
 }
 
 /// Longest history window (the daemon keeps about an hour of rounds anyway).
-const MAX_HISTORY_SECONDS: u32 = 86_400;
+pub(crate) const MAX_HISTORY_SECONDS: u32 = 86_400;
 
 /// Graph points of one WAN: `{points:[{t_ms, latency_ms, jitter_ms, loss_percent, rx_bps, tx_bps}]}`.
 #[utoipa::path(get, path = "/api/v1/history/{wan}", tag = "status",

@@ -28,16 +28,29 @@ fn to_event(item: StreamItem) -> Event {
     responses((status = 200, content_type = "text/event-stream",
             description = "event: status (status JSON), event: event (daemon event JSON)"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 503, body = ErrorBody, description = "too many streams")))]
+        (status = 503, body = ErrorBody,
+            description = "too many streams (in all, or for this user or key)")))]
 pub async fn stream(
     State(state): State<AppState>,
-    _who: Viewer,
+    who: Viewer,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let permit = state
+    // Per principal first: one key or user cannot take every slot from the others.
+    let mine = state
+        .streams_per_principal
+        .try_acquire(who.username.clone())
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "{} has {} event streams open already (the most for one user or key)",
+                who.username,
+                state.streams_per_principal.max()
+            ))
+        })?;
+    let global = state
         .streams
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Unavailable("too many event streams open".into()))?;
+    let permit = (mine, global);
     // Subscribe first: nothing published after the initial snapshot is missed.
     let rx = state.telemetry.subscribe();
     let initial = state

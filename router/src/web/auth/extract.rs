@@ -109,7 +109,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
                     .authenticate(token, &state.hasher)
                     .await
                     .ok_or(ApiError::Unauthorized)?;
-                state.limiter.forgive(ip, mark);
+                state.limiter.forgive(&ip, mark);
                 key
             }
         };
