@@ -223,6 +223,7 @@ impl Router {
             "applied_at": self.applied_at,
             "last_apply_ms": self.last_apply_ms,
             "last_error": self.last_error,
+            "kernel_restores": self.kernel_restores,
         })
     }
 

@@ -21,7 +21,8 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-/// Safety net besides link events: link facts are re-read this often anyway.
+/// Safety net besides kernel events: link facts are re-read, and our routes, rules and nft
+/// table checked, this often anyway (a deleted nft table is noticed only here).
 const LINK_POLL: Duration = Duration::from_secs(5);
 
 pub struct Options {
@@ -66,6 +67,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if router.refresh_links().await {
                     let _ = router.replan("link change").await;
                 }
+                router.reconcile(false).await;
             }
             Some((req, reply)) = requests.recv() => {
                 let answer = router.handle(req).await;
@@ -90,6 +92,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if router.refresh_links().await {
                     let _ = router.replan("link poll").await;
                 }
+                router.reconcile(true).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -42,6 +42,8 @@ pub struct Router {
     pub last_apply_ms: Option<f64>,
     pub last_error: Option<String>,
     pub applied_at: Option<u64>,
+    /// How often another program's change to our routes, rules or nft table was undone.
+    pub kernel_restores: u64,
     pub config_store: ConfigStore,
     /// A config change applied but not yet confirmed.
     pub pending: Option<PendingChange>,
@@ -83,6 +85,7 @@ impl Router {
             last_apply_ms: None,
             last_error: None,
             applied_at: None,
+            kernel_restores: 0,
             config_store,
             pending: None,
         };
@@ -270,6 +273,27 @@ impl Router {
         }
         self.write_files(&plan);
         Ok(())
+    }
+
+    /// Put the applied plan back where another program changed it (systemd-networkd deleting
+    /// "foreign" routes and rules on restart, a hand-made `ip rule del`, a deleted nft table).
+    /// Called on every burst of route/rule/link events (`firewall_too` false: nft sends none
+    /// of those) and on the link poll (`firewall_too` true).
+    pub async fn reconcile(&mut self, firewall_too: bool) {
+        if self.last_error.is_some() {
+            return; // the once-a-second retry re-applies the whole plan anyway
+        }
+        match self.applier.reconcile(firewall_too).await {
+            Ok(drift) if drift.is_empty() => {}
+            Ok(drift) => {
+                self.kernel_restores += 1;
+                tracing::warn!(%drift, "our kernel state was changed by another program: restored");
+            }
+            Err(e) => {
+                tracing::error!("restoring our kernel state failed, retrying: {e}");
+                self.last_error = Some(e.to_string());
+            }
+        }
     }
 
     /// Reset the connections of WANs that left service (so clients reconnect through the

@@ -150,7 +150,10 @@ impl Lab {
     /// `LAB_TEST_TAG` (environment) is put in front of it, so two checkouts can run the same
     /// test at once on one machine.
     pub fn up(prefix: &str, opts: LabOpts) -> Lab {
-        let prefix = &format!("{}{prefix}", std::env::var("LAB_TEST_TAG").unwrap_or_default());
+        let prefix = &format!(
+            "{}{prefix}",
+            std::env::var("LAB_TEST_TAG").unwrap_or_default()
+        );
         assert_eq!(opts.weights.len(), opts.wans, "one weight per WAN");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
