@@ -23,6 +23,9 @@ pub enum ApplyError {
     Netlink(String),
     #[error("nft: {0}")]
     Nft(String),
+    /// Allocating or saving the WANs' tables and marks (before anything is applied).
+    #[error("WAN numbers: {0}")]
+    WanIds(String),
 }
 
 /// Routes and policy rules, through rtnetlink.

@@ -169,7 +169,7 @@ impl Router {
     }
 
     async fn status(&mut self) -> Value {
-        let views = plan::wan_views(&self.cfg, &self.states, &self.overrides);
+        let views = plan::wan_views(&self.cfg, &self.ids, &self.states, &self.overrides);
         let active = self
             .applier
             .applied()

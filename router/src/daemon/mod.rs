@@ -8,8 +8,8 @@ pub mod control;
 mod dns;
 mod lan_services;
 mod logging;
-mod overrides;
 mod router;
+mod state_file;
 mod systemd;
 
 use crate::config::Config;
