@@ -209,6 +209,47 @@ if has_stage network; then
     check "hardware watchdog (q35's chipset TCO) fed by systemd: active, 60 s timeout ($wd)" \
         test "$wd" = "iTCO_wdt active 60"
 
+    # systemd-networkd deletes every route and rule it did not configure when it starts or
+    # reconfigures, unless told not to (/usr/lib/systemd/networkd.conf.d/10-routeros.conf);
+    # whatever is deleted anyway, the daemon puts back (kernel events, a check every 5 s).
+    ours() { imgvm_ssh 'ip -4 route show table all proto 201 | sort; ip rule show | grep "proto 201"' 2>/dev/null; }
+    restores() { imgvm_ssh sudo routeros-kill-switch --status --json 2>/dev/null | grep -o '"kernel_restores":[0-9]*' | cut -d: -f2; }
+    back_within() { # SECONDS WANT: until our routes and rules are WANT again; prints how long it took
+        local t0=$SECONDS
+        while ((SECONDS - t0 <= $1)); do
+            [[ $(ours) == "$2" ]] && { echo $((SECONDS - t0)); return 0; }
+            sleep 1
+        done
+        echo never; return 1
+    }
+    drop_in=$(imgvm_ssh systemd-analyze cat-config systemd/networkd.conf 2>/dev/null | grep -c '^ManageForeign[A-Za-z]*=no$' || true)
+    check "networkd.conf drop-in: networkd leaves foreign routes and rules alone ($drop_in of 2 settings)" \
+        test "$drop_in" = 2
+    routes_rules=$(ours)
+    restores0=$(restores)
+    check "the daemon's routes and rules are there ($(grep -c . <<<"$routes_rules") lines) and it reports kernel_restores (${restores0:-none})" \
+        bash -c "[[ '$(grep -c 'proto 201' <<<"$routes_rules")' -ge 6 && -n '$restores0' ]]"
+    for key in networkd_restart netplan_apply; do
+        action="systemctl restart systemd-networkd"
+        [[ $key == netplan_apply ]] && action="netplan apply"
+        imgvm_ssh sudo "$action" >/dev/null 2>&1 || nok "$action failed on the router"
+        took=$(back_within 20 "$routes_rules" || true)
+        [[ $took == never ]] || timing[$key]=$took
+        check "$action: our routes and rules are all there afterwards (after ${took} s, 1 s polls over SSH)" \
+            test "$took" != never
+    done
+    # Information, not a check: a DHCP client that drops and re-adds an address takes the
+    # routes through it along, drop-in or not, and then the daemon restores them.
+    restores1=$(restores)
+    img_log "the daemon's kernel_restores: ${restores0:-?} before networkd's restart and netplan apply, ${restores1:-?} after"
+    imgvm_ssh "sudo ip rule del priority 1100 && sudo ip route flush table 100" >/dev/null 2>&1 ||
+        nok "could not delete a rule and flush table 100 on the router"
+    took=$(back_within 10 "$routes_rules" || true)
+    check "ip rule del / ip route flush table 100 on the router: put back by the daemon (after ${took} s, 1 s polls over SSH)" \
+        test "$took" != never
+    seen=$(sources 24)
+    check "both WANs still carry LAN traffic afterwards ($seen)" both_wans "$seen"
+
     img_log "cutting ISP 1's uplink"
     imglab_isp_cut 1
     t=$SECONDS
@@ -489,7 +530,7 @@ fi
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Times (TCG, $(nproc) host cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
-for k in build1 build2 build3 boot1 failover watchdog upgrade_write boot2 rollback live_boot install factory_boot; do
+for k in build1 build2 build3 boot1 failover networkd_restart netplan_apply watchdog upgrade_write boot2 rollback live_boot install factory_boot; do
     [[ -n ${timing[$k]:-} ]] && printf '  %-14s %5d s\n' "$k" "${timing[$k]}"
 done
 echo "  (boot1: power-on to LAN routed incl. cloud-init first boot; boot2: upgrade reboot to LAN routed)"

@@ -93,6 +93,7 @@ check "package holds the files the seed names" bash -c "
            ./usr/lib/systemd/system/routeros-watchdog.service ./usr/lib/systemd/system/routeros-web.service \
            ./usr/lib/systemd/system/routeros-dnsmasq.service ./usr/lib/routeros/dnsmasq-fallback \
            ./usr/lib/sysctl.d/60-routeros.conf ./etc/logrotate.d/routeros ./usr/share/routeros/routeros.toml \
+           ./usr/lib/systemd/networkd.conf.d/10-routeros.conf \
            ./usr/lib/routeros/scripts/status.sh ./usr/lib/routeros/scripts/test_failover.sh; do
     grep -qx \"\$f\" <<<\"\$list\" || { echo \"missing \$f\"; exit 1; }
   done

@@ -15,6 +15,7 @@
 # What goes where:
 #   /usr/bin/routeros-{watchdog,kill-switch,web}       release binaries, stripped
 #   overlay/ (the files listed below) -> /              units, sysctl, modules-load, logrotate,
+#                                                       networkd.conf drop-in (keeps our routes),
 #                                                       the LAN dnsmasq's fallback config writer
 #                                                       (files under /etc are conffiles)
 #   config/routeros.toml -> /usr/share/routeros/        the default config; postinst copies it
@@ -96,6 +97,7 @@ overlay_files=(
   usr/lib/systemd/system/routeros-dnsmasq.service
   usr/lib/sysctl.d/60-routeros.conf
   usr/lib/modules-load.d/routeros.conf
+  usr/lib/systemd/networkd.conf.d/10-routeros.conf
   etc/logrotate.d/routeros
 )
 for f in "${overlay_files[@]}"; do

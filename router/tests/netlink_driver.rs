@@ -428,3 +428,28 @@ fn a_missing_interface_fails_before_anything_changes() {
         assert_eq!(kernel_snapshot(), before);
     });
 }
+
+#[test]
+fn drift_is_empty_after_sync_and_names_what_another_program_deleted() {
+    setup();
+    run(async {
+        let mut driver = NetlinkDriver::connect().unwrap();
+        // One active WAN of weight 3: a single-hop main default, stored without its weight.
+        let (mut routes, rules) = plan(&wans());
+        routes[0].hops.truncate(1);
+        assert_eq!(routes[0].hops[0].weight, 3);
+        driver.sync(&routes, &rules).await.unwrap();
+        let drift = driver.drift(&routes, &rules).await.unwrap();
+        assert!(drift.is_empty(), "right after sync: {drift:?}");
+
+        sh("ip rule del priority 1100 && ip route flush table 200");
+        let drift = driver.drift(&routes, &rules).await.unwrap();
+        let fwmark: Vec<u32> = drift.missing_rules.iter().map(|r| r.priority).collect();
+        let tables: Vec<u32> = drift.missing_routes.iter().map(|r| r.table).collect();
+        assert_eq!((fwmark, tables), (vec![1100], vec![200]), "{drift:?}");
+        assert!(drift.extra_routes.is_empty() && drift.extra_rules.is_empty());
+
+        driver.sync(&routes, &rules).await.unwrap();
+        assert!(driver.drift(&routes, &rules).await.unwrap().is_empty());
+    });
+}

@@ -3,7 +3,7 @@
 //! synced; if that fails, routes and table go back to the previously applied plan. Two
 //! kernel round trips at most, because a failover waits for this.
 
-use super::{ApplyError, FirewallDriver, RouteDriver};
+use super::{ApplyError, Drift, FirewallDriver, RouteDriver};
 use crate::plan::Plan;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,27 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
         })
     }
 
+    /// Make the kernel hold the applied plan again where somebody else changed it: routes
+    /// and rules always, the nft table's existence when `firewall_too` (that costs an `nft`
+    /// process). Reads first and writes only what drifted, so the events our own writes
+    /// cause find nothing to do and cannot start a loop. Returns what was found.
+    pub async fn reconcile(&mut self, firewall_too: bool) -> Result<Drift, ApplyError> {
+        let Some(plan) = &self.applied else {
+            return Ok(Drift::default());
+        };
+        let drift = Drift {
+            routes: self.routes.drift(&plan.routes, &plan.rules).await?,
+            firewall_missing: firewall_too && self.firewall.current().await?.is_none(),
+        };
+        if drift.firewall_missing {
+            self.firewall.apply(&plan.nft).await?;
+        }
+        if !drift.routes.is_empty() {
+            self.routes.sync(&plan.routes, &plan.rules).await?;
+        }
+        Ok(drift)
+    }
+
     /// Put the previous plan back after a failed route sync.
     async fn restore(&mut self, firewall_too: bool) {
         let Some(prev) = &self.applied else {
@@ -82,19 +103,32 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{RouteSpec, RuleSpec};
+    use crate::apply::RouteDrift;
+    use crate::plan::{RouteSpec, RuleSelector, RuleSpec};
     use std::sync::{Arc, Mutex};
 
-    /// Records calls; fails where told to.
+    /// Records calls and keeps what was applied as its "kernel"; fails where told to.
     #[derive(Clone, Default)]
     struct Fake {
         log: Arc<Mutex<Vec<String>>>,
+        kernel: Arc<Mutex<Kernel>>,
         fail_sync_of: Option<usize>,
         fail_nft: bool,
     }
 
+    #[derive(Default)]
+    struct Kernel {
+        routes: Vec<RouteSpec>,
+        rules: Vec<RuleSpec>,
+        nft: Option<String>,
+    }
+
     impl RouteDriver for Fake {
-        async fn sync(&mut self, routes: &[RouteSpec], _: &[RuleSpec]) -> Result<(), ApplyError> {
+        async fn sync(
+            &mut self,
+            routes: &[RouteSpec],
+            rules: &[RuleSpec],
+        ) -> Result<(), ApplyError> {
             self.log
                 .lock()
                 .unwrap()
@@ -102,10 +136,24 @@ mod tests {
             if Some(routes.len()) == self.fail_sync_of {
                 return Err(ApplyError::Netlink("refused".into()));
             }
+            let mut k = self.kernel.lock().unwrap();
+            (k.routes, k.rules) = (routes.to_vec(), rules.to_vec());
             Ok(())
         }
         async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError> {
-            Ok(Default::default())
+            let k = self.kernel.lock().unwrap();
+            Ok((k.routes.clone(), k.rules.clone()))
+        }
+        async fn drift(
+            &mut self,
+            routes: &[RouteSpec],
+            rules: &[RuleSpec],
+        ) -> Result<RouteDrift, ApplyError> {
+            let (have_routes, have_rules) = RouteDriver::current(self).await?;
+            Ok(RouteDrift::between(
+                (routes, rules),
+                (&have_routes, &have_rules),
+            ))
         }
     }
 
@@ -115,10 +163,11 @@ mod tests {
             if self.fail_nft {
                 return Err(ApplyError::Nft("syntax".into()));
             }
+            self.kernel.lock().unwrap().nft = Some(s.to_string());
             Ok(())
         }
         async fn current(&mut self) -> Result<Option<String>, ApplyError> {
-            Ok(Some(String::new()))
+            Ok(self.kernel.lock().unwrap().nft.clone())
         }
     }
 
@@ -181,5 +230,55 @@ mod tests {
         let second = run(a.apply(&plan(2, "a"))).unwrap();
         assert!(!second.firewall_replaced);
         assert_eq!(*log.lock().unwrap(), ["nft a", "sync 1", "sync 2"]);
+    }
+
+    fn with_rule(mut p: Plan) -> Plan {
+        p.rules = vec![RuleSpec {
+            priority: 1300,
+            selector: RuleSelector::Oif("wan1".into()),
+            table: 100,
+        }];
+        p
+    }
+
+    #[test]
+    fn reconcile_restores_only_what_was_removed() {
+        let fake = Fake::default();
+        let (log, kernel) = (fake.log.clone(), fake.kernel.clone());
+        let mut a = Applier::new(fake.clone(), fake);
+        assert!(
+            run(a.reconcile(true)).unwrap().is_empty(),
+            "nothing applied yet: nothing to hold"
+        );
+        let p = with_rule(plan(1, "a"));
+        run(a.apply(&p)).unwrap();
+        log.lock().unwrap().clear();
+
+        // In sync (also right after our own apply): reads only, writes nothing.
+        assert!(run(a.reconcile(true)).unwrap().is_empty());
+        assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+
+        // Somebody deletes the rule and flushes the table: both come back, nft untouched.
+        {
+            let mut k = kernel.lock().unwrap();
+            k.rules.clear();
+            k.routes.clear();
+        }
+        let drift = run(a.reconcile(true)).unwrap();
+        assert_eq!(drift.routes.missing_rules, p.rules);
+        assert_eq!(drift.routes.missing_routes, p.routes);
+        assert!(!drift.firewall_missing);
+        assert_eq!(*log.lock().unwrap(), ["sync 1"]);
+        assert_eq!(kernel.lock().unwrap().rules, p.rules);
+        assert!(run(a.reconcile(true)).unwrap().is_empty(), "settled");
+
+        // The nft table is deleted: reloaded only when asked to look at it.
+        log.lock().unwrap().clear();
+        kernel.lock().unwrap().nft = None;
+        assert!(run(a.reconcile(false)).unwrap().is_empty());
+        let drift = run(a.reconcile(true)).unwrap();
+        assert!(drift.firewall_missing && drift.routes.is_empty(), "{drift}");
+        assert_eq!(*log.lock().unwrap(), ["nft a"]);
+        assert_eq!(kernel.lock().unwrap().nft.as_deref(), Some("a"));
     }
 }

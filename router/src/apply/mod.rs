@@ -3,10 +3,12 @@
 
 mod applier;
 pub mod conntrack;
+mod drift;
 pub mod netlink;
 pub mod nft;
 
 pub use applier::{Applier, Outcome};
+pub use drift::{Drift, RouteDrift};
 pub use netlink::NetlinkDriver;
 pub use nft::NftDriver;
 
@@ -21,6 +23,9 @@ pub enum ApplyError {
     Netlink(String),
     #[error("nft: {0}")]
     Nft(String),
+    /// Allocating or saving the WANs' tables and marks (before anything is applied).
+    #[error("WAN numbers: {0}")]
+    WanIds(String),
 }
 
 /// Routes and policy rules, through rtnetlink.
@@ -33,6 +38,14 @@ pub trait RouteDriver {
 
     /// Our routes and rules as the kernel holds them now, sorted.
     async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError>;
+
+    /// How the kernel differs from these routes and rules (what [`RouteDriver::sync`] would
+    /// change); empty when it holds exactly them. Read-only.
+    async fn drift(
+        &mut self,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> Result<RouteDrift, ApplyError>;
 }
 
 /// Interface facts (carrier, address, learned gateway), through rtnetlink.

@@ -1,7 +1,7 @@
 //! `routeros-watchdog`: the core daemon (routing, health, failover) and its config checker.
 
 use clap::Parser;
-use routeros::config::Config;
+use routeros::config::{Config, WanIds};
 use routeros::daemon::{self, control::DEFAULT_SOCKET};
 use routeros::plan::{self, LinkInfo, Overrides, WanRuntime, WanStates};
 use std::path::PathBuf;
@@ -43,7 +43,12 @@ fn main() -> ExitCode {
     if args.check || args.print_plan {
         return match Config::load(&args.config) {
             Ok(cfg) if args.print_plan => {
-                print!("{}", plan::plan(&cfg, &all_up(&cfg), &Overrides::default()));
+                // Numbers as a first run gives them (the daemon keeps its own in the state dir).
+                let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap_or_default();
+                print!(
+                    "{}",
+                    plan::plan(&cfg, &ids, &all_up(&cfg), &Overrides::default())
+                );
                 ExitCode::SUCCESS
             }
             Ok(_) => {

@@ -3,9 +3,11 @@
 
 mod model;
 mod validate;
+mod wan_ids;
 
 pub use model::*;
 pub use validate::{interface_name_problem, log_path_problem, parse_size, validate};
+pub use wan_ids::{Released, WanId, WanIds};
 
 use std::fmt;
 use std::path::Path;
@@ -109,13 +111,14 @@ impl Config {
         Self::from_toml(&text)
     }
 
-    /// WANs with their effective routing table and mark (defaults follow position:
-    /// table 100, 200, ... and mark 0x100, 0x200, ...).
-    pub fn resolved_wans(&self) -> impl Iterator<Item = (&WanConfig, u32, u32)> {
-        self.wan_interfaces.iter().enumerate().map(|(i, w)| {
-            let n = i as u32 + 1;
-            (w, w.table.unwrap_or(100 * n), w.mark.unwrap_or(n << 8))
-        })
+    /// WANs with their routing table and mark, from `ids` (see [`WanIds::allocate`]: by name,
+    /// stable across reorders and removals; a first allocation gives table 100, 200, ... and
+    /// mark 0x100, 0x200, ... in list order).
+    pub fn resolved_wans<'a>(
+        &'a self,
+        ids: &'a WanIds,
+    ) -> impl Iterator<Item = (&'a WanConfig, u32, u32)> + 'a {
+        wan_ids::resolve(self, ids).map(|(w, id)| (w, id.table, id.mark))
     }
 
     /// Probe targets: `targets` when given, else `target_host`.

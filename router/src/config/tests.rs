@@ -27,8 +27,9 @@ fn errors(text: &str) -> Vec<String> {
 #[test]
 fn shipped_example_is_valid_and_has_seed_defaults() {
     let cfg = Config::from_toml(include_str!("../../../config/routeros.toml")).unwrap();
+    let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
     let wans: Vec<_> = cfg
-        .resolved_wans()
+        .resolved_wans(&ids)
         .map(|(w, t, m)| (w.name.as_str(), w.weight, t, m))
         .collect();
     assert_eq!(wans, [("eth0", 2, 100, 0x100), ("eth1", 1, 200, 0x200)]);
@@ -97,10 +98,12 @@ sticky_sessions = false
 
 #[test]
 fn clashing_tables_and_marks_name_the_first_user() {
-    let text = MINIMAL.replace(
-        "gateway = \"198.51.100.1\"",
-        "gateway = \"198.51.100.1\"\ntable = 100\nmark = 0x100",
-    );
+    let text = MINIMAL
+        .replace("weight = 2", "weight = 2\ntable = 100\nmark = 0x100")
+        .replace(
+            "gateway = \"198.51.100.1\"",
+            "gateway = \"198.51.100.1\"\ntable = 100\nmark = 0x100",
+        );
     let errs = errors(&text);
     assert!(
         errs.contains(

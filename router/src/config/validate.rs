@@ -67,7 +67,8 @@ fn check_wans(cfg: &Config, errs: &mut Errors) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut tables: HashMap<u32, usize> = HashMap::new();
     let mut marks: HashMap<u32, usize> = HashMap::new();
-    for (i, (wan, table, mark)) in cfg.resolved_wans().enumerate() {
+    // Tables and marks set in the config; the others are allocated by name (WanIds) around them.
+    for (i, wan) in cfg.wan_interfaces.iter().enumerate() {
         let at = |field: &str| format!("wan_interfaces[{i}].{field}");
         if let Some(p) = interface_name_problem(&wan.name) {
             errs.add(at("name"), p);
@@ -114,29 +115,33 @@ fn check_wans(cfg: &Config, errs: &mut Errors) {
                 );
             }
         }
-        if matches!(table, 0 | 253..=255) {
-            errs.add(
-                at("table"),
-                format!("{table} is reserved (0, 253 default, 254 main, 255 local)"),
-            );
+        if let Some(table) = wan.table {
+            if matches!(table, 0 | 253..=255) {
+                errs.add(
+                    at("table"),
+                    format!("{table} is reserved (0, 253 default, 254 main, 255 local)"),
+                );
+            }
+            if let Some(first) = tables.insert(table, i) {
+                errs.add(
+                    at("table"),
+                    format!("table {table} is already used by wan_interfaces[{first}]"),
+                );
+            }
         }
-        if let Some(first) = tables.insert(table, i) {
-            errs.add(
-                at("table"),
-                format!("table {table} is already used by wan_interfaces[{first}]"),
-            );
-        }
-        if mark == 0 || mark & !MARK_MASK != 0 {
-            errs.add(
-                at("mark"),
-                format!("{mark:#x} must be non-zero and use only the bits of {MARK_MASK:#x}"),
-            );
-        }
-        if let Some(first) = marks.insert(mark, i) {
-            errs.add(
-                at("mark"),
-                format!("mark {mark:#x} is already used by wan_interfaces[{first}]"),
-            );
+        if let Some(mark) = wan.mark {
+            if mark == 0 || mark & !MARK_MASK != 0 {
+                errs.add(
+                    at("mark"),
+                    format!("{mark:#x} must be non-zero and use only the bits of {MARK_MASK:#x}"),
+                );
+            }
+            if let Some(first) = marks.insert(mark, i) {
+                errs.add(
+                    at("mark"),
+                    format!("mark {mark:#x} is already used by wan_interfaces[{first}]"),
+                );
+            }
         }
     }
 }

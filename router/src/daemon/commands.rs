@@ -169,7 +169,7 @@ impl Router {
     }
 
     async fn status(&mut self) -> Value {
-        let views = plan::wan_views(&self.cfg, &self.states, &self.overrides);
+        let views = plan::wan_views(&self.cfg, &self.ids, &self.states, &self.overrides);
         let active = self
             .applier
             .applied()
@@ -223,6 +223,7 @@ impl Router {
             "applied_at": self.applied_at,
             "last_apply_ms": self.last_apply_ms,
             "last_error": self.last_error,
+            "kernel_restores": self.kernel_restores,
         })
     }
 

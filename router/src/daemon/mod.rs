@@ -10,8 +10,8 @@ mod instance_lock;
 mod lan_services;
 mod logging;
 pub use logging::DEFAULT_LOG_DIR;
-mod overrides;
 mod router;
+mod state_file;
 mod systemd;
 
 use crate::config::Config;
@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-/// Safety net besides link events: link facts are re-read this often anyway.
+/// Safety net besides kernel events: link facts are re-read, and our routes, rules and nft
+/// table checked, this often anyway (a deleted nft table is noticed only here).
 const LINK_POLL: Duration = Duration::from_secs(5);
 
 pub struct Options {
@@ -74,6 +75,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if router.refresh_links().await {
                     let _ = router.replan("link change").await;
                 }
+                router.reconcile(false).await;
             }
             Some((req, reply)) = requests.recv() => {
                 let answer = router.handle(req).await;
@@ -98,6 +100,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if router.refresh_links().await {
                     let _ = router.replan("link poll").await;
                 }
+                router.reconcile(true).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

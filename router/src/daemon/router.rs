@@ -3,12 +3,12 @@
 //! off WANs that stopped being usable (only theirs: conntrack entries with their mark).
 
 use super::config_store::ConfigStore;
-use super::overrides::OverrideStore;
+use super::state_file::StateFile;
 use super::{dns, lan_services, Options};
 use crate::alerts::Alerter;
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{Applier, ApplyError, LinkObserver, NetlinkDriver, NftDriver};
-use crate::config::Config;
+use crate::config::{Config, WanIds};
 use crate::events::{now_ms, Event, EventKind, EventLog};
 use crate::health::{spawn_wan_prober, Round, Transition, WanMonitor, WanState, WanStats};
 use crate::plan::{self, Overrides, WanStates, MARK_MASK};
@@ -26,7 +26,10 @@ pub struct Router {
     pub cfg: Config,
     pub states: WanStates,
     pub overrides: Overrides,
-    pub store: OverrideStore,
+    pub store: StateFile<Overrides>,
+    /// Every WAN's table and mark, by name; saved in `wan-ids.json`.
+    pub ids: WanIds,
+    id_store: StateFile<WanIds>,
     pub applier: Applier<NetlinkDriver, NftDriver>,
     pub conntrack: ConntrackNetlink,
     pub monitors: BTreeMap<String, WanMonitor>,
@@ -42,6 +45,8 @@ pub struct Router {
     pub last_apply_ms: Option<f64>,
     pub last_error: Option<String>,
     pub applied_at: Option<u64>,
+    /// How often another program's change to our routes, rules or nft table was undone.
+    pub kernel_restores: u64,
     pub config_store: ConfigStore,
     /// A config change applied but not yet confirmed.
     pub pending: Option<PendingChange>,
@@ -62,13 +67,16 @@ impl Router {
         cfg: Config,
         probe_tx: mpsc::Sender<(String, Round)>,
     ) -> Result<Self, ApplyError> {
-        let store = OverrideStore::new(&opts.state_dir);
+        let store = StateFile::new(&opts.state_dir, "overrides.json");
+        let id_store = StateFile::new(&opts.state_dir, "wan-ids.json");
         let config_store = ConfigStore::new(&opts.config);
         let router = Self {
             applier: Applier::new(NetlinkDriver::connect()?, NftDriver),
             conntrack: ConntrackNetlink::connect()?,
             overrides: store.load(),
             store,
+            ids: id_store.load(),
+            id_store,
             alerter: Alerter::new(&cfg.alerts),
             opts,
             cfg,
@@ -83,6 +91,7 @@ impl Router {
             last_apply_ms: None,
             last_error: None,
             applied_at: None,
+            kernel_restores: 0,
             config_store,
             pending: None,
         };
@@ -238,10 +247,33 @@ impl Router {
         changed
     }
 
+    /// Give the config's WANs their numbers (kept by name, see [`WanIds`]) and save them
+    /// before anything uses them, so that a crash cannot forget a mark still to be flushed.
+    fn allocate_ids(&mut self) -> Result<(), ApplyError> {
+        let ids = WanIds::allocate(&self.cfg, &self.ids).map_err(ApplyError::WanIds)?;
+        if ids == self.ids {
+            return Ok(());
+        }
+        self.id_store.save(&ids).map_err(|e| {
+            ApplyError::WanIds(format!(
+                "cannot save {}: {e}",
+                self.id_store.path().display()
+            ))
+        })?;
+        tracing::info!(wans = ?ids.wans, released = ?ids.released, "WAN tables and marks");
+        self.ids = ids;
+        Ok(())
+    }
+
     /// Plan from the current inputs, apply, then move connections as the change requires.
     pub async fn replan(&mut self, why: &str) -> Result<(), ApplyError> {
-        let views = plan::wan_views(&self.cfg, &self.states, &self.overrides);
-        let plan = plan::plan(&self.cfg, &self.states, &self.overrides);
+        if let Err(e) = self.allocate_ids() {
+            tracing::error!(why, "{e}");
+            self.last_error = Some(e.to_string());
+            return Err(e);
+        }
+        let views = plan::wan_views(&self.cfg, &self.ids, &self.states, &self.overrides);
+        let plan = plan::plan(&self.cfg, &self.ids, &self.states, &self.overrides);
         let outcome = match self.applier.apply(&plan).await {
             Ok(o) => o,
             Err(e) => {
@@ -268,8 +300,74 @@ impl Router {
             self.move_connections(&prev_usable, &prev_active, &usable, &active)
                 .await;
         }
+        self.flush_released().await;
         self.write_files(&plan);
         Ok(())
+    }
+
+    /// Reset the connections still carrying a mark that no WAN owns any more (its WAN was
+    /// removed from the config, or an explicit `mark` renumbered it), then free the numbers.
+    /// Runs right after the apply that retired the mark; a failed flush is retried after the
+    /// next apply, unless another WAN owns the mark by then (its new connections carry it).
+    async fn flush_released(&mut self) {
+        if self.ids.released.is_empty() {
+            return;
+        }
+        for r in self.ids.released.clone() {
+            let flushed = self.conntrack.flush_mark(r.mark, MARK_MASK).await;
+            let reused = self.ids.wans.values().any(|id| id.mark == r.mark);
+            let what = if self.ids.get(&r.wan).is_some() {
+                "renumbered by an explicit mark"
+            } else {
+                "removed from the configuration"
+            };
+            let msg = match &flushed {
+                Ok(n) => format!(
+                    "{} {what}: {n} connections of its old mark {:#x} reset",
+                    r.wan, r.mark
+                ),
+                Err(e) => format!(
+                    "{} {what}: resetting the connections of its old mark {:#x} failed: {e}",
+                    r.wan, r.mark
+                ),
+            };
+            if flushed.is_ok() || reused {
+                self.ids.flushed(r.mark);
+            }
+            let (n, err) = match flushed {
+                Ok(n) => (n, None),
+                Err(e) => (0, Some(e.to_string())),
+            };
+            self.emit(
+                Event::new(EventKind::ConfigChange, Some(&r.wan), msg).with(json!({
+                    "reset_connections": n, "mark": r.mark, "table": r.table, "error": err,
+                })),
+            );
+        }
+        if let Err(e) = self.id_store.save(&self.ids) {
+            tracing::warn!("cannot save {}: {e}", self.id_store.path().display());
+        }
+    }
+
+    /// Put the applied plan back where another program changed it (systemd-networkd deleting
+    /// "foreign" routes and rules on restart, a hand-made `ip rule del`, a deleted nft table).
+    /// Called on every burst of route/rule/link events (`firewall_too` false: nft sends none
+    /// of those) and on the link poll (`firewall_too` true).
+    pub async fn reconcile(&mut self, firewall_too: bool) {
+        if self.last_error.is_some() {
+            return; // the once-a-second retry re-applies the whole plan anyway
+        }
+        match self.applier.reconcile(firewall_too).await {
+            Ok(drift) if drift.is_empty() => {}
+            Ok(drift) => {
+                self.kernel_restores += 1;
+                tracing::warn!(%drift, "our kernel state was changed by another program: restored");
+            }
+            Err(e) => {
+                tracing::error!("restoring our kernel state failed, retrying: {e}");
+                self.last_error = Some(e.to_string());
+            }
+        }
     }
 
     /// Reset the connections of WANs that left service (so clients reconnect through the
@@ -301,7 +399,8 @@ impl Router {
             );
         }
         for (wan, why) in reset {
-            let Some((_, _, mark)) = self.cfg.resolved_wans().find(|(w, ..)| w.name == wan) else {
+            // A WAN removed from the config has no numbers here: flush_released resets it.
+            let Some(mark) = self.ids.get(&wan).map(|id| id.mark) else {
                 continue;
             };
             let flushed = self.conntrack.flush_mark(mark, MARK_MASK).await;

@@ -2,7 +2,7 @@
 
 use super::input::{Health, Overrides, WanStates};
 use super::model::*;
-use crate::config::{BalanceMode, Config};
+use crate::config::{BalanceMode, Config, WanIds};
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
@@ -26,9 +26,9 @@ pub struct WanView {
     pub disabled: bool,
 }
 
-/// Derive every WAN's view from config and runtime state, in config order.
-pub fn wan_views(cfg: &Config, states: &WanStates, ov: &Overrides) -> Vec<WanView> {
-    cfg.resolved_wans()
+/// Derive every WAN's view from config, numbers and runtime state, in config order.
+pub fn wan_views(cfg: &Config, ids: &WanIds, states: &WanStates, ov: &Overrides) -> Vec<WanView> {
+    cfg.resolved_wans(ids)
         .map(|(w, table, mark)| {
             let rt = states.get(&w.name).cloned().unwrap_or_default();
             let gateway = w.gateway.or(rt.link.gateway);

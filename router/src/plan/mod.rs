@@ -13,11 +13,12 @@ pub use decide::{active_wans, wan_views, WanView};
 pub use input::*;
 pub use model::*;
 
-use crate::config::Config;
+use crate::config::{Config, WanIds};
 
-/// Decide the complete kernel state for this moment.
-pub fn plan(cfg: &Config, states: &WanStates, overrides: &Overrides) -> Plan {
-    let views = wan_views(cfg, states, overrides);
+/// Decide the complete kernel state for this moment. `ids`: every WAN's table and mark
+/// (allocated for `cfg` by [`WanIds::allocate`]).
+pub fn plan(cfg: &Config, ids: &WanIds, states: &WanStates, overrides: &Overrides) -> Plan {
+    let views = wan_views(cfg, ids, states, overrides);
     let active = active_wans(&views, cfg.routing.load_balancing);
     Plan {
         routes: decide::routes(&views, &active),

@@ -2,7 +2,7 @@
 //! decisions: which WANs are balanced over, fail-static, failover tiers, policies.
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, WanIds};
 use ipnet::Ipv4Net;
 
 /// A config with `n` WANs named wan1..wanN with the given weights.
@@ -51,8 +51,13 @@ fn down(mut states: WanStates, names: &[&str]) -> WanStates {
     states
 }
 
+/// A first allocation: table 100 × n and mark n << 8 in list order.
+fn ids(cfg: &Config) -> WanIds {
+    WanIds::allocate(cfg, &WanIds::default()).unwrap()
+}
+
 fn plan_of(cfg: &Config, states: &WanStates) -> Plan {
-    plan(cfg, states, &Overrides::default())
+    plan(cfg, &ids(cfg), states, &Overrides::default())
 }
 
 #[test]
@@ -152,7 +157,7 @@ fn operator_disable_counts_as_down() {
         disabled: ["wan1".to_string()].into(),
         ..Overrides::default()
     };
-    let p = plan(&cfg, &healthy(&cfg), &ov);
+    let p = plan(&cfg, &ids(&cfg), &healthy(&cfg), &ov);
     assert_eq!(p.active_wans, ["wan2"]);
     assert_eq!(choice_line(&p), "ct mark set 0x200");
 }
@@ -245,11 +250,14 @@ fn maintenance_counts_as_disabled_until_it_expires() {
     let cfg = config(&[2, 1], "");
     let mut ov = Overrides::default();
     ov.maintenance.insert("wan2".into(), 1_000);
-    assert_eq!(plan(&cfg, &healthy(&cfg), &ov).active_wans, ["wan1"]);
+    assert_eq!(
+        plan(&cfg, &ids(&cfg), &healthy(&cfg), &ov).active_wans,
+        ["wan1"]
+    );
     assert!(ov.expire(999).is_empty());
     assert_eq!(ov.expire(1_000), ["wan2"]);
     assert_eq!(
-        plan(&cfg, &healthy(&cfg), &ov).active_wans,
+        plan(&cfg, &ids(&cfg), &healthy(&cfg), &ov).active_wans,
         ["wan1", "wan2"]
     );
 }

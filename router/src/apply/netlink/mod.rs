@@ -23,7 +23,7 @@ use rtnetlink::packet_route::rule::RuleMessage;
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
-use super::{ApplyError, LinkObserver, RouteDriver};
+use super::{ApplyError, LinkObserver, RouteDrift, RouteDriver};
 use crate::plan::{LinkInfo, RouteSpec, RuleSpec, MAIN_TABLE};
 
 const ESRCH: i32 = 3;
@@ -289,6 +289,19 @@ impl RouteDriver for NetlinkDriver {
         routes.sort();
         rules.sort();
         Ok((routes, rules))
+    }
+
+    async fn drift(
+        &mut self,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> Result<RouteDrift, ApplyError> {
+        let wanted: Vec<RouteSpec> = routes.iter().map(codec::canonical).collect();
+        let (have_routes, have_rules) = self.current().await?;
+        Ok(RouteDrift::between(
+            (&wanted, rules),
+            (&have_routes, &have_rules),
+        ))
     }
 }
 
