@@ -150,7 +150,10 @@ impl Lab {
     /// `LAB_TEST_TAG` (environment) is put in front of it, so two checkouts can run the same
     /// test at once on one machine.
     pub fn up(prefix: &str, opts: LabOpts) -> Lab {
-        let prefix = &format!("{}{prefix}", std::env::var("LAB_TEST_TAG").unwrap_or_default());
+        let prefix = &format!(
+            "{}{prefix}",
+            std::env::var("LAB_TEST_TAG").unwrap_or_default()
+        );
         assert_eq!(opts.weights.len(), opts.wans, "one weight per WAN");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -281,7 +284,7 @@ impl Lab {
         }
     }
 
-    /// `nft list table ip routeros` in the router namespace.
+    /// `nft list table inet routeros` in the router namespace.
     pub fn nft_table(&self) -> String {
         run_ok(
             "ip",
@@ -292,7 +295,7 @@ impl Lab {
                 "nft",
                 "list",
                 "table",
-                "ip",
+                "inet",
                 "routeros",
             ],
         )
@@ -450,7 +453,7 @@ impl Lab {
         out.lines().filter_map(parse_ct_line).collect()
     }
 
-    /// `nft list chain ip routeros CHAIN` in the router namespace.
+    /// `nft list chain inet routeros CHAIN` in the router namespace.
     pub fn nft_chain(&self, chain: &str) -> String {
         run_ok(
             "ip",
@@ -461,7 +464,7 @@ impl Lab {
                 "nft",
                 "list",
                 "chain",
-                "ip",
+                "inet",
                 "routeros",
                 chain,
             ],
