@@ -165,17 +165,17 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
 /// What a WAN may send to the router itself beyond replies (`ct state established,related`);
 /// the rest is counted and dropped. IPv4: pings, ICMP errors, DHCP replies. IPv6 (RFC 4890
 /// section 4.4): ICMPv6 errors (packet-too-big for path MTU) and echo like IPv4, neighbour
-/// discovery and router advertisements (SLAAC) only from the link (hop limit 255, which no
-/// router forwards), MLD from link-local sources (so snooping switches keep our solicited-node
-/// groups), DHCPv6 replies. Left out as a WAN does not need them: router solicitations (we are
-/// not the WAN's router), redirects (not accepted on IPv4 either), inverse ND, SEND,
-/// multicast router discovery, router renumbering, node information.
+/// discovery and router solicitations/advertisements (SLAAC) only from the link (hop limit
+/// 255, which no router forwards), MLD from link-local sources (so snooping switches keep our
+/// solicited-node groups), DHCPv6 replies. Left out as a WAN does not need them: redirects
+/// (not accepted on IPv4 either), inverse ND, SEND, multicast router discovery, router
+/// renumbering, node information.
 fn wan_input() -> Vec<String> {
     [
         "icmp type { echo-request, echo-reply, destination-unreachable, time-exceeded } accept",
         "meta nfproto ipv4 udp sport 67 udp dport 68 accept",
         "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, echo-reply } accept",
-        "icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+        "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
         "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 accept",
         "meta nfproto ipv6 udp sport 547 udp dport 546 accept",
         "counter drop",

@@ -320,7 +320,7 @@ fn firewall_covers_ipv6_on_the_wans() {
             "icmp type { echo-request, echo-reply, destination-unreachable, time-exceeded } accept",
             "meta nfproto ipv4 udp sport 67 udp dport 68 accept",
             "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, echo-reply } accept",
-            "icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+            "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
             "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 accept",
             "meta nfproto ipv6 udp sport 547 udp dport 546 accept",
             "counter drop",
