@@ -323,13 +323,14 @@ fn wan_ipv6_scan_finds_nothing_open_and_lan_reaches_the_same_listeners() {
             scans += 1;
         }
     }
-    // Every probe reached the router and our WAN input chain dropped it (none lost on the
-    // way, none answered): nmap sends each unanswered port a second probe (--max-retries 1).
+    // The probes reached the router and our WAN input chain dropped them (not lost on the
+    // way). nmap sends an unanswered port a second probe (--max-retries 1), so this is about
+    // twice the bound.
     let dropped = wan_input_drops(&lab) - dropped_before;
     println!("wan_input dropped {dropped} packets during {scans} full scans");
     assert!(
-        dropped >= scans * 2 * 65535,
-        "wan_input dropped {dropped} packets during {scans} full scans of 2 probes a port"
+        dropped >= scans * 65535,
+        "wan_input dropped {dropped} packets during {scans} full scans"
     );
 }
 

@@ -5,7 +5,8 @@
 //!
 //! The table is `inet` so that one input/forward policy covers IPv4 and IPv6: WAN ports keep
 //! IPv6 (link-local always, SLAAC when the ISP sends RAs), and a table of family `ip` never sees
-//! those packets. Balancing, NAT and policies stay IPv4 (their matches say `ip`).
+//! those packets. Balancing, NAT and policies stay IPv4 (their matches say `ip`); the WAN
+//! marks by interface hold for both, so a failover flushes a WAN's IPv6 connections too.
 
 use super::decide::WanView;
 use super::model::MARK_MASK;
