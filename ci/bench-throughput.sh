@@ -166,7 +166,7 @@ EOF
 # kernel_state PREFIX: a fingerprint of what the daemon owns, to confirm a reload changed it.
 kernel_state() {
     {
-        ip netns exec "$1-rtr" nft list table ip routeros 2>/dev/null || true
+        ip netns exec "$1-rtr" nft list table inet routeros 2>/dev/null || true
         ip -n "$1-rtr" route show table all proto 201 2>/dev/null || true
         ip -n "$1-rtr" rule 2>/dev/null || true
     } | md5sum | cut -c1-12

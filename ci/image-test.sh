@@ -4,7 +4,7 @@
 #
 #   network   the LAN client gets its static DHCP lease and DNS answers; it reaches the
 #             internet host through both WANs; the web UI and SSH answer from the LAN and not
-#             from a WAN; a port forward works from the internet and from the LAN (hairpin);
+#             from a WAN (SSH: IPv4, and IPv6 link-local and global); a port forward works from the internet and from the LAN (hairpin);
 #             cutting ISP 1's uplink moves new traffic (and DNS) to ISP 2
 #   upgrade   the web UI's upgrade page (its API, from the LAN client) has version 2 installed
 #             (bundle over HTTP) into slot B; the router reboots, B boots and is marked good,
@@ -67,7 +67,7 @@ has_stage() { [[ ,$stages, == *,$1,* ]]; }
 # QEMU + UEFI firmware, the seed volume (mtools, dosfstools), the ISPs' DHCP/DNS (dnsmasq),
 # the LAN client (dhclient, dig, curl, ssh, python3 for its web server), namespaces (iproute2).
 img_need_pkgs qemu-system-x86 ovmf mtools dosfstools dnsmasq-base isc-dhcp-client openssh-client \
-    curl bind9-dnsutils python3 iproute2 util-linux procps
+    curl bind9-dnsutils python3 iproute2 util-linux procps iputils-ping
 command -v qemu-img >/dev/null || img_need_pkgs qemu-utils
 
 PASS=0
@@ -172,6 +172,37 @@ if has_stage network || has_stage watchdog || has_stage upgrade || has_stage rol
 fi
 
 # --- network --------------------------------------------------------------------------------
+# tcp_open NS ADDR PORT: a TCP connection from namespace NS to ADDR (fe80::...%dev allowed) opens.
+tcp_open() { [[ -n $2 && $2 != %* ]] && timeout 6 ip netns exec "$IMGLAB_P-$1" bash -c "</dev/tcp/$2/$3" 2>/dev/null; }
+# tcp_closed NS PORT ADDR...: a connection to PORT opens on none of the addresses.
+tcp_closed() {
+    local ns=$1 port=$2 a; shift 2
+    for a in "$@"; do [[ -n $a && $a != %* ]] && ! tcp_open "$ns" "$a" "$port" || return 1; done
+}
+# ping6_all NS ADDR...: every address answers a ping from NS.
+ping6_all() {
+    local ns=$1 a; shift
+    for a in "$@"; do [[ -n $a && $a != %* ]] && ip netns exec "$IMGLAB_P-$ns" ping -6 -c 2 -W 3 "$a" >/dev/null || return 1; done
+}
+# ll_of DEV: the router's link-local address on DEV (asked over SSH from the LAN).
+ll_of() { imgvm_ssh ip -6 -o addr show dev "$1" scope link 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }'; }
+# WAN ports keep IPv6 (link-local always, SLAAC with an ISP's RAs) and sshd listens on ::. ISP 1
+# pings the router's WAN addresses (so they are right and reachable), yet SSH must not connect;
+# the LAN reaches SSH over the router's link-local address. The global WAN address is one
+# SLAAC could give, set by hand (the lab's ISP sends no RAs).
+check_ssh_ipv6() {
+    local wan6=2001:db8:ff01::2 wan_ll lan_ll
+    wan_ll=$(ll_of wan1)%$IMGLAB_TAP_W1
+    lan_ll=$(ll_of lan)%$IMGLAB_TAP_LAN
+    ip -n "$IMGLAB_P-isp1" addr add 2001:db8:ff01::1/64 dev "$IMGLAB_TAP_W1" nodad 2>/dev/null || true
+    imgvm_ssh sudo ip -6 addr replace "$wan6/64" dev wan1 nodad 2>/dev/null || true
+    check "IPv6: ISP 1 reaches the router's WAN link-local $wan_ll and global $wan6 (ping)" \
+        ping6_all isp1 "$wan_ll" "$wan6"
+    check "IPv6: SSH does not answer from ISP 1 on the WAN link-local or global address" \
+        tcp_closed isp1 22 "$wan_ll" "$wan6"
+    check "IPv6: SSH answers from the LAN on the router's link-local address $lan_ll" \
+        tcp_open lan "$lan_ll" 22
+}
 sources() { # N -> the source addresses the internet host saw for N new connections from the LAN
     local i
     for ((i = 0; i < $1; i++)); do
@@ -201,6 +232,7 @@ if has_stage network; then
         bash -c "! ip netns exec $IMGLAB_P-inet curl -s -o /dev/null --max-time 4 http://$IMGLAB_WAN2_RTR:8080/"
     check "SSH answers from the LAN and not from ISP 1" \
         bash -c "! timeout 6 ip netns exec $IMGLAB_P-isp1 bash -c '</dev/tcp/$IMGLAB_WAN1_RTR/22' 2>/dev/null"
+    check_ssh_ipv6
     fwd=$(imglab_ns inet curl -fsS --max-time 5 "http://$IMGLAB_WAN1_RTR:8088/" 2>/dev/null || true)
     check "port forward: the internet reaches the LAN client through wan1:8088 [$fwd]" test "$fwd" = client
     fwd=$(imglab_ns lan curl -fsS --max-time 5 "http://$IMGLAB_WAN2_RTR:8088/" 2>/dev/null || true)

@@ -318,14 +318,14 @@ cmd_daemon_start() {
             daemon_log_tail
             die "daemon exited before it was ready"
         fi
-        if [[ -S $SOCKET ]] && nsx "$RTR" nft list table ip routeros >/dev/null 2>&1; then
+        if [[ -S $SOCKET ]] && nsx "$RTR" nft list table inet routeros >/dev/null 2>&1; then
             log "daemon ready (pid ${pid:-?})"
             return 0
         fi
         sleep 0.1
     done
     daemon_log_tail
-    die "daemon did not serve $SOCKET and 'table ip routeros' in $RTR within ${LAB_READY_TIMEOUT}s"
+    die "daemon did not serve $SOCKET and 'table inet routeros' in $RTR within ${LAB_READY_TIMEOUT}s"
 }
 
 cmd_daemon_stop() {

@@ -684,7 +684,7 @@ else
   check_boot "  the WAN ports untouched (their addresses kept), the daemon routing rules in place" '
     ip -o addr show dev $BOOT_WAN1 | grep -q "inet 192.0.2.2/24"; ip -o addr show dev $BOOT_WAN2 | grep -q "inet 198.51.100.2/24"
     for i in $(seq 50); do ip rule show | grep -q "proto 201" && break; sleep 0.2; done
-    ip rule show | grep "proto 201"; nft list table ip routeros >/dev/null'
+    ip rule show | grep "proto 201"; nft list table inet routeros >/dev/null'
   check_boot "netplan applied by systemd-networkd: 192.168.1.1/24 on the LAN port; forwarding on" '
     for i in $(seq 50); do ip -o addr show dev $BOOT_LAN | grep -q "inet 192.168.1.1/24" && break; sleep 0.2; done
     ip -o addr show dev $BOOT_LAN | grep -q "inet 192.168.1.1/24"

@@ -13,7 +13,7 @@ quick=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 
 require_root
-ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps curl openssl
+ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps curl openssl nmap iputils-ping
 ensure_rust
 
 step() { printf '\n==== %s\n' "$*"; }

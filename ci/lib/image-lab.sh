@@ -152,7 +152,7 @@ imglab_lan_dhcp() {
         echo '# Minimal dhclient script for the LAN client namespace.'
         echo 'case $reason in'
         echo 'BOUND|RENEW|REBIND|REBOOT)'
-        echo '    ip addr flush dev "$interface"'
+        echo '    ip -4 addr flush dev "$interface"  # IPv4 only: the link-local address stays'
         echo '    ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"'
         echo '    for r in $new_routers; do ip route replace default via "$r"; break; done'
         echo '    : >/etc/resolv.conf'

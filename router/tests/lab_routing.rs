@@ -389,7 +389,7 @@ fn wan_input_drops(lab: &Lab) -> u64 {
             "nft",
             "list",
             "chain",
-            "ip",
+            "inet",
             "routeros",
             "wan_input",
         ],
@@ -513,7 +513,7 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 
 fn assert_state_eq(before: &KernelState, after: &KernelState, when: &str) {
     for (what, a, b) in [
-        ("nft list table ip routeros", &before.nft, &after.nft),
+        ("nft list table inet routeros", &before.nft, &after.nft),
         ("ip -4 route show table all", &before.routes, &after.routes),
         ("ip rule", &before.rules, &after.rules),
     ] {

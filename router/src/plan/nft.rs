@@ -1,7 +1,12 @@
-//! Rendering our nftables table. The script deletes and re-creates `table ip routeros` in one
+//! Rendering our nftables table. The script deletes and re-creates `table inet routeros` in one
 //! `nft -f` input, which nft applies as one transaction: the swap is atomic and nothing else
 //! in the ruleset is touched. Conntrack marks live in the kernel's connection table, not in
 //! ours, so established connections keep their WAN across every replacement.
+//!
+//! The table is `inet` so that one input/forward policy covers IPv4 and IPv6: WAN ports keep
+//! IPv6 (link-local always, SLAAC when the ISP sends RAs), and a table of family `ip` never sees
+//! those packets. Balancing, NAT and policies stay IPv4 (their matches say `ip`); the WAN
+//! marks by interface hold for both, so a failover flushes a WAN's IPv6 connections too.
 
 use super::decide::WanView;
 use super::model::MARK_MASK;
@@ -10,8 +15,11 @@ use crate::config::{Config, LastResort, PolicyConfig};
 use std::fmt::Write;
 
 /// Family and name of the one nftables table we own.
-pub const NFT_FAMILY: &str = "ip";
+pub const NFT_FAMILY: &str = "inet";
 pub const NFT_TABLE: &str = "routeros";
+/// Family of the IPv4-only table of earlier versions (same name). Every script deletes it in
+/// the transaction that creates ours, so an upgraded router swaps tables atomically.
+pub const LEGACY_NFT_FAMILY: &str = "ip";
 
 /// Management services that only the LAN may reach.
 pub const MANAGEMENT_PORTS: [u16; 3] = [22, 8080, 8081];
@@ -111,15 +119,7 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
             ),
         ],
     );
-    t.chain(
-        "wan_input",
-        vec![
-            "icmp type { echo-request, echo-reply, destination-unreachable, time-exceeded } accept"
-                .into(),
-            "udp sport 67 udp dport 68 accept".into(),
-            "counter drop".into(),
-        ],
-    );
+    t.chain("wan_input", wan_input());
 
     t.base_chain(
         "forward",
@@ -142,15 +142,16 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
         );
     }
 
+    // IPv4 only: in an inet table a bare masquerade would also NAT IPv6.
     let mut snat: Vec<String> = views
         .iter()
-        .map(|w| format!("oifname \"{}\" masquerade", w.name))
+        .map(|w| format!("meta nfproto ipv4 oifname \"{}\" masquerade", w.name))
         .collect();
     if !cfg.port_forwards.is_empty() {
         // Hairpin: a LAN client reaching a LAN server through the public address must see
         // the answer come from the router, or it drops the server's direct reply.
         snat.push(format!(
-            "iifname \"{lan}\" oifname \"{lan}\" ct status dnat masquerade"
+            "meta nfproto ipv4 iifname \"{lan}\" oifname \"{lan}\" ct status dnat masquerade"
         ));
     }
     t.base_chain(
@@ -160,6 +161,28 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
         snat,
     );
     t.finish()
+}
+
+/// What a WAN may send to the router itself beyond replies (`ct state established,related`);
+/// the rest is counted and dropped. IPv4: pings, ICMP errors, DHCP replies. IPv6 (RFC 4890
+/// section 4.4): ICMPv6 errors (packet-too-big for path MTU) and echo like IPv4, neighbour
+/// discovery and router solicitations/advertisements (SLAAC) only from the link (hop limit
+/// 255, which no router forwards), MLD from link-local sources (so snooping switches keep our
+/// solicited-node groups), DHCPv6 replies. Left out as a WAN does not need them: redirects
+/// (not accepted on IPv4 either), inverse ND, SEND, multicast router discovery, router
+/// renumbering, node information.
+fn wan_input() -> Vec<String> {
+    [
+        "icmp type { echo-request, echo-reply, destination-unreachable, time-exceeded } accept",
+        "meta nfproto ipv4 udp sport 67 udp dport 68 accept",
+        "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, echo-reply } accept",
+        "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+        "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 accept",
+        "meta nfproto ipv6 udp sport 547 udp dport 546 accept",
+        "counter drop",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// DNAT rules: from the WANs a forward listens on, and from the LAN to those WANs'
@@ -180,7 +203,7 @@ fn port_forwards(cfg: &Config, views: &[WanView]) -> Vec<String> {
         let port = f.wan_port;
         let names = quoted_set(wans.iter().map(|w| w.name.as_str()));
         rules.push(format!(
-            "iifname {names} {proto} dport {port} dnat to {target}"
+            "iifname {names} {proto} dport {port} dnat ip to {target}"
         ));
         let addrs: Vec<String> = wans
             .iter()
@@ -189,7 +212,7 @@ fn port_forwards(cfg: &Config, views: &[WanView]) -> Vec<String> {
             .collect();
         if !addrs.is_empty() {
             rules.push(format!(
-                "iifname \"{lan}\" ip daddr {} {proto} dport {port} dnat to {target}",
+                "iifname \"{lan}\" ip daddr {} {proto} dport {port} dnat ip to {target}",
                 brace(addrs.into_iter())
             ));
         }
@@ -342,11 +365,15 @@ impl Table {
         let _ = writeln!(self.body, "\t}}\n");
     }
 
+    /// `add` then `delete` removes a table whether or not it exists, in the same transaction
+    /// as the new table: ours, and the legacy `ip` one of a router upgraded from it.
     fn finish(self) -> String {
         format!(
             "# Generated by routeros-watchdog: replaced as a whole on every change.\n\
              add table {NFT_FAMILY} {NFT_TABLE}\n\
              delete table {NFT_FAMILY} {NFT_TABLE}\n\
+             add table {LEGACY_NFT_FAMILY} {NFT_TABLE}\n\
+             delete table {LEGACY_NFT_FAMILY} {NFT_TABLE}\n\
              table {NFT_FAMILY} {NFT_TABLE} {{\n{}}}\n",
             self.body.trim_end_matches('\n').to_string() + "\n"
         )

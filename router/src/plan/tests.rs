@@ -288,3 +288,73 @@ wans = ["wan2"]
     );
     insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).nft);
 }
+
+/// The rules of chain `name` (base-chain header left out), trimmed.
+fn chain_rules<'a>(nft: &'a str, name: &str) -> Vec<&'a str> {
+    let body = nft
+        .split(&format!("\tchain {name} {{\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no chain {name} in:\n{nft}"));
+    body.lines()
+        .map(str::trim)
+        .take_while(|l| *l != "}")
+        .filter(|l| !l.starts_with("type "))
+        .collect()
+}
+
+/// WAN ports keep IPv6 (link-local always, SLAAC addresses), and a table of family `ip` never
+/// sees it: the table is `inet`, so the input and forward policy hold for both families, and
+/// the WAN may send the router only what IPv6 needs on a link (RFC 4890 section 4.4).
+#[test]
+fn firewall_covers_ipv6_on_the_wans() {
+    let cfg = config(
+        &[2, 1],
+        "[[port_forwards]]\nname = \"web\"\nprotocol = \"tcp\"\nwan_port = 8443\nto = \"192.168.1.10\"\n",
+    );
+    let nft = plan_of(&cfg, &healthy(&cfg)).nft;
+    assert!(nft.contains("\ntable inet routeros {\n"), "{nft}");
+    // An upgraded router still has the old IPv4-only table: gone in the same transaction.
+    assert!(
+        nft.contains("\nadd table ip routeros\ndelete table ip routeros\n"),
+        "{nft}"
+    );
+
+    // Management ports: LAN only, whatever the family (no `ip`/`meta nfproto` qualifier).
+    assert!(chain_rules(&nft, "input")
+        .contains(&"iifname != \"lan0\" tcp dport { 22, 8080, 8081 } drop"));
+    assert_eq!(
+        chain_rules(&nft, "wan_input"),
+        [
+            "icmp type { echo-request, echo-reply, destination-unreachable, time-exceeded } accept",
+            "meta nfproto ipv4 udp sport 67 udp dport 68 accept",
+            "icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, echo-request, echo-reply } accept",
+            "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept",
+            "icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 saddr fe80::/10 accept",
+            "meta nfproto ipv6 udp sport 547 udp dport 546 accept",
+            "counter drop",
+        ]
+    );
+
+    // Forward: policy drop for both families; new connections only from the LAN out (and
+    // IPv4 port forwards, the only DNAT there is).
+    assert!(nft.contains(
+        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
+    ));
+    assert_eq!(
+        chain_rules(&nft, "forward"),
+        [
+            "ct state established,related accept",
+            "ct state invalid drop",
+            "iifname \"lan0\" oifname { \"wan1\", \"wan2\" } accept",
+            "ct status dnat accept",
+        ]
+    );
+
+    // NAT stays IPv4: an unqualified masquerade in an inet table would NAT IPv6 too.
+    for rule in chain_rules(&nft, "postrouting") {
+        assert!(rule.starts_with("meta nfproto ipv4 "), "{rule}");
+    }
+    for rule in chain_rules(&nft, "port_forward") {
+        assert!(rule.contains(" dnat ip to "), "{rule}");
+    }
+}
