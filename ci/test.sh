@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project, as root, on a fresh Debian 12 / Ubuntu 24.04 machine:
 # installs what it needs, then formatting and lint checks, unit tests, the namespace
-# end-to-end tests (real kernel routing, nftables, conntrack), the benchmarks and the
-# appliance image booted under QEMU.
+# end-to-end tests (real kernel routing, nftables, conntrack), the benchmarks, the
+# appliance image booted under QEMU and the reliability suite.
 #   sudo ci/test.sh            everything
-#   sudo ci/test.sh --quick    skip the benchmarks and the appliance image test
+#   sudo ci/test.sh --quick    skip the benchmarks, the appliance image test and the reliability suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib/deps.sh
@@ -55,6 +55,9 @@ if (( ! quick )); then
   # Versions 2 and 3 are derived from version 1 (no second mkosi build) and the broken one gets
   # one boot attempt: the CI-sized run (see ci/image-test.sh --help).
   ci/image-test.sh --ci
+
+  step "reliability: WAN port scans (IPv4 + IPv6), kill -9 under load, resource exhaustion, schemathesis, long property runs"
+  REL_API_SECONDS=180 ci/test-reliability.sh
 fi
 
 step "all tests passed"

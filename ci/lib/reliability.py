@@ -155,9 +155,13 @@ def cmd_ctl_line(a):
             s.sendall(chunk)
             sent += 1
         s.sendall(b"\n")
-        answer = s.recv(4096).decode(errors="replace").strip()
     except OSError as e:
-        answer = f"(connection ended after {sent} MiB: {e.__class__.__name__})"
+        # The daemon answers and closes once the line passes its cap: read what it said.
+        print(f"ctl-line: the daemon stopped reading after {sent} MiB ({e.__class__.__name__})")
+    try:
+        answer = s.recv(4096).decode(errors="replace").strip() or "(closed without an answer)"
+    except OSError as e:
+        answer = f"(no answer: {e.__class__.__name__})"
     print(f"ctl-line: {answer[:200]}")
 
 
