@@ -3,7 +3,7 @@
 use clap::Parser;
 use routeros::config::{Config, WanIds};
 use routeros::daemon::{self, control::DEFAULT_SOCKET};
-use routeros::plan::{self, LinkInfo, Overrides, WanRuntime, WanStates};
+use routeros::plan::{self, Overrides};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
                 let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap_or_default();
                 print!(
                     "{}",
-                    plan::plan(&cfg, &ids, &all_up(&cfg), &Overrides::default())
+                    plan::plan(&cfg, &ids, &plan::all_up(&cfg), &Overrides::default())
                 );
                 ExitCode::SUCCESS
             }
@@ -87,25 +87,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Every WAN present and healthy, for `--print-plan`.
-fn all_up(cfg: &Config) -> WanStates {
-    cfg.wan_interfaces
-        .iter()
-        .map(|w| {
-            let link = LinkInfo {
-                present: true,
-                carrier: true,
-                ..LinkInfo::default()
-            };
-            (
-                w.name.clone(),
-                WanRuntime {
-                    link,
-                    ..WanRuntime::default()
-                },
-            )
-        })
-        .collect()
 }

@@ -5,7 +5,7 @@
 //! config::prop_tests` for a longer run.
 
 use super::*;
-use crate::plan::{self, LinkInfo, Overrides, WanRuntime, WanStates};
+use crate::plan::{self, Overrides};
 use proptest::prelude::*;
 use toml::{Table, Value};
 
@@ -278,27 +278,6 @@ fn apply(doc: &mut Value, m: &Mutation) {
     }
 }
 
-/// Every WAN present and healthy, as `--print-plan` plans.
-fn all_up(cfg: &Config) -> WanStates {
-    cfg.wan_interfaces
-        .iter()
-        .map(|w| {
-            let link = LinkInfo {
-                present: true,
-                carrier: true,
-                ..LinkInfo::default()
-            };
-            (
-                w.name.clone(),
-                WanRuntime {
-                    link,
-                    ..WanRuntime::default()
-                },
-            )
-        })
-        .collect()
-}
-
 /// The properties of one text: see the module comment.
 fn check_text(text: &str) -> Result<(), TestCaseError> {
     let well_formed = text.parse::<Table>().is_ok();
@@ -307,7 +286,7 @@ fn check_text(text: &str) -> Result<(), TestCaseError> {
             let ids = WanIds::allocate(&cfg, &WanIds::default()).map_err(|e| {
                 TestCaseError::fail(format!("accepted config, no WAN numbers: {e}"))
             })?;
-            let _ = plan::plan(&cfg, &ids, &all_up(&cfg), &Overrides::default());
+            let _ = plan::plan(&cfg, &ids, &plan::all_up(&cfg), &Overrides::default());
             let again = toml::to_string(&cfg).map_err(|e| {
                 TestCaseError::fail(format!("accepted config does not serialize: {e}"))
             })?;

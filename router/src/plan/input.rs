@@ -73,3 +73,22 @@ pub struct WanRuntime {
 }
 
 pub type WanStates = BTreeMap<String, WanRuntime>;
+
+/// Every WAN of `cfg` present with carrier and never probed: what `--print-plan` plans for.
+pub fn all_up(cfg: &crate::config::Config) -> WanStates {
+    let link = LinkInfo {
+        present: true,
+        carrier: true,
+        ..LinkInfo::default()
+    };
+    cfg.wan_interfaces
+        .iter()
+        .map(|w| {
+            let rt = WanRuntime {
+                link: link.clone(),
+                ..WanRuntime::default()
+            };
+            (w.name.clone(), rt)
+        })
+        .collect()
+}
