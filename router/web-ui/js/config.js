@@ -117,8 +117,8 @@ const SCHEMA = {
     title: 'Logging', type: 'object',
     fields: {
       level: { label: 'Level', type: 'select', options: LEVELS.map((l) => [l, l]) },
-      file: { label: 'File', type: 'text', optional: true, nullable: true },
-      max_size: { label: 'Max size', type: 'text', placeholder: '10MB' },
+      file: { label: 'File', type: 'text', optional: true, nullable: true, help: 'Root only: set in the config file on the router; a change here is refused.' },
+      max_size: { label: 'Max size', type: 'text', placeholder: '10MB', help: 'Root only, like the file.' },
     },
   },
   alerts: {
