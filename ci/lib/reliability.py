@@ -16,11 +16,12 @@
 import argparse
 import json
 import resource
-import signal
 import socket
 import sys
 import time
 import urllib.request
+
+from udp_probe import stop_on_term  # same folder: the SIGTERM/SIGINT handling of the probes
 
 
 def raise_nofile(n):
@@ -30,15 +31,21 @@ def raise_nofile(n):
 
 
 def wait_for_term():
-    stop = {"now": False}
-
-    def handler(_sig, _frm):
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    while not stop["now"]:
+    state = stop_on_term()
+    while not state["stop"]:
         time.sleep(0.2)
+
+
+def open_many(n, connect):
+    """Call connect(i) n times, each on a fresh socket it returns; keep those that connected."""
+    raise_nofile(n)
+    socks = []
+    for i in range(n):
+        try:
+            socks.append(connect(i))
+        except OSError:
+            pass
+    return socks
 
 
 def http(method, url, body=None, headers=None, timeout=10):
@@ -80,12 +87,10 @@ def cmd_api_key(a):
 
 
 def cmd_web_flood(a):
-    raise_nofile(a.conns)
-    socks = []
-    for i in range(a.conns):
+    def connect(i):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(2)
         try:
+            s.settimeout(2)
             s.bind((a.source, 0))
             s.connect((a.host, a.port))
             if i % 2:
@@ -93,8 +98,10 @@ def cmd_web_flood(a):
                 s.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         except OSError:
             s.close()
-            continue
-        socks.append(s)
+            raise
+        return s
+
+    socks = open_many(a.conns, connect)
     print(f"web-flood: {len(socks)} of {a.conns} connections opened from {a.source}", flush=True)
     wait_for_term()
     alive = 0
@@ -128,16 +135,16 @@ def cmd_http_check(a):
 
 
 def cmd_ctl_flood(a):
-    raise_nofile(a.conns)
-    socks = []
-    for _ in range(a.conns):
+    def connect(_i):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             s.connect(a.socket)
         except OSError:
             s.close()
-            continue
-        socks.append(s)
+            raise
+        return s
+
+    socks = open_many(a.conns, connect)
     print(f"ctl-flood: {len(socks)} of {a.conns} connections opened", flush=True)
     wait_for_term()
     for s in socks:
