@@ -289,8 +289,8 @@ main() {
     # Benchmark what the sources say, not a stale binary: build once here (cargo skips an
     # up-to-date build) unless the caller points LAB_BIN elsewhere or sets LAB_BUILD=0.
     if [[ -z ${LAB_BIN:-} && ${LAB_BUILD:-1} != 0 ]]; then
-        log "cargo build --release -p routeros"
-        (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2
+        log "cargo build --release --workspace --bins"
+        (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2
     fi
     export LAB_BUILD=auto
 

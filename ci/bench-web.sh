@@ -51,7 +51,7 @@ trap cleanup EXIT
 if [[ -z ${WEB_BIN:-} ]]; then
   echo "== building routeros-web (release)"
   t0=$(date +%s)
-  cargo build --release --locked -p routeros --bin routeros-web
+  cargo build --release --locked -p routeros-web --bin routeros-web
   echo "build: $(( $(date +%s) - t0 )) s"
   WEB_BIN=target/release/routeros-web
 fi

@@ -255,13 +255,13 @@ EOF
 ensure_binary() {
     case $LAB_BUILD in
         0) ;;
-        1) log "cargo build --release -p routeros (LAB_BUILD=1)"
-           (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2 ;;
+        1) log "cargo build --release --workspace --bins (LAB_BUILD=1)"
+           (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2 ;;
         *) # auto: keep the default release binary up to date (incremental, quick when
            # nothing changed); a custom LAB_BIN (tests) is used as given unless missing.
            if [[ $LAB_BIN == target/release || ! -x $WATCHDOG ]]; then
-               log "cargo build --release -p routeros"
-               (cd "$LAB_REPO_ROOT" && cargo build --release -p routeros) >&2
+               log "cargo build --release --workspace --bins"
+               (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2
            fi ;;
     esac
     [[ -x $WATCHDOG ]] || die "$WATCHDOG still missing after the build (is LAB_BIN right?)"

@@ -68,7 +68,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "building release binaries"
-cargo build --release --locked -p routeros
+cargo build --release --locked --workspace --bins
 lab down >/dev/null 2>&1 || true
 lab up
 
@@ -221,9 +221,9 @@ fi
 # --- props --------------------------------------------------------------------------------
 if has_stage props; then
   # Debug build: the unit-test run already built it (a release test build would cost minutes).
-  if PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked -p routeros --lib config::prop_tests \
+  if PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked -p routeros-shared --lib config::prop_tests \
         >"$REL_OUT/props.txt" 2>&1 &&
-     PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked -p routeros --test control_parser \
+     PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked -p routeros-daemon --test control_parser \
         >>"$REL_OUT/props.txt" 2>&1; then
     result "props: config parser and control-request parser, $REL_PROPTEST_CASES cases per property: $(grep -c '^test .* ok$' "$REL_OUT/props.txt") tests passed"
   else

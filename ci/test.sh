@@ -24,7 +24,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "web UI checks (pure helpers, no inline code, nothing from other origins)"
 command -v node >/dev/null || ensure_packages nodejs
-node --test router/web-ui-tests/*.test.mjs
+node --test router/web/web-ui-tests/*.test.mjs
 
 step "setup.sh flag checks (fast, --dry-run refusals)"
 ci/test-setup-flags.sh

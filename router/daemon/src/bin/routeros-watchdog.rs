@@ -1,0 +1,90 @@
+//! `routeros-watchdog`: the core daemon (routing, health, failover) and its config checker.
+
+use clap::Parser;
+use routeros_daemon::daemon::{self, control::DEFAULT_SOCKET};
+use routeros_shared::config::{Config, WanIds};
+use routeros_shared::plan::{self, Overrides};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Phoenix Nexus multi-WAN routing daemon")]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "/opt/routeros/config/routeros.toml")]
+    config: PathBuf,
+    /// Where runtime state (overrides, last plan) is kept.
+    #[arg(long, default_value = "/var/lib/routeros")]
+    state_dir: PathBuf,
+    /// Control socket for routeros-kill-switch and routeros-web.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Let members of this group use the control socket too (the web server's group).
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// systemd unit of the LAN DHCP/DNS server (dnsmasq reading <state-dir>/dnsmasq.conf),
+    /// restarted when the DHCP settings change; "" for none.
+    #[arg(long, default_value = "routeros-dnsmasq.service")]
+    dhcp_unit: String,
+    /// The only directory `[logging] file` may be in (the daemon runs as root: the config
+    /// must not make it write elsewhere).
+    #[arg(long, default_value = daemon::DEFAULT_LOG_DIR)]
+    log_dir: PathBuf,
+    /// Validate the configuration, list every error, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Print the routes, rules and nft table the config gives with every WAN up, and exit.
+    #[arg(long, conflicts_with = "check")]
+    print_plan: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check || args.print_plan {
+        return match Config::load(&args.config) {
+            Ok(cfg) if args.print_plan => {
+                // Numbers as a first run gives them (the daemon keeps its own in the state dir).
+                let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap_or_default();
+                print!(
+                    "{}",
+                    plan::plan(&cfg, &ids, &plan::all_up(&cfg), &Overrides::default())
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                println!("{}: configuration is valid", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{}: {errors}", args.config.display());
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = daemon::Options {
+        config: args.config,
+        state_dir: args.state_dir,
+        socket: args.socket,
+        socket_group: args.socket_group,
+        dhcp_unit: Some(args.dhcp_unit).filter(|u| !u.is_empty()),
+        log_dir: args.log_dir,
+    };
+    match runtime.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("routeros-watchdog: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The core daemon: owns the config, each WAN's health and link facts, and the operator
+//! overrides; re-plans and applies whenever one of them changes (see [`router`]).
+
+mod commands;
+mod config_change;
+mod config_store;
+pub mod control;
+mod dns;
+mod instance_lock;
+mod lan_services;
+mod logging;
+pub use logging::DEFAULT_LOG_DIR;
+mod router;
+mod state_file;
+mod systemd;
+
+use crate::health::Round;
+use control::Envelope;
+use router::Router;
+use routeros_shared::config::Config;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// Safety net besides kernel events: link facts are re-read, and our routes, rules and nft
+/// table checked, this often anyway (a deleted nft table is noticed only here).
+const LINK_POLL: Duration = Duration::from_secs(5);
+
+pub struct Options {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    /// Group allowed to use the control socket besides root (routeros-web's).
+    pub socket_group: Option<String>,
+    /// systemd unit serving LAN DHCP/DNS, restarted when its config changes.
+    pub dhcp_unit: Option<String>,
+    /// `[logging] file` must lie inside this directory.
+    pub log_dir: PathBuf,
+}
+
+/// Run until SIGTERM/SIGINT. On exit the kernel keeps the last plan (fail-static): routes,
+/// rules and the nft table stay, so forwarding goes on while the daemon restarts.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let cfg = Config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(&opts.state_dir)?;
+    // One daemon per state directory and per socket, checked before anything touches the
+    // kernel or the socket; the lock is held until we exit.
+    let _instance = instance_lock::acquire(&opts.state_dir).map_err(anyhow::Error::msg)?;
+    control::refuse_if_served(&opts.socket).await?;
+    logging::init(&cfg.logging, &opts.log_dir);
+    let mut links = crate::apply::netlink::watch_links()?;
+    let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
+    let mut router = Router::new(opts, cfg, probe_tx)?;
+    router.refresh_links().await;
+    if let Err(e) = router.replan("start").await {
+        tracing::error!("initial apply failed, retrying: {e}");
+    }
+    router.configure_health();
+
+    let (tx, mut requests) = mpsc::channel::<Envelope>(16);
+    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx).await?;
+    tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
+    let watchdog = systemd::ready();
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(LINK_POLL);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            Some((wan, round)) = rounds.recv() => router.on_round(&wan, round).await,
+            Some(()) = links.recv() => {
+                if router.refresh_links().await {
+                    let _ = router.replan("link change").await;
+                }
+                router.reconcile(false).await;
+            }
+            Some((req, reply)) = requests.recv() => {
+                let answer = router.handle(req).await;
+                let _ = reply.send(answer);
+            }
+            _ = hup.recv() => {
+                let answer = router.reload().await;
+                tracing::info!("SIGHUP: {answer}");
+            }
+            _ = second.tick() => {
+                // Pinged from the event loop itself: a wedged loop stops the pings and
+                // systemd restarts us (the kernel keeps forwarding meanwhile).
+                if watchdog {
+                    systemd::alive(&router);
+                }
+                router.expire_pending().await;
+                if router.expire_overrides() || router.last_error.is_some() {
+                    let _ = router.replan("maintenance/retry").await;
+                }
+            }
+            _ = tick.tick() => {
+                if router.refresh_links().await {
+                    let _ = router.replan("link poll").await;
+                }
+                router.reconcile(true).await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping; the kernel keeps the last applied routes and rules");
+    systemd::stopping();
+    let _ = std::fs::remove_file(&router.opts.socket);
+    Ok(())
+}

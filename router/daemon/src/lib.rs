@@ -1,0 +1,8 @@
+//! The router daemon (runs as root): `apply` talks to the kernel (netlink, nftables,
+//! conntrack); `health` probes each WAN; `alerts` sends mail and webhooks; `daemon` ties
+//! them together behind the control socket. Deciding is done by `routeros_shared::plan`.
+
+pub mod alerts;
+pub mod apply;
+pub mod daemon;
+pub mod health;

@@ -1,0 +1,377 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[[wan_interfaces]]
+name = "wan1"
+weight = 2
+gateway = "192.0.2.1"
+
+[[wan_interfaces]]
+name = "wan2"
+gateway = "198.51.100.1"
+
+[lan]
+interface = "lan0"
+address = "192.168.1.1/24"
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    Config::from_toml(text)
+        .expect_err("config should be refused")
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn shipped_example_is_valid_and_has_seed_defaults() {
+    let cfg = Config::from_toml(include_str!("../../../../config/routeros.toml")).unwrap();
+    let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
+    let wans: Vec<_> = cfg
+        .resolved_wans(&ids)
+        .map(|(w, t, m)| (w.name.as_str(), w.weight, t, m))
+        .collect();
+    assert_eq!(wans, [("eth0", 2, 100, 0x100), ("eth1", 1, 200, 0x200)]);
+    assert_eq!(cfg.health_check, HealthCheckConfig::default());
+    assert_eq!(cfg.health_check.timeout_seconds, 2.0);
+    assert_eq!(cfg.health_check.retry_count, 3);
+    assert_eq!(cfg.health_check.check_interval, 5.0);
+    assert_eq!(
+        cfg.health_targets(),
+        ["1.1.1.1".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(cfg.routing, RoutingConfig::default());
+    assert_eq!(cfg.logging.max_size, "10MB");
+}
+
+#[test]
+fn omitted_sections_take_defaults() {
+    let cfg = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(cfg.wan_interfaces[1].weight, 1);
+    assert_eq!(cfg.routing.load_balancing, BalanceMode::Ecmp);
+    assert!(cfg.policies.is_empty());
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let text = r#"
+[[wan_interfaces]]
+name = "wan1"
+weight = 0
+gateway = "192.168.1.7"
+colour = "red"
+
+[[wan_interfaces]]
+name = "wan1"
+weight = 300
+table = 254
+mark = 0x101
+
+[lan]
+interface = "lan0"
+address = "192.168.1.0/24"
+
+[routing]
+sticky_sessions = false
+"#;
+    let errs = errors(text);
+    let expect = [
+        "wan_interfaces[0].colour: unknown key",
+        "wan_interfaces[0].weight: 0 is not in 1..=255",
+        "wan_interfaces[0].gateway: 192.168.1.7 lies inside the LAN 192.168.1.0/24",
+        "wan_interfaces[1].name: `wan1` is already wan_interfaces[0]",
+        "wan_interfaces[1].weight: 300 is not in 1..=255",
+        "wan_interfaces[1].table: 254 is reserved",
+        "wan_interfaces[1].mark: 0x101 must be non-zero",
+        "lan.address: 192.168.1.0 is the network or broadcast address",
+        "routing.sticky_sessions: false is not supported",
+    ];
+    for want in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn clashing_tables_and_marks_name_the_first_user() {
+    let text = MINIMAL
+        .replace("weight = 2", "weight = 2\ntable = 100\nmark = 0x100")
+        .replace(
+            "gateway = \"198.51.100.1\"",
+            "gateway = \"198.51.100.1\"\ntable = 100\nmark = 0x100",
+        );
+    let errs = errors(&text);
+    assert!(
+        errs.contains(
+            &"wan_interfaces[1].table: table 100 is already used by wan_interfaces[0]".to_string()
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs.contains(
+            &"wan_interfaces[1].mark: mark 0x100 is already used by wan_interfaces[0]".to_string()
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn type_errors_name_the_field_and_line() {
+    let errs = errors(&MINIMAL.replace("weight = 2", "weight = \"heavy\""));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("wan_interfaces[0].weight: invalid type"),
+        "{errs:?}"
+    );
+    assert!(errs[0].contains("(line 4)"), "{errs:?}");
+
+    let errs = errors(&MINIMAL.replace("192.168.1.1/24", "192.168.1.1/33"));
+    assert!(errs[0].starts_with("lan.address: "), "{errs:?}");
+}
+
+#[test]
+fn missing_lan_and_no_wans() {
+    let errs = errors("");
+    assert_eq!(errs, ["lan: required but missing (line 1)"]);
+    let errs = errors("[lan]\naddress = \"10.0.0.1/24\"\n");
+    assert_eq!(errs, ["lan.interface: required but missing (line 1)"]);
+    let errs = errors("[lan]\ninterface = \"lan0\"\naddress = \"10.0.0.1/24\"\n");
+    assert_eq!(
+        errs,
+        ["wan_interfaces: at least one WAN interface is needed"]
+    );
+}
+
+#[test]
+fn policies_are_checked_against_wans() {
+    let text = format!(
+        "{MINIMAL}
+[[policies]]
+name = \"bank\"
+dst = \"203.0.113.0/24\"
+dst_port = 443
+via = [\"wan1\", \"wan9\", \"wan1\"]
+
+[[policies]]
+name = \"bad name\"
+src = \"192.168.1.500\"
+via = []
+"
+    );
+    let errs = errors(&text);
+    let expect = ["policies[1].src: `192.168.1.500` is not an IPv4 address or CIDR"];
+    // A type error stops parsing: fix it and the semantic errors appear.
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with(expect[0]), "{errs:?}");
+
+    let errs = errors(&text.replace("192.168.1.500", "192.168.1.50"));
+    let expect = [
+        "policies[0].via[1]: `wan9` is not one of wan_interfaces",
+        "policies[0].via[2]: `wan1` is listed twice",
+        "policies[0].dst_port: ports need protocol",
+        "policies[1].name: `bad name` must be",
+        "policies[1].via: name at least one WAN interface",
+    ];
+    for want in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn policy_fields_parse() {
+    let text = format!(
+        "{MINIMAL}
+[[policies]]
+name = \"games\"
+src = \"192.168.1.50\"
+protocol = \"udp\"
+dst_port = \"27000-27100\"
+via = [\"wan1\"]
+last_resort = \"drop\"
+sticky_timeout = 600
+"
+    );
+    let cfg = Config::from_toml(&text).unwrap();
+    let p = &cfg.policies[0];
+    assert_eq!(p.src.unwrap().to_string(), "192.168.1.50");
+    assert_eq!(
+        p.dst_port.unwrap(),
+        PortRange {
+            first: 27000,
+            last: 27100
+        }
+    );
+    assert_eq!(p.last_resort, LastResort::Drop);
+    // Round trip through TOML keeps the meaning (the web UI writes configs this way).
+    let again = Config::from_toml(&toml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(again, cfg);
+}
+
+#[test]
+fn port_ranges_and_sizes() {
+    assert!("0".parse::<PortRange>().is_err());
+    assert!("20-10".parse::<PortRange>().is_err());
+    assert_eq!("80".parse::<PortRange>().unwrap().to_string(), "80");
+    assert_eq!(parse_size("10MB").unwrap(), 10 << 20);
+    assert_eq!(parse_size("512kb").unwrap(), 512 << 10);
+    assert!(parse_size("ten").is_err());
+}
+
+#[test]
+fn dhcp_and_port_forwards_are_checked() {
+    let text = format!(
+        "{MINIMAL}
+[lan.dhcp]
+start = \"192.168.2.10\"
+end = \"192.168.1.1\"
+static_leases = [{{ mac = \"aa:bb\", address = \"192.168.1.20\" }}]
+
+[[port_forwards]]
+name = \"web\"
+protocol = \"tcp\"
+wan_port = \"8000-8100\"
+to = \"192.168.1.10\"
+to_port = 80
+
+[[port_forwards]]
+name = \"web2\"
+protocol = \"tcp\"
+wan_port = 8080
+to = \"10.0.0.5\"
+wans = [\"wan7\"]
+"
+    );
+    let errs = errors(&text);
+    let expect = [
+        "lan.dhcp.start: 192.168.2.10 is not a host address of the LAN",
+        "lan.dhcp.end: 192.168.1.1 is the router's own address",
+        "lan.dhcp.end: 192.168.1.1 comes before start",
+        "lan.dhcp.static_leases[0].mac: `aa:bb` is not a MAC",
+        "port_forwards[0].to_port: only a single wan_port",
+        "port_forwards[1].to: 10.0.0.5 is not a host of the LAN",
+        "port_forwards[1].wans[0]: `wan7` is not one of wan_interfaces",
+        "port_forwards[1].wan_port: tcp 8080 overlaps port_forwards[0]",
+    ];
+    for want in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn dot_and_dotdot_are_not_interface_names() {
+    for name in [".", ".."] {
+        let errs = errors(&MINIMAL.replace("\"lan0\"", &format!("\"{name}\"")));
+        assert_eq!(
+            errs,
+            [format!("lan.interface: `{name}` is not an interface name")]
+        );
+        let errs = errors(&MINIMAL.replace("\"wan2\"", &format!("\"{name}\"")));
+        assert_eq!(
+            errs,
+            [format!(
+                "wan_interfaces[1].name: `{name}` is not an interface name"
+            )]
+        );
+    }
+    // Dots inside a name stay valid (VLANs: eth0.100).
+    Config::from_toml(&MINIMAL.replace("\"lan0\"", "\"eth0.100\"")).unwrap();
+}
+
+#[test]
+fn sizes_past_u64_are_refused_not_wrapped() {
+    // 17179869184 GB = 2^34 * 2^30 = 2^64 bytes: used to wrap to 0.
+    assert_eq!(
+        parse_size("17179869184GB"),
+        Err("`17179869184GB` is too large".into())
+    );
+    assert_eq!(
+        parse_size("99999999999999999999999"),
+        Err("`99999999999999999999999` is too large".into())
+    );
+    assert_eq!(parse_size("16EB").map_err(|_| ()), Err(()));
+    assert_eq!(parse_size("4GB").unwrap(), 4 << 30);
+    let errs = errors(&format!(
+        "{MINIMAL}\n[logging]\nmax_size = \"17179869184GB\"\n"
+    ));
+    assert_eq!(errs, ["logging.max_size: `17179869184GB` is too large"]);
+}
+
+#[test]
+fn log_size_and_path_have_sane_bounds() {
+    let with = |logging: &str| format!("{MINIMAL}\n[logging]\n{logging}\n");
+    assert_eq!(
+        errors(&with("max_size = \"1B\"")),
+        ["logging.max_size: `1B` is not in 64KB..=4GB"]
+    );
+    assert_eq!(
+        errors(&with("max_size = \"5GB\"")),
+        ["logging.max_size: `5GB` is not in 64KB..=4GB"]
+    );
+    Config::from_toml(&with("max_size = \"64KB\"")).unwrap();
+    for (file, why) in [
+        ("routeros.log", "is not an absolute path"),
+        ("/var/log/../../etc/passwd", "may not contain `.` or `..`"),
+        ("/var/log/./routeros.log", "may not contain `.` or `..`"),
+        ("/var/log/", "does not name a file"),
+        ("/", "does not name a file"),
+    ] {
+        let errs = errors(&with(&format!("file = \"{file}\"")));
+        assert_eq!(errs, [format!("logging.file: `{file}` {why}")], "{file}");
+    }
+}
+
+#[test]
+fn probe_targets_and_timeouts_are_bounded() {
+    let with = |health: &str| format!("{MINIMAL}\n[health_check]\n{health}\n");
+    let many: Vec<String> = (1..=17).map(|i| format!("\"203.0.113.{i}\"")).collect();
+    assert_eq!(
+        errors(&with(&format!("targets = [{}]", many.join(", ")))),
+        ["health_check.targets: 17 targets; at most 16 (each is probed on every WAN every round)"]
+    );
+    Config::from_toml(&with(&format!("targets = [{}]", many[..16].join(", ")))).unwrap();
+    for bad in ["1e-300", "0.0", "-1.0", "61.0", "inf", "nan"] {
+        let errs = errors(&with(&format!("timeout_seconds = {bad}")));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(
+            errs[0].starts_with("health_check.timeout_seconds: ")
+                && errs[0].ends_with("is not in [0.1, 60] seconds"),
+            "{bad}: {errs:?}"
+        );
+    }
+    Config::from_toml(&with("timeout_seconds = 0.1")).unwrap();
+    Config::from_toml(&with("timeout_seconds = 60")).unwrap();
+}
+
+#[test]
+fn dns_servers_and_smtp_port_are_checked() {
+    let servers: Vec<String> = (1..=9).map(|i| format!("\"198.51.100.{i}\"")).collect();
+    let text = MINIMAL.replace(
+        "weight = 2",
+        &format!("weight = 2\ndns = [{}]", servers.join(", ")),
+    );
+    assert_eq!(
+        errors(&text),
+        ["wan_interfaces[0].dns: 9 servers; at most 8"]
+    );
+    let text = MINIMAL.replace("weight = 2", "weight = 2\ndns = [\"0.0.0.0\", \"8.8.8.8\"]");
+    assert_eq!(
+        errors(&text),
+        ["wan_interfaces[0].dns[0]: 0.0.0.0 cannot be a DNS server"]
+    );
+    let text = format!(
+        "{MINIMAL}\n[alerts.smtp]\nserver = \"mail.example\"\nport = 0\nfrom = \"r@example.net\"\nto = [\"a@example.net\"]\n"
+    );
+    assert_eq!(errors(&text), ["alerts.smtp.port: 0 is not a port"]);
+}

@@ -1,0 +1,329 @@
+//! The router config: read it (TOML and its JSON form), change it (validated here first,
+//! then commit-confirm through the daemon), confirm, list versions, roll back.
+
+use crate::auth::{Admin, Principal};
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::extract::{located, ApiJson, ClientIp};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use routeros_shared::config::Config;
+use routeros_shared::control::Request;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// Seconds before an unconfirmed change rolls itself back.
+pub const CONFIRM_SECONDS: u32 = 60;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigView {
+    /// The config file as saved.
+    pub toml: String,
+    /// The same parsed into its JSON form (null if the file does not validate).
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub version: Option<u64>,
+    /// A change waiting for confirmation: `{id, rollback_at_ms, by}`.
+    #[schema(value_type = Option<Object>)]
+    pub pending: Value,
+}
+
+/// A change that is live and rolls back unless confirmed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingAnswer {
+    /// `{id, rollback_at_ms}`.
+    #[schema(value_type = Object)]
+    pub pending: Value,
+    pub version: Option<u64>,
+}
+
+/// Either the JSON form (`config`) or the TOML text (`toml`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPut {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub toml: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    pub version: u64,
+}
+
+/// The JSON form of a config into [`Config`], every unknown key and the first type error
+/// named by its TOML path (as `routeros-watchdog --check` does for files).
+pub fn config_from_json(value: Value) -> Result<Config, Vec<FieldError>> {
+    let mut unknown = Vec::new();
+    let parsed = {
+        let mut on_unknown = |path: serde_ignored::Path| unknown.push(ignored_path(&path));
+        let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+        serde_path_to_error::deserialize::<_, Config>(de)
+    };
+    let mut errors: Vec<FieldError> = unknown
+        .into_iter()
+        .map(|p| FieldError::new(p, "unknown key"))
+        .collect();
+    match parsed {
+        Ok(cfg) if errors.is_empty() => Ok(cfg),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(located(&e.path().to_string(), &e.inner().to_string()));
+            Err(errors)
+        }
+    }
+}
+
+/// `a.b[0].c` from serde_ignored's path.
+fn ignored_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => match ignored_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}
+
+/// Validate locally (nothing reaches the daemon if this fails).
+pub fn validate_toml(text: &str) -> Result<Config, ApiError> {
+    Config::from_toml(text)
+        .map_err(|errors| ApiError::InvalidConfig(errors.0.into_iter().map(Into::into).collect()))
+}
+
+/// Forward a validated text as `apply_config` (commit-confirm) and refresh the live status.
+pub async fn apply_toml(
+    state: &AppState,
+    who: &Principal,
+    toml: String,
+) -> ApiResult<PendingAnswer> {
+    let answer = state
+        .daemon
+        .ok(&Request::ApplyConfig {
+            toml,
+            confirm_seconds: CONFIRM_SECONDS,
+            by: who.username.clone(),
+        })
+        .await?;
+    refresh_later(state);
+    Ok(pending_answer(&answer))
+}
+
+fn pending_answer(answer: &Value) -> PendingAnswer {
+    PendingAnswer {
+        pending: answer.get("pending").cloned().unwrap_or(Value::Null),
+        version: answer.get("version").and_then(Value::as_u64),
+    }
+}
+
+/// Push a new status to the streams soon, without making the caller wait.
+fn refresh_later(state: &AppState) {
+    let telemetry = state.telemetry.clone();
+    tokio::spawn(async move {
+        let _ = telemetry.refresh().await;
+    });
+}
+
+/// The config: TOML, JSON form, version, pending change.
+#[utoipa::path(get, path = "/api/v1/config", tag = "config",
+    responses((status = 200, body = ConfigView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn get_config(State(state): State<AppState>, _who: Admin) -> ApiResult<Json<ConfigView>> {
+    let answer = state.daemon.ok(&Request::GetConfig).await?;
+    let toml = answer
+        .get("toml")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let config = Config::from_toml(&toml)
+        .ok()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or(Value::Null);
+    Ok(Json(ConfigView {
+        toml,
+        config,
+        version: answer.get("version").and_then(Value::as_u64),
+        pending: answer.get("pending").cloned().unwrap_or(Value::Null),
+    }))
+}
+
+/// Change the config: validated here (400 with every field), then live at once and rolled
+/// back after 60 s unless confirmed.
+#[utoipa::path(put, path = "/api/v1/config", tag = "config",
+    request_body = ConfigPut,
+    responses((status = 200, body = PendingAnswer), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn put_config(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    who: Admin,
+    ApiJson(body): ApiJson<ConfigPut>,
+) -> ApiResult<Json<PendingAnswer>> {
+    let (toml, source) = match (body.config, body.toml) {
+        (Some(value), None) => {
+            let cfg = config_from_json(value).map_err(ApiError::InvalidConfig)?;
+            (toml::to_string(&cfg).map_err(ApiError::internal)?, "json")
+        }
+        (None, Some(text)) => (text, "toml"),
+        _ => {
+            return Err(ApiError::bad_field(
+                "config",
+                "send exactly one of `config` (JSON form) or `toml`",
+            ))
+        }
+    };
+    validate_toml(&toml)?;
+    let answer = apply_toml(&state, &who, toml).await?;
+    state
+        .audit
+        .record(
+            &who,
+            ip,
+            "config.apply",
+            json!({ "source": source, "version": answer.version, "pending": answer.pending }),
+        )
+        .await;
+    Ok(Json(answer))
+}
+
+/// Keep the pending change (must be a new request after the change).
+#[utoipa::path(post, path = "/api/v1/config/confirm", tag = "config",
+    request_body = ConfirmBody,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    who: Admin,
+    ApiJson(body): ApiJson<ConfirmBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .daemon
+        .ok(&Request::ConfirmConfig {
+            id: body.id.clone(),
+        })
+        .await?;
+    state
+        .audit
+        .record(&who, ip, "config.confirm", json!({ "id": body.id }))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Saved versions, oldest first.
+#[utoipa::path(get, path = "/api/v1/config/history", tag = "config",
+    responses((status = 200, body = Object, description = "{versions:[{version, saved_at_ms, by}]}"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+pub async fn history(State(state): State<AppState>, _who: Admin) -> ApiResult<Json<Value>> {
+    let answer = state.daemon.ok(&Request::ConfigHistory).await?;
+    let versions = answer.get("versions").cloned().unwrap_or(json!([]));
+    Ok(Json(json!({ "versions": versions })))
+}
+
+/// Apply a saved version (commit-confirm, like PUT).
+#[utoipa::path(post, path = "/api/v1/config/rollback", tag = "config",
+    request_body = RollbackBody,
+    responses((status = 200, body = PendingAnswer), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    who: Admin,
+    ApiJson(body): ApiJson<RollbackBody>,
+) -> ApiResult<Json<PendingAnswer>> {
+    let versions = state.daemon.ok(&Request::ConfigHistory).await?;
+    let known = versions
+        .get("versions")
+        .and_then(Value::as_array)
+        .is_some_and(|v| {
+            v.iter()
+                .any(|e| e.get("version").and_then(Value::as_u64) == Some(body.version))
+        });
+    if !known {
+        return Err(ApiError::NotFound(format!(
+            "no saved config version {}",
+            body.version
+        )));
+    }
+    let answer = state
+        .daemon
+        .ok(&Request::RollbackConfig {
+            version: body.version,
+            by: who.username.clone(),
+        })
+        .await?;
+    refresh_later(&state);
+    let answer = pending_answer(&answer);
+    state
+        .audit
+        .record(
+            &who,
+            ip,
+            "config.rollback",
+            json!({ "to_version": body.version, "version": answer.version, "pending": answer.pending }),
+        )
+        .await;
+    Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        json!({
+            "wan_interfaces": [{"name": "wan1", "weight": 2}, {"name": "wan2"}],
+            "lan": {"interface": "lan0", "address": "192.168.1.1/24"},
+            "health_check": {"targets": ["192.0.2.1"]},
+        })
+    }
+
+    #[test]
+    fn json_form_round_trips_through_toml() {
+        let cfg = config_from_json(sample()).unwrap();
+        let text = toml::to_string(&cfg).unwrap();
+        let back = validate_toml(&text).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn json_form_errors_have_toml_paths() {
+        let mut v = sample();
+        v["wan_interfaces"][0]["weight"] = json!("heavy");
+        v["lan"]["colour"] = json!("blue");
+        let errs = config_from_json(v).unwrap_err();
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"wan_interfaces[0].weight"), "{errs:?}");
+
+        let mut v = sample();
+        v["lan"]["colour"] = json!("blue");
+        let errs = config_from_json(v).unwrap_err();
+        assert_eq!(errs, vec![FieldError::new("lan.colour", "unknown key")]);
+
+        let mut v = sample();
+        v["lan"].as_object_mut().unwrap().remove("interface");
+        let errs = config_from_json(v).unwrap_err();
+        assert_eq!(errs[0].path, "lan.interface", "{errs:?}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The first-boot wizard: its state, replacing the default password, and applying the
+//! WAN/LAN answers as a config change.
+
+use super::config::{apply_toml, PendingAnswer};
+use super::session::session_cookie;
+use crate::auth::{Admin, Credential, Role, SetupAdmin, DEFAULT_PASSWORD, DEFAULT_USER};
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::extract::{ApiJson, ClientIp};
+use crate::wizard::{self, wizard_path, Wizard};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use routeros_shared::config::Config;
+use routeros_shared::control::Request;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupState {
+    /// The default password is still in force.
+    pub setup_required: bool,
+    /// The wizard was completed once.
+    pub wizard_done: bool,
+    /// Network interfaces on this box (for the WAN/LAN choice).
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub new_password: String,
+}
+
+/// Why a password is not acceptable.
+pub fn password_problem(password: &str) -> Option<String> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Some(format!("must be at least {MIN_PASSWORD} characters"));
+    }
+    if password == DEFAULT_PASSWORD {
+        return Some("must not be the default password".into());
+    }
+    None
+}
+
+/// Whether setup is required, and the interfaces to choose from. No login needed.
+#[utoipa::path(get, path = "/api/v1/setup", tag = "setup", security(()),
+    responses((status = 200, body = SetupState)))]
+pub async fn get_setup(State(state): State<AppState>) -> Json<SetupState> {
+    Json(SetupState {
+        setup_required: state.users.default_password_active(),
+        wizard_done: state.wizard.done(),
+        interfaces: wizard::interfaces(),
+    })
+}
+
+/// Replace the default password (first boot only); then every route opens. Every other
+/// session of `admin` ends (they were opened with the default password); a session caller
+/// gets a fresh session cookie.
+#[utoipa::path(post, path = "/api/v1/setup/password", tag = "setup",
+    request_body = NewPassword,
+    responses((status = 204, description = "password set; Set-Cookie: rsid (a new session)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    who: SetupAdmin,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> ApiResult<Response> {
+    if !state.users.default_password_active() {
+        return Err(ApiError::Conflict(
+            "the default password was already changed".into(),
+        ));
+    }
+    if let Some(p) = password_problem(&body.new_password) {
+        return Err(ApiError::bad_field("new_password", p));
+    }
+    state
+        .users
+        .finish_setup(&body.new_password, &state.hasher)
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    match &who.credential {
+        Credential::Session(_) => {
+            let token = state.sessions.restart_user(DEFAULT_USER, Role::Admin);
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&token)?);
+        }
+        Credential::Key(_) => state.sessions.remove_user(DEFAULT_USER),
+    }
+    state
+        .audit
+        .record(&who, ip, "setup.password", json!({}))
+        .await;
+    Ok(response)
+}
+
+/// Apply the wizard's WANs and LAN as a config change (commit-confirm, like PUT /config)
+/// and mark setup done.
+#[utoipa::path(post, path = "/api/v1/setup/apply", tag = "setup",
+    request_body = Wizard,
+    responses((status = 200, body = PendingAnswer), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn apply(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    who: Admin,
+    ApiJson(body): ApiJson<Wizard>,
+) -> ApiResult<Json<PendingAnswer>> {
+    let problems = body.check();
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidConfig(problems));
+    }
+    let current = state.daemon.ok(&Request::GetConfig).await?;
+    let text = current.get("toml").and_then(Value::as_str).unwrap_or("");
+    let base = Config::from_toml(text).map_err(|e| {
+        ApiError::Conflict(format!(
+            "the running config does not validate, fix it first: {e}"
+        ))
+    })?;
+    let new = body.to_config(base);
+    let toml = toml::to_string(&new).map_err(ApiError::internal)?;
+    if let Err(errors) = Config::from_toml(&toml) {
+        let fields = errors
+            .0
+            .into_iter()
+            .map(|e| FieldError::new(wizard_path(&e.path), e.reason))
+            .collect();
+        return Err(ApiError::InvalidConfig(fields));
+    }
+    let answer = apply_toml(&state, &who, toml).await?;
+    state
+        .wizard
+        .mark_done(&body, &who.username)
+        .map_err(|e| ApiError::Internal(format!("cannot save setup state: {e}")))?;
+    state
+        .audit
+        .record(
+            &who,
+            ip,
+            "setup.apply",
+            json!({ "wans": body.wans.iter().map(|w| &w.name).collect::<Vec<_>>(),
+                    "lan": body.lan.interface, "timezone": body.timezone,
+                    "pending": answer.pending }),
+        )
+        .await;
+    Ok(Json(answer))
+}
