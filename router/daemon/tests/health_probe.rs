@@ -100,12 +100,7 @@ const WAN1: (&str, &str, &str, u32) = ("wan1", "192.0.2.2", "192.0.2.1", 100);
 const WAN2: (&str, &str, &str, u32) = ("wan2", "198.51.100.2", "198.51.100.1", 200);
 
 impl Lab {
-    /// None (with a note) when not root.
-    fn new() -> Option<Self> {
-        if !nix::unistd::Uid::effective().is_root() {
-            eprintln!("skipping: health probe namespace tests need root");
-            return None;
-        }
+    fn new() -> Self {
         fresh_netns();
         sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
         let lab = Self {
@@ -117,7 +112,7 @@ impl Lab {
         // The planner's per-WAN rules (priority 1300 + i).
         sh("ip rule add pref 1300 oif wan1 lookup 100");
         sh("ip rule add pref 1301 oif wan2 lookup 200");
-        Some(lab)
+        lab
     }
 
     /// (Re)create one WAN link and its routes: its table's default, and the main default
@@ -151,8 +146,9 @@ async fn round(wan: &str, targets: &[Ipv4Addr], seq: u16) -> Round {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_wan2_round_leaves_via_wan2_and_counts_only_echo_replies() {
-    let Some(lab) = Lab::new() else { return };
+    let lab = Lab::new();
     assert!(
         sh("ip route show table main").contains("default via 192.0.2.1 dev wan1"),
         "main default is wan1 only"
@@ -211,8 +207,9 @@ fn a_wan2_round_leaves_via_wan2_and_counts_only_echo_replies() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn wan2_fails_when_isp2_goes_dark_while_wan1_still_answers() {
-    let Some(lab) = Lab::new() else { return };
+    let lab = Lab::new();
     run(async {
         let wan1 = client_for("wan1").unwrap();
         let wan2 = client_for("wan2").unwrap();
@@ -251,8 +248,9 @@ async fn collect(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_100ms_prober_delivers_about_15_rounds_in_1_5_s_even_when_its_wan_is_dead() {
-    let Some(lab) = Lab::new() else { return };
+    let lab = Lab::new();
     sh(&format!("ip -n {} link set {PEER} down", lab.isp2.ns));
     run(async {
         let (tx, mut rx) = mpsc::channel(64);
@@ -283,8 +281,9 @@ fn a_100ms_prober_delivers_about_15_rounds_in_1_5_s_even_when_its_wan_is_dead() 
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_prober_rebinds_when_its_interface_is_recreated() {
-    let Some(lab) = Lab::new() else { return };
+    let lab = Lab::new();
     run(async {
         let (tx, mut rx) = mpsc::channel(64);
         let prober = spawn_wan_prober(

@@ -3,9 +3,9 @@
 //! the lab's own namespaces: an ISP whose uplink dies or that silently drops (the router's WAN
 //! keeps carrier), a WAN that loses carrier, a target that answers every other probe, a slow
 //! target, a DHCP gateway that moves. Every test builds its own lab (prefixes f1..f9), so they
-//! can run in parallel. Root only (skipped with a note otherwise).
+//! can run in parallel. Root only: `#[ignore = "needs root"]`.
 //!
-//!     cargo test -p routeros-daemon --test lab_failover -- --test-threads=2
+//!     sudo cargo test -p routeros-daemon --test lab_failover -- --include-ignored --test-threads=2
 
 mod common;
 
@@ -285,10 +285,8 @@ fn ct_marks(lab: &Lab) -> BTreeMap<u16, Vec<u32>> {
 // --- 1 --------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn dead_upstream_fails_over_and_only_its_connections_are_reset() {
-    if !running_as_root("dead_upstream_fails_over_and_only_its_connections_are_reset") {
-        return;
-    }
     let lab = Lab::up("f1", fast(2));
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let clients =
@@ -490,10 +488,8 @@ fn dead_upstream_fails_over_and_only_its_connections_are_reset() {
 // --- 2 --------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn carrier_loss_takes_effect_without_waiting_for_probes() {
-    if !running_as_root("carrier_loss_takes_effect_without_waiting_for_probes") {
-        return;
-    }
     // Slow probes: a failure found by probing would take 3 rounds of 5 s.
     let opts = LabOpts {
         weights: vec![1, 1],
@@ -606,10 +602,8 @@ fn flap_counters(ns: &str) -> (u64, u64) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn flapping_target_does_not_flap_the_wan() {
-    if !running_as_root("flapping_target_does_not_flap_the_wan") {
-        return;
-    }
     // One target, so every round has one probe and rounds alternate: ok, lost, ok, lost...
     // Never retry_count (3) failures in a row.
     let opts = LabOpts {
@@ -675,10 +669,8 @@ fn flapping_target_does_not_flap_the_wan() {
 // --- 4 --------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn three_wans_one_failing() {
-    if !running_as_root("three_wans_one_failing") {
-        return;
-    }
     let lab = Lab::up("f4", fast(3));
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let choose = lab.nft_chain("choose_wan");
@@ -747,10 +739,8 @@ fn kill_switch(lab: &Lab, args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn kill_switch_round_trip() {
-    if !running_as_root("kill_switch_round_trip") {
-        return;
-    }
     let lab = Lab::up(
         "f5",
         LabOpts {
@@ -917,10 +907,8 @@ fn kill_switch_round_trip() {
 // --- 6 --------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn maintenance_window_expires_by_itself() {
-    if !running_as_root("maintenance_window_expires_by_itself") {
-        return;
-    }
     let lab = Lab::up(
         "f6",
         LabOpts {
@@ -989,10 +977,8 @@ fn maintenance_window_expires_by_itself() {
 // --- 7 --------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn dhcp_gateway_change_is_followed() {
-    if !running_as_root("dhcp_gateway_change_is_followed") {
-        return;
-    }
     let lab = Lab::up("f7", fast(2));
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let rtr = lab.rtr();
@@ -1169,10 +1155,8 @@ fn dhcp_gateway_change_is_followed() {
 // --- 8 --------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root"]
 fn all_wans_down_keeps_last_routes() {
-    if !running_as_root("all_wans_down_keeps_last_routes") {
-        return;
-    }
     let lab = Lab::up("f8", fast(2));
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let before = lab.kernel_state();
@@ -1248,10 +1232,8 @@ fn all_wans_down_keeps_last_routes() {
 const SLOW_TARGET: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
 
 #[test]
+#[ignore = "needs root"]
 fn high_latency_marks_wan_degraded() {
-    if !running_as_root("high_latency_marks_wan_degraded") {
-        return;
-    }
     // Probes wait 1 s, so a 300 ms answer is late but not lost. The loss limit is raised
     // to 50%: this test is about latency, and a fresh daemon loses its first probe round
     // (it probes before its first apply), which at 1 lost of 3 rounds would read as 33% loss
@@ -1354,10 +1336,8 @@ fn high_latency_marks_wan_degraded() {
 /// the first apply had installed the WAN tables and `oif` rules, so it was lost, and 1 lost
 /// round of the first 3 read as 33% loss > 20%. Probers now start after the first apply.
 #[test]
+#[ignore = "needs root"]
 fn fresh_start_is_not_reported_as_degraded() {
-    if !running_as_root("fresh_start_is_not_reported_as_degraded") {
-        return;
-    }
     let lab = Lab::up(
         "fa",
         LabOpts {

@@ -1,8 +1,8 @@
 //! End to end: the daemon built for this test run routes a namespace lab (`ci/lab.sh`) and
 //! real traffic from the LAN client proves what it does. Every test builds its own lab with
-//! its own prefix, so the tests can run in parallel. Root only (skipped with a note otherwise).
+//! its own prefix, so the tests can run in parallel. Root only: `#[ignore = "needs root"]`.
 //!
-//!     cargo test -p routeros-daemon --test lab_routing -- --test-threads=2
+//!     sudo cargo test -p routeros-daemon --test lab_routing -- --include-ignored --test-threads=2
 
 mod common;
 
@@ -31,10 +31,8 @@ fn wans_seen(sources: &[IpAddr], wans: usize) -> BTreeSet<usize> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn lan_reaches_internet_through_both_wans() {
-    if !running_as_root("lan_reaches_internet_through_both_wans") {
-        return;
-    }
     let lab = Lab::up("t1", LabOpts::default());
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let second = TcpEchoServer::start(&lab.inet(), SocketAddr::from((INET_HOST2, ECHO_PORT)));
@@ -87,10 +85,8 @@ fn lan_reaches_internet_through_both_wans() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn new_connections_split_by_weight() {
-    if !running_as_root("new_connections_split_by_weight") {
-        return;
-    }
     let lab = Lab::up("t2", LabOpts::default());
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let started = Instant::now();
@@ -103,10 +99,8 @@ fn new_connections_split_by_weight() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn three_wans_split_by_weight() {
-    if !running_as_root("three_wans_split_by_weight") {
-        return;
-    }
     let weights = vec![3, 2, 1];
     let lab = Lab::up(
         "t7",
@@ -135,10 +129,8 @@ fn three_wans_split_by_weight() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn connections_keep_their_wan() {
-    if !running_as_root("connections_keep_their_wan") {
-        return;
-    }
     let lab = Lab::up("t3", LabOpts::default());
     let recorder = UdpRecorder::start(&lab.inet(), inet(UDP_PORT));
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
@@ -299,10 +291,8 @@ fn tcp_connections_keep_their_wan(lab: &Lab, server: &TcpEchoServer) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn wan_side_cannot_reach_lan_or_management() {
-    if !running_as_root("wan_side_cannot_reach_lan_or_management") {
-        return;
-    }
     let lab = Lab::up("t4", LabOpts::default());
     let mgmt_ports = [22u16, 8080, 8081];
     // Listeners only; the kernel completes handshakes into the backlog without accept().
@@ -404,10 +394,8 @@ fn wan_input_drops(lab: &Lab) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bad_config_is_refused_and_rules_stay() {
-    if !running_as_root("bad_config_is_refused_and_rules_stay") {
-        return;
-    }
     let lab = Lab::up("t5", LabOpts::default());
     let config = lab.config_path();
     let good = std::fs::read_to_string(&config).expect("lab config");
@@ -525,10 +513,8 @@ fn assert_state_eq(before: &KernelState, after: &KernelState, when: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_restart_keeps_established_connections() {
-    if !running_as_root("daemon_restart_keeps_established_connections") {
-        return;
-    }
     let lab = Lab::up("t6", LabOpts::default());
     let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
     let mut clients =
@@ -576,10 +562,8 @@ fn daemon_restart_keeps_established_connections() {
 /// wrong connections: connections to a WAN's own subnet (the ISP's modem) bypass the pick
 /// and are marked by their egress interface, as are the router's own connections.
 #[test]
+#[ignore = "needs root"]
 fn conntrack_marks_match_the_wan_used() {
-    if !running_as_root("conntrack_marks_match_the_wan_used") {
-        return;
-    }
     let lab = Lab::up("t8", LabOpts::default());
     let modem = SocketAddr::from(([198, 51, 100, 1], ECHO_PORT));
     let server = TcpEchoServer::start(&lab.isp(2), modem);

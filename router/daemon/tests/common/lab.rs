@@ -37,15 +37,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Read timeout on test sockets: a lost answer fails the test instead of hanging it.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// True when the test can run; otherwise prints why it is skipped. CI runs as root.
-pub fn running_as_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces, nftables); CI runs it as root");
-    false
-}
-
 /// The router's address on WAN `i` (1-based), the address the internet sees (lab-common.sh).
 pub fn wan_addr(i: usize) -> Ipv4Addr {
     match i {
@@ -150,6 +141,7 @@ impl Lab {
     /// `LAB_TEST_TAG` (environment) is put in front of it, so two checkouts can run the same
     /// test at once on one machine.
     pub fn up(prefix: &str, opts: LabOpts) -> Lab {
+        super::require_root();
         let prefix = &format!(
             "{}{prefix}",
             std::env::var("LAB_TEST_TAG").unwrap_or_default()

@@ -12,12 +12,24 @@ use std::time::Duration;
 
 use nix::sched::{unshare, CloneFlags};
 
+/// Panic unless running as root. Tests that need root are `#[ignore = "needs root"]`, so a
+/// plain `cargo test` as a normal user lists them as ignored instead of passing them unrun;
+/// this turns `--include-ignored` without root into a clear failure, never a silent pass.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (network namespaces, nftables, conntrack): run \
+         `sudo cargo test -- --include-ignored` as ci/test.sh does"
+    );
+}
+
 /// Move the calling thread into a new, empty network namespace and bring `lo` up.
 ///
 /// libtest runs every test on its own thread and network namespaces are per thread, so
 /// this isolates exactly one test; processes spawned from the thread afterwards (`sh`) and
 /// sockets it opens (a current-thread tokio runtime) live in the same namespace. Needs root.
 pub fn fresh_netns() {
+    require_root();
     unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET): are we root?");
     sh("ip link set lo up");
 }
