@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use common::lab::*;
 use routeros_shared::plan::nft::{NFT_FAMILY, NFT_TABLE};
 
-const ECHO_PORT: u16 = 5001;
 /// Routes and rules must be back within this (issue #10: "back within 1 s").
 const RESTORE: Duration = Duration::from_secs(1);
 /// The nft table is checked on the daemon's 5 s link poll; one poll plus slack.

@@ -16,12 +16,7 @@ use std::time::{Duration, Instant};
 use common::lab::*;
 use routeros_shared::control::Request;
 
-const ECHO_PORT: u16 = 5001;
 const UDP_PORT: u16 = 5002;
-
-fn inet(port: u16) -> SocketAddr {
-    SocketAddr::from((INET_HOST, port))
-}
 
 fn wans_seen(sources: &[IpAddr], wans: usize) -> BTreeSet<usize> {
     sources
@@ -492,11 +487,6 @@ fn bad_config_is_refused_and_rules_stay() {
         "main multipath default with weights 3:1:\n{routes}"
     );
     assert_eq!(lab.rules(), before.rules, "rules do not depend on weights");
-}
-
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "{from:?} once in:\n{text}");
-    text.replacen(from, to, 1)
 }
 
 fn assert_state_eq(before: &KernelState, after: &KernelState, when: &str) {

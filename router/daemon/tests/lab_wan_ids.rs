@@ -14,8 +14,6 @@ use routeros_shared::control::Request;
 use routeros_shared::events::{now_ms, EventKind};
 use serde_json::Value;
 
-const ECHO_PORT: u16 = 5001;
-
 /// The `[[wan_interfaces]]` block of `name` in the lab config (up to the blank line after it).
 fn block<'a>(text: &'a str, name: &str) -> &'a str {
     let start = text

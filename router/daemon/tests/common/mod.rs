@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod delay;
+pub mod failover;
 pub mod lab;
 
 use std::io::{BufRead, BufReader};
