@@ -36,9 +36,12 @@ fn cpu_time(pid: i32) -> Duration {
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     let ticks = fields[11] + fields[12]; // utime, stime (fields 14 and 15)
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .unwrap()
-        .unwrap() as u64;
+    let hz = u64::try_from(
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     Duration::from_millis(ticks * 1000 / hz)
 }
 

@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn quiet_keys_are_pruned() {
         let mut rl = RateLimiter::new(1_000);
-        for i in 0..=PRUNE_ABOVE as u32 {
+        for i in 0..=u32::try_from(PRUNE_ABOVE).unwrap() {
             rl.offer(i, (), 0).unwrap();
         }
         assert!(rl.offer(0, (), 0).is_none()); // still in window: held, so never pruned

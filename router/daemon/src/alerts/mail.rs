@@ -127,7 +127,7 @@ pub fn body(alert: &Alert) -> String {
 pub fn utc_time(at_ms: u64) -> String {
     let secs = at_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
+    let z = i64::try_from(days).expect("u64::MAX ms is under 2^38 days") + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;

@@ -213,7 +213,7 @@ async fn dispatch(
     host: Arc<str>,
 ) {
     let start = Instant::now();
-    let now = move || start.elapsed().as_millis() as u64;
+    let now = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut limiter: RateLimiter<Key, Event> = RateLimiter::new(interval_ms);
     let fan_out = |r: Release<Key, Event>| {
         let alert = Arc::new(Alert {
@@ -332,7 +332,7 @@ where
             let wait = backoff(tuning, attempt);
             tracing::warn!(
                 sink, target, kind, wan, attempt, attempts, %error,
-                retry_in_ms = wait.as_millis() as u64,
+                retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 "alert delivery failed; will retry"
             );
             tokio::time::sleep(wait).await;

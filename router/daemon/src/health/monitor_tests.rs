@@ -288,10 +288,13 @@ fn a_restored_link_that_keeps_failing_stays_down_quietly() {
 fn transitions_serialise_for_the_event_log() {
     let mut f = Feeder::new(&cfg(1, 1), Up);
     let t = f.feed(fail()).unwrap();
-    let expected_ms = (f.mon.epoch.1 + Duration::from_secs(1))
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let expected_ms = u64::try_from(
+        (f.mon.epoch.1 + Duration::from_secs(1))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
     let json = serde_json::to_value(&t).unwrap();
     assert_eq!(json["from"], "up");
     assert_eq!(json["to"], "down");

@@ -107,8 +107,11 @@ async fn ping_one(
 fn identifier(ifname: &str) -> PingIdentifier {
     let mut h = DefaultHasher::new();
     ifname.hash(&mut h);
+    // Folded to ICMP's 16-bit identifier: dropping the high bits is the point.
+    #[allow(clippy::cast_possible_truncation)]
+    let (hash, pid) = (h.finish() as u16, std::process::id() as u16);
     // XOR keeps two WANs of one process apart exactly when their name hashes differ.
-    PingIdentifier(h.finish() as u16 ^ std::process::id() as u16)
+    PingIdentifier(hash ^ pid)
 }
 
 /// Run a probe round every `interval` through `ifname` and send `(ifname, round)` to `tx`.

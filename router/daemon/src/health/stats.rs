@@ -60,7 +60,10 @@ impl WanStats {
     /// Room for an hour of rounds at `interval`: ceil(3600 s / interval), at most [`MAX_SAMPLES`].
     pub fn new(interval: Duration) -> Self {
         let per_hour = (HOUR_SECS / interval.as_secs_f64().max(1e-3)).ceil();
-        Self::with_capacity(per_hour.min(MAX_SAMPLES as f64) as usize)
+        // In 1..=MAX_SAMPLES: a positive quotient, capped.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let capacity = per_hour.min(MAX_SAMPLES as f64) as usize;
+        Self::with_capacity(capacity)
     }
 
     pub fn with_capacity(capacity: usize) -> Self {

@@ -152,7 +152,7 @@ fn raw_socket(addr: Ipv4Addr) -> io::Result<OwnedFd> {
         libc::bind(
             socket.as_raw_fd(),
             std::ptr::from_ref(&sa).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            socklen::<libc::sockaddr_in>(),
         )
     };
     if rc < 0 {
@@ -169,7 +169,7 @@ fn set_option<T>(socket: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<(
             libc::SOL_SOCKET,
             name,
             std::ptr::from_ref(value).cast(),
-            size_of::<T>() as libc::socklen_t,
+            socklen::<T>(),
         )
     };
     if rc < 0 {
@@ -179,9 +179,14 @@ fn set_option<T>(socket: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<(
     }
 }
 
+/// The size of `T` as the kernel takes it (a sockaddr or socket option: a few bytes).
+fn socklen<T>() -> libc::socklen_t {
+    libc::socklen_t::try_from(size_of::<T>()).expect("a sockaddr or option fits socklen_t")
+}
+
 fn sockaddr(addr: Ipv4Addr) -> libc::sockaddr_in {
     libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_family: libc::sa_family_t::try_from(libc::AF_INET).expect("AF_INET is 2"),
         sin_port: 0,
         sin_addr: libc::in_addr {
             s_addr: u32::from(addr).to_be(),
@@ -202,7 +207,7 @@ fn serve(
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: `buf` is valid for writes of its whole length for the duration of the call.
         let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
+        let Ok(n) = usize::try_from(n) else {
             let e = io::Error::last_os_error();
             if !matches!(
                 e.kind(),
@@ -212,8 +217,8 @@ fn serve(
                 thread::sleep(Duration::from_millis(10));
             }
             continue;
-        }
-        let packet = &buf[..n as usize];
+        };
+        let packet = &buf[..n];
         let Some((source, reply)) = echo_reply_for(packet, addr) else {
             continue;
         };
@@ -266,7 +271,7 @@ fn checksum(data: &[u8]) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    !(sum as u16)
+    !u16::try_from(sum).expect("folded to 16 bits")
 }
 
 fn send_to(socket: &OwnedFd, icmp: &[u8], to: Ipv4Addr) -> io::Result<()> {
@@ -280,7 +285,7 @@ fn send_to(socket: &OwnedFd, icmp: &[u8], to: Ipv4Addr) -> io::Result<()> {
             icmp.len(),
             0,
             std::ptr::from_ref(&sa).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            socklen::<libc::sockaddr_in>(),
         )
     };
     if n < 0 {

@@ -145,8 +145,7 @@ impl WanIds {
 
         // The slot of its position first (today's numbers on a first run), then the lowest.
         let mut used = (tables, marks);
-        for (i, need) in got.iter_mut().enumerate() {
-            let n = i as u32 + 1;
+        for (n, need) in (1u32..).zip(got.iter_mut()) {
             if n <= MAX_SLOT && fits(n, need, &used) {
                 take(n, need, &mut used);
             }
@@ -219,10 +218,10 @@ pub fn resolve<'a>(
     cfg: &'a Config,
     ids: &'a WanIds,
 ) -> impl Iterator<Item = (&'a WanConfig, WanId)> + 'a {
-    cfg.wan_interfaces.iter().enumerate().map(|(i, w)| {
+    (1u32..).zip(&cfg.wan_interfaces).map(|(n, w)| {
         let id = ids.get(&w.name);
         debug_assert!(id.is_some(), "{} has no allocated numbers", w.name);
-        (w, id.unwrap_or_else(|| WanId::slot(i as u32 + 1)))
+        (w, id.unwrap_or_else(|| WanId::slot(n)))
     })
 }
 

@@ -111,8 +111,7 @@ pub fn rules(views: &[WanView]) -> Vec<RuleSpec> {
         selector: RuleSelector::SuppressMainDefault,
         table: MAIN_TABLE,
     }];
-    for (i, w) in views.iter().enumerate() {
-        let i = i as u32;
+    for (i, w) in (0u32..).zip(views) {
         rules.push(RuleSpec {
             priority: RULE_PRIO_FWMARK + i,
             selector: RuleSelector::FwMark {

@@ -38,7 +38,7 @@ mod tests {
         /// generator can produce belongs to exactly one WAN, in proportion to its weight.
         #[test]
         fn slots_cover_the_range_once(weights in prop::collection::vec(1u32..=255, 1..=32)) {
-            let input: Vec<(u32, u32)> = weights.iter().enumerate().map(|(i, &w)| ((i as u32 + 1) << 8, w)).collect();
+            let input: Vec<(u32, u32)> = (1u32..).zip(&weights).map(|(n, &w)| (n << 8, w)).collect();
             let (total, slots) = slots(&input);
             prop_assert_eq!(total, weights.iter().sum::<u32>());
             let mut owner = vec![0u32; total as usize];

@@ -63,7 +63,7 @@ impl<K: Hash + Eq + Clone> LoginLimiter<K> {
         }
         let oldest = *times.front().expect("non-empty");
         let wait = self.window.saturating_sub(now.duration_since(oldest));
-        Err(wait.as_secs_f64().ceil().max(1.0) as u64)
+        Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
     }
 
     /// Count an attempt as a failure before it is checked (so concurrent guesses cannot

@@ -403,7 +403,7 @@ mod tests {
         ]
         .concat();
         let msg = |kind: u16, seq: u32, payload: &[u8]| {
-            let len = 16 + payload.len() as u32;
+            let len = u32::try_from(16 + payload.len()).unwrap();
             let mut m = Vec::new();
             m.extend(len.to_ne_bytes());
             m.extend(kind.to_ne_bytes());

@@ -144,7 +144,7 @@ impl Lab {
 
     /// Current size of the daemon log (a position for [`Lab::wait_log_line`]).
     pub fn daemon_log_len(&self) -> usize {
-        std::fs::metadata(self.daemon_log_path()).map_or(0, |m| m.len() as usize)
+        std::fs::metadata(self.daemon_log_path()).map_or(0, |m| usize::try_from(m.len()).unwrap())
     }
 }
 
