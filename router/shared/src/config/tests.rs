@@ -27,10 +27,11 @@ fn errors(text: &str) -> Vec<String> {
 #[test]
 fn shipped_example_is_valid_and_has_seed_defaults() {
     let cfg = Config::from_toml(include_str!("../../../../config/routeros.toml")).unwrap();
-    let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
-    let wans: Vec<_> = cfg
-        .resolved_wans(&ids)
-        .map(|(w, t, m)| (w.name.as_str(), w.weight, t, m))
+    let allocation = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
+    let wans: Vec<_> = allocation
+        .resolved
+        .wans()
+        .map(|w| (w.config.name.as_str(), w.config.weight, w.table, w.mark))
         .collect();
     assert_eq!(wans, [("eth0", 2, 100, 0x100), ("eth1", 1, 200, 0x200)]);
     assert_eq!(cfg.health_check, HealthCheckConfig::default());
