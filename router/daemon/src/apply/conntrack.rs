@@ -138,9 +138,16 @@ mod tests {
         }
         assert!(check_filter(0, 0xff00, Purpose::Flush).is_err());
         assert!(check_filter(0, 0xff00, Purpose::Count).is_ok());
-        let msg = check_filter(0x100, 0, Purpose::Flush)
-            .unwrap_err()
-            .to_string();
+        let err = check_filter(0x100, 0, Purpose::Flush).unwrap_err();
+        assert!(matches!(
+            err,
+            ApplyError::Conntrack(ConntrackError::Refused {
+                mark: 0x100,
+                mask: 0,
+                ..
+            })
+        ));
+        let msg = err.to_string();
         assert!(msg.contains("refusing mark 0x100/0x0"), "{msg}");
     }
 

@@ -60,6 +60,21 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// The errno (positive) the kernel or a system call answered, when that is the cause.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            ApplyError::Netlink { source, .. } => netlink::errno(source),
+            ApplyError::Socket { source, .. } | ApplyError::SaveWanIds { source, .. } => {
+                source.raw_os_error()
+            }
+            ApplyError::Conntrack(ConntrackError::Io { source, .. })
+            | ApplyError::Nft(NftError::Io { source, .. }) => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
 /// Routes and policy rules, through rtnetlink.
 #[allow(async_fn_in_trait)]
 pub trait RouteDriver {

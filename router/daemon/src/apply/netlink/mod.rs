@@ -55,7 +55,7 @@ fn netlink_err(what: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) ->
 }
 
 /// The errno of a netlink error reply, as a positive number.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
         _ => None,
