@@ -52,8 +52,10 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Every problem found in one config, in file order where possible.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// Every problem found in one config, in file order where possible (serialized as the
+/// list of [`FieldError`]s).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ConfigErrors(pub Vec<FieldError>);
 
 impl fmt::Display for ConfigErrors {
