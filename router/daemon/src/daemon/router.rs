@@ -267,8 +267,8 @@ impl Router {
         Ok((views, plan))
     }
 
-    /// Every WAN's view as the last plan saw it (the numbers saved by [`Router::decide`] are
-    /// stable, so allocating again gives the same; empty only if no numbers can be found).
+    /// Every WAN's view from the current inputs, for reports (read-only: allocating again
+    /// gives the numbers [`Router::decide`] saved; empty only if none can be found).
     pub fn views(&self) -> Vec<WanView> {
         WanIds::allocate(&self.cfg, &self.ids)
             .map(|a| plan::wan_views(&a.resolved, &self.states, &self.overrides))

@@ -30,8 +30,8 @@ pub struct WanView {
 pub fn wan_views(resolved: &Resolved, states: &WanStates, ov: &Overrides) -> Vec<WanView> {
     resolved
         .wans()
-        .map(|resolved| {
-            let (w, table, mark) = (resolved.config, resolved.table, resolved.mark);
+        .map(|wan| {
+            let (w, table, mark) = (wan.config, wan.table, wan.mark);
             let rt = states.get(&w.name).cloned().unwrap_or_default();
             let gateway = w.gateway.or(rt.link.gateway);
             let routable = rt.link.present && gateway.is_some();
