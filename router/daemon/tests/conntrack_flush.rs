@@ -18,6 +18,7 @@ use std::time::Duration;
 use common::{fresh_netns, sh};
 use nix::sched::{setns, CloneFlags};
 use routeros_daemon::apply::conntrack::{ConntrackCli, ConntrackDriver, ConntrackNetlink};
+use routeros_daemon::apply::{ApplyError, ConntrackError};
 use routeros_shared::plan::MARK_MASK;
 
 /// Destination port, conntrack mark its connections get, IPv4 and IPv6 connections to open.
@@ -241,6 +242,10 @@ async fn refuses_wide_filters(mut driver: impl ConntrackDriver) {
             .flush_mark(mark, mask)
             .await
             .expect_err(&format!("flush {mark:#x}/{mask:#x} must be refused"));
+        assert!(
+            matches!(err, ApplyError::Conntrack(ConntrackError::Refused { .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains("refusing"), "{err}");
     }
     for (mark, mask) in [(0x100, 0), (0x101, MARK_MASK)] {

@@ -23,8 +23,8 @@ impl FieldError {
     }
 }
 
-impl From<routeros_shared::config::ConfigError> for FieldError {
-    fn from(e: routeros_shared::config::ConfigError) -> Self {
+impl From<routeros_shared::config::FieldError> for FieldError {
+    fn from(e: routeros_shared::config::FieldError) -> Self {
         Self::new(e.path, e.reason)
     }
 }

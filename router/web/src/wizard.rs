@@ -135,11 +135,12 @@ impl Wizard {
     }
 
     /// The running config with the wizard's WANs, LAN and DHCP range (WANs keep the table,
-    /// mark and priority they had under the same name; the other DHCP settings stay).
-    pub fn to_config(&self, base: Config) -> Config {
-        let mut cfg = base;
-        let old = std::mem::take(&mut cfg.wan_interfaces);
-        cfg.wan_interfaces = self
+    /// mark and priority they had under the same name; the other DHCP settings stay),
+    /// validated; problems are named by the wizard's body paths (see [`wizard_path`]).
+    pub fn to_config(&self, base: &Config) -> Result<Config, Vec<FieldError>> {
+        let mut raw = base.to_raw();
+        let old = std::mem::take(&mut raw.wan_interfaces);
+        raw.wan_interfaces = self
             .wans
             .iter()
             .map(|w| {
@@ -155,16 +156,22 @@ impl Wizard {
                 }
             })
             .collect();
-        let mut dhcp = cfg.lan.dhcp.clone();
+        let mut dhcp = raw.lan.dhcp.clone();
         dhcp.enabled = true;
         dhcp.start = Some(self.lan.dhcp_start);
         dhcp.end = Some(self.lan.dhcp_end);
-        cfg.lan = LanConfig {
+        raw.lan = LanConfig {
             interface: self.lan.interface.clone(),
             address: self.lan.address,
             dhcp,
         };
-        cfg
+        Config::from_raw(raw).map_err(|errors| {
+            errors
+                .0
+                .into_iter()
+                .map(|e| FieldError::new(wizard_path(&e.path), e.reason))
+                .collect()
+        })
     }
 }
 

@@ -134,7 +134,7 @@ mod tests {
                 .unwrap()
                 .push(format!("sync {}", routes.len()));
             if Some(routes.len()) == self.fail_sync_of {
-                return Err(ApplyError::Netlink("refused".into()));
+                return Err(ApplyError::Unrepresentable("refused".into()));
             }
             let mut k = self.kernel.lock().unwrap();
             (k.routes, k.rules) = (routes.to_vec(), rules.to_vec());
@@ -161,7 +161,11 @@ mod tests {
         async fn apply(&mut self, s: &str) -> Result<(), ApplyError> {
             self.log.lock().unwrap().push(format!("nft {s}"));
             if self.fail_nft {
-                return Err(ApplyError::Nft("syntax".into()));
+                use std::os::unix::process::ExitStatusExt;
+                return Err(ApplyError::Nft(crate::apply::NftError::Failed {
+                    status: std::process::ExitStatus::from_raw(1 << 8),
+                    stderr: "syntax".into(),
+                }));
             }
             self.kernel.lock().unwrap().nft = Some(s.to_string());
             Ok(())

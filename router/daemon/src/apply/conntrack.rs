@@ -63,7 +63,7 @@ pub fn check_filter(mark: u32, mask: u32, purpose: Purpose) -> Result<(), ApplyE
     } else {
         return Ok(());
     };
-    Err(refused(mark, mask, why))
+    Err(ConntrackError::Refused { mark, mask, why }.into())
 }
 
 /// True when an entry with conntrack mark `ctmark` belongs to `(mark, mask)`.
@@ -71,15 +71,48 @@ pub fn mark_matches(ctmark: u32, mark: u32, mask: u32) -> bool {
     ctmark & mask == mark
 }
 
-fn refused(mark: u32, mask: u32, why: &str) -> ApplyError {
-    // ApplyError has no conntrack variant yet; Netlink is the closest existing one.
-    ApplyError::Netlink(format!(
-        "conntrack: refusing mark {mark:#x}/{mask:#x}: {why}"
-    ))
+/// Why deleting or counting conntrack entries failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConntrackError {
+    /// A filter that could touch more than one WAN's entries (see [`check_filter`]).
+    #[error("refusing mark {mark:#x}/{mask:#x}: {why}")]
+    Refused {
+        mark: u32,
+        mask: u32,
+        why: &'static str,
+    },
+    #[error("no tokio runtime: {0}")]
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
+    /// The socket, or the kernel's answer to a request: `source` holds the errno.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `conntrack` tool ran and gave no count: its exit status and stderr (trimmed).
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Tool {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    /// A message that does not parse, or an exchange that went wrong (short send, a
+    /// truncated datagram).
+    #[error("{0}")]
+    Protocol(String),
 }
 
-fn conntrack_err(what: impl std::fmt::Display) -> ApplyError {
-    ApplyError::Netlink(format!("conntrack: {what}"))
+impl ConntrackError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| ConntrackError::Io { what, source }
+    }
+
+    /// The kernel's error reply `errno` (positive) to `what`.
+    fn errno(what: impl Into<String>, errno: i32) -> Self {
+        Self::io(what)(std::io::Error::from_raw_os_error(errno))
+    }
 }
 
 #[cfg(test)]
@@ -105,9 +138,16 @@ mod tests {
         }
         assert!(check_filter(0, 0xff00, Purpose::Flush).is_err());
         assert!(check_filter(0, 0xff00, Purpose::Count).is_ok());
-        let msg = check_filter(0x100, 0, Purpose::Flush)
-            .unwrap_err()
-            .to_string();
+        let err = check_filter(0x100, 0, Purpose::Flush).unwrap_err();
+        assert!(matches!(
+            err,
+            ApplyError::Conntrack(ConntrackError::Refused {
+                mark: 0x100,
+                mask: 0,
+                ..
+            })
+        ));
+        let msg = err.to_string();
         assert!(msg.contains("refusing mark 0x100/0x0"), "{msg}");
     }
 

@@ -12,20 +12,67 @@ pub use drift::{Drift, RouteDrift};
 pub use netlink::NetlinkDriver;
 pub use nft::NftDriver;
 
+pub use conntrack::ConntrackError;
+pub use nft::NftError;
+use routeros_shared::config::WanIdsError;
 use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec};
 
-/// Why talking to the kernel failed.
+/// Why talking to the kernel failed. Each variant keeps its source error (with the errno
+/// where the kernel sent one), so callers can test the kind instead of reading text.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("interface {0} does not exist")]
     NoSuchInterface(String),
+    /// A request the kernel (or the rtnetlink crate) refused: `source` holds the errno.
+    #[error("netlink: {what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Opening or using a netlink socket failed.
+    #[error("netlink: {what}: {source}")]
+    Socket {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Drivers spawn their socket's connection on the tokio runtime they are created on.
+    #[error("netlink: no tokio runtime: {0}")]
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
+    /// A route the planner made that netlink cannot express (a bug, not a kernel refusal).
     #[error("netlink: {0}")]
-    Netlink(String),
+    Unrepresentable(String),
     #[error("nft: {0}")]
-    Nft(String),
-    /// Allocating or saving the WANs' tables and marks (before anything is applied).
+    Nft(#[from] NftError),
+    /// ctnetlink (or the `conntrack` tool): "netlink: conntrack: ..." as it always read.
+    #[error("netlink: conntrack: {0}")]
+    Conntrack(#[from] ConntrackError),
+    /// Allocating the WANs' tables and marks (before anything is applied).
     #[error("WAN numbers: {0}")]
-    WanIds(String),
+    WanIds(#[from] WanIdsError),
+    /// Saving them to the state directory.
+    #[error("WAN numbers: cannot save {}: {source}", path.display())]
+    SaveWanIds {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ApplyError {
+    /// The errno (positive) the kernel or a system call answered, when that is the cause.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            ApplyError::Netlink { source, .. } => netlink::errno(source),
+            ApplyError::Socket { source, .. } | ApplyError::SaveWanIds { source, .. } => {
+                source.raw_os_error()
+            }
+            ApplyError::Conntrack(ConntrackError::Io { source, .. })
+            | ApplyError::Nft(NftError::Io { source, .. }) => source.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 /// Routes and policy rules, through rtnetlink.

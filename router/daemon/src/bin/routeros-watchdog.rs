@@ -42,15 +42,21 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.check || args.print_plan {
         return match Config::load(&args.config) {
-            Ok(cfg) if args.print_plan => {
-                // Numbers as a first run gives them (the daemon keeps its own in the state dir).
-                let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap_or_default();
-                print!(
-                    "{}",
-                    plan::plan(&cfg, &ids, &plan::all_up(&cfg), &Overrides::default())
-                );
-                ExitCode::SUCCESS
-            }
+            // Numbers as a first run gives them (the daemon keeps its own in the state dir).
+            Ok(cfg) if args.print_plan => match WanIds::allocate(&cfg, &WanIds::default()) {
+                Ok(a) => {
+                    let states = plan::all_up(&cfg);
+                    print!(
+                        "{}",
+                        plan::plan(&a.resolved, &states, &Overrides::default())
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", args.config.display());
+                    ExitCode::from(2)
+                }
+            },
             Ok(_) => {
                 println!("{}: configuration is valid", args.config.display());
                 ExitCode::SUCCESS

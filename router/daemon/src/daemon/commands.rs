@@ -6,7 +6,7 @@ use super::router::Router;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::LinkObserver;
 use routeros_shared::events::{now_ms, Event, EventKind};
-use routeros_shared::plan::{self, Overrides, MARK_MASK};
+use routeros_shared::plan::{Overrides, MARK_MASK};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -169,7 +169,7 @@ impl Router {
     }
 
     async fn status(&mut self) -> Value {
-        let views = plan::wan_views(&self.cfg, &self.ids, &self.states, &self.overrides);
+        let views = self.views();
         let active = self
             .applier
             .applied()

@@ -4,7 +4,7 @@
 
 use super::control::{self, MAX_CONFIRM_SECONDS};
 use super::router::{PendingChange, Router};
-use routeros_shared::config::{parse_size, Config, ConfigError, ConfigErrors};
+use routeros_shared::config::{parse_size, Config, ConfigErrors, FieldError};
 use routeros_shared::events::{now_ms, Event, EventKind};
 use serde_json::{json, Value};
 
@@ -183,11 +183,11 @@ impl Router {
 /// What a change over the control socket (the web UI, whose admin is not root) may not
 /// touch: the file the root daemon writes its log to and how it rotates it (a path there
 /// makes root create, append to and rename files). Root edits the file and restarts instead.
-fn root_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
+fn root_only_changes(running: &Config, new: &Config) -> Vec<FieldError> {
     let (old, new) = (&running.logging, &new.logging);
     let mut errors = Vec::new();
     if old.file != new.file {
-        errors.push(ConfigError::new(
+        errors.push(FieldError::new(
             "logging.file",
             format!(
                 "cannot be changed here (it stays {}); only root may change it, in the config file, then restart routeros-watchdog",
@@ -198,7 +198,7 @@ fn root_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
         ));
     }
     if parse_size(&old.max_size).ok() != parse_size(&new.max_size).ok() {
-        errors.push(ConfigError::new(
+        errors.push(FieldError::new(
             "logging.max_size",
             format!(
                 "cannot be changed here (it stays `{}`); only root may change it, in the config file, then restart routeros-watchdog",

@@ -9,9 +9,9 @@ use crate::alerts::Alerter;
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{Applier, ApplyError, LinkObserver, NetlinkDriver, NftDriver};
 use crate::health::{spawn_wan_prober, Round, Transition, WanMonitor, WanState, WanStats};
-use routeros_shared::config::{Config, WanIds};
+use routeros_shared::config::{Allocation, Config, WanIds};
 use routeros_shared::events::{now_ms, Event, EventKind, EventLog};
-use routeros_shared::plan::{self, Overrides, WanStates, MARK_MASK};
+use routeros_shared::plan::{self, Overrides, WanStates, WanView, MARK_MASK};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -248,32 +248,43 @@ impl Router {
     }
 
     /// Give the config's WANs their numbers (kept by name, see [`WanIds`]) and save them
-    /// before anything uses them, so that a crash cannot forget a mark still to be flushed.
-    fn allocate_ids(&mut self) -> Result<(), ApplyError> {
-        let ids = WanIds::allocate(&self.cfg, &self.ids).map_err(ApplyError::WanIds)?;
-        if ids == self.ids {
-            return Ok(());
+    /// before anything uses them, so that a crash cannot forget a mark still to be flushed;
+    /// then every WAN's view and the plan from the config resolved with those numbers.
+    fn decide(&mut self) -> Result<(Vec<WanView>, plan::Plan), ApplyError> {
+        let Allocation { ids, resolved } = WanIds::allocate(&self.cfg, &self.ids)?;
+        if ids != self.ids {
+            self.id_store
+                .save(&ids)
+                .map_err(|source| ApplyError::SaveWanIds {
+                    path: self.id_store.path().to_owned(),
+                    source,
+                })?;
+            tracing::info!(wans = ?ids.wans, released = ?ids.released, "WAN tables and marks");
+            self.ids = ids;
         }
-        self.id_store.save(&ids).map_err(|e| {
-            ApplyError::WanIds(format!(
-                "cannot save {}: {e}",
-                self.id_store.path().display()
-            ))
-        })?;
-        tracing::info!(wans = ?ids.wans, released = ?ids.released, "WAN tables and marks");
-        self.ids = ids;
-        Ok(())
+        let views = plan::wan_views(&resolved, &self.states, &self.overrides);
+        let plan = plan::plan(&resolved, &self.states, &self.overrides);
+        Ok((views, plan))
+    }
+
+    /// Every WAN's view from the current inputs, for reports (read-only: allocating again
+    /// gives the numbers [`Router::decide`] saved; empty only if none can be found).
+    pub fn views(&self) -> Vec<WanView> {
+        WanIds::allocate(&self.cfg, &self.ids)
+            .map(|a| plan::wan_views(&a.resolved, &self.states, &self.overrides))
+            .unwrap_or_default()
     }
 
     /// Plan from the current inputs, apply, then move connections as the change requires.
     pub async fn replan(&mut self, why: &str) -> Result<(), ApplyError> {
-        if let Err(e) = self.allocate_ids() {
-            tracing::error!(why, "{e}");
-            self.last_error = Some(e.to_string());
-            return Err(e);
-        }
-        let views = plan::wan_views(&self.cfg, &self.ids, &self.states, &self.overrides);
-        let plan = plan::plan(&self.cfg, &self.ids, &self.states, &self.overrides);
+        let (views, plan) = match self.decide() {
+            Ok(decided) => decided,
+            Err(e) => {
+                tracing::error!(why, "{e}");
+                self.last_error = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let outcome = match self.applier.apply(&plan).await {
             Ok(o) => o,
             Err(e) => {

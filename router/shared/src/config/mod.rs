@@ -1,13 +1,19 @@
-//! Configuration: the TOML schema (`model`), loading with every error reported by its TOML
-//! path (`load`), and semantic checks (`validate`).
+//! Configuration: the TOML schema (`model`, read into a [`RawConfig`]), parsing with every
+//! error reported by its TOML path (`parse`), semantic checks (`validate`), and the WANs'
+//! stable numbers (`wan_ids`).
+//!
+//! Text (TOML or its JSON form) -> [`RawConfig`] -> [`Config::from_raw`] (the validator, the
+//! only way to a [`Config`]) -> [`WanIds::allocate`] -> [`Resolved`] (every WAN with its
+//! routing table and mark), which the planner takes.
 
 mod model;
+mod parse;
 mod validate;
 mod wan_ids;
 
 pub use model::*;
-pub use validate::{interface_name_problem, log_path_problem, parse_size, validate};
-pub use wan_ids::{Released, WanId, WanIds};
+pub use validate::{interface_name_problem, log_path_problem, parse_size};
+pub use wan_ids::{Allocation, Released, Resolved, ResolvedWan, WanId, WanIds, WanIdsError};
 
 use std::fmt;
 use std::path::Path;
@@ -18,14 +24,16 @@ pub const MAX_WANS: usize = 32;
 /// Most `[health_check] targets`: every target is pinged from every WAN every round.
 pub const MAX_TARGETS: usize = 16;
 
-/// One problem, located by its TOML path (e.g. `wan_interfaces[1].weight`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConfigError {
+/// One problem, located by its TOML path (e.g. `wan_interfaces[1].weight`; empty for the
+/// document as a whole). Serialized as `{path, reason}`, as the control protocol and the
+/// web API carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
     pub path: String,
     pub reason: String,
 }
 
-impl ConfigError {
+impl FieldError {
     pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -34,7 +42,7 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
             write!(f, "{}", self.reason)
@@ -44,9 +52,11 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every problem found in one config, in file order where possible.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+/// Every problem found in one config, in file order where possible (serialized as the
+/// list of [`FieldError`]s).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ConfigErrors(pub Vec<FieldError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -65,45 +75,46 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// A validated configuration. Read it like the [`RawConfig`] it was made from (it derefs to
+/// it, read-only); make one only with [`Config::from_raw`] or the parsers that call it, so
+/// holding a `Config` means every check passed. To change one, edit [`Config::to_raw`] and
+/// validate again. Serializes as the document it was read from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Config(RawConfig);
+
+impl std::ops::Deref for Config {
+    type Target = RawConfig;
+    fn deref(&self) -> &RawConfig {
+        &self.0
+    }
+}
+
 impl Config {
+    /// The validator: a [`Config`] when every check passes, else every problem by path.
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigErrors> {
+        Self::checked(parse::Parsed {
+            raw: Some(raw),
+            errors: Vec::new(),
+        })
+    }
+
     /// Parse and validate TOML text. Unknown keys, type errors and semantic problems all come
     /// back together (a type error stops parsing, so what follows it is not checked).
     pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut unknown = Vec::new();
-        let parsed = toml::Deserializer::parse(text)
-            .map_err(|e| ConfigError::new("", toml_message(&e, text)))
-            .and_then(|de| {
-                let mut on_unknown = |path: serde_ignored::Path| unknown.push(toml_path(&path));
-                let de = serde_ignored::Deserializer::new(de, &mut on_unknown);
-                serde_path_to_error::deserialize::<_, Config>(de)
-                    .map_err(|e| located(e.path().to_string(), toml_message(e.inner(), text)))
-            });
-        errors.extend(
-            unknown
-                .into_iter()
-                .map(|p| ConfigError::new(p, "unknown key")),
-        );
-        match parsed {
-            Ok(cfg) => {
-                errors.extend(validate(&cfg));
-                if errors.is_empty() {
-                    Ok(cfg)
-                } else {
-                    Err(ConfigErrors(errors))
-                }
-            }
-            Err(e) => {
-                errors.push(e);
-                Err(ConfigErrors(errors))
-            }
-        }
+        Self::checked(parse::toml(text))
+    }
+
+    /// Parse and validate the JSON form (the web API's `config`): the same errors, by the
+    /// same TOML paths, as [`Config::from_toml`].
+    pub fn from_json(value: serde_json::Value) -> Result<Config, ConfigErrors> {
+        Self::checked(parse::json(value))
     }
 
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
+            ConfigErrors(vec![FieldError::new(
                 "",
                 format!("cannot read {}: {e}", path.display()),
             )])
@@ -111,14 +122,23 @@ impl Config {
         Self::from_toml(&text)
     }
 
-    /// WANs with their routing table and mark, from `ids` (see [`WanIds::allocate`]: by name,
-    /// stable across reorders and removals; a first allocation gives table 100, 200, ... and
-    /// mark 0x100, 0x200, ... in list order).
-    pub fn resolved_wans<'a>(
-        &'a self,
-        ids: &'a WanIds,
-    ) -> impl Iterator<Item = (&'a WanConfig, u32, u32)> + 'a {
-        wan_ids::resolve(self, ids).map(|(w, id)| (w, id.table, id.mark))
+    /// Parse errors first, then (when the document parsed) every semantic problem.
+    fn checked(parsed: parse::Parsed) -> Result<Config, ConfigErrors> {
+        let mut errors = parsed.errors;
+        let Some(raw) = parsed.raw else {
+            return Err(ConfigErrors(errors));
+        };
+        errors.extend(validate::validate(&raw));
+        if errors.is_empty() {
+            Ok(Config(raw))
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// A copy to edit (and validate again with [`Config::from_raw`]).
+    pub fn to_raw(&self) -> RawConfig {
+        self.0.clone()
     }
 
     /// Probe targets: `targets` when given, else `target_host`.
@@ -128,54 +148,6 @@ impl Config {
         } else {
             self.health_check.targets.clone()
         }
-    }
-}
-
-/// `a.b[0].c`, the way users write TOML paths (serde_ignored prints `a.b.0.c`).
-fn toml_path(path: &serde_ignored::Path) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", toml_path(parent)),
-        Path::Map { parent, key } => match toml_path(parent) {
-            p if p.is_empty() => key.clone(),
-            p => format!("{p}.{key}"),
-        },
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => toml_path(parent),
-    }
-}
-
-/// serde names a missing key in its message and points at the table holding it; put the
-/// key in the path, so every error of a well-formed document names the field itself.
-fn located(path: String, message: String) -> ConfigError {
-    // serde_path_to_error prints the root as ".".
-    let path = if path == "." { String::new() } else { path };
-    let missing = message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split_once('`'));
-    match missing {
-        Some((key, rest)) => ConfigError::new(
-            if path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{path}.{key}")
-            },
-            format!("required but missing{rest}"),
-        ),
-        None => ConfigError::new(path, message),
-    }
-}
-
-/// toml's message with a line number instead of its multi-line snippet.
-fn toml_message(e: &toml::de::Error, text: &str) -> String {
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("{} (line {line})", e.message().trim_end())
-        }
-        None => e.message().trim_end().to_string(),
     }
 }
 

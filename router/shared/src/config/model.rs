@@ -1,5 +1,8 @@
 //! The TOML schema. Names and defaults follow the seed (`wan_interfaces`, `health_check`,
 //! `routing`, `logging`); everything a user may omit has a default here.
+//!
+//! [`RawConfig`] is the text as serde reads it, before any check; the sections are shared
+//! with the validated [`Config`](super::Config), which only the validator makes.
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -7,8 +10,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// A config document as written (TOML file or its JSON form), not yet validated. Turn it
+/// into a [`Config`](super::Config) with [`Config::from_raw`](super::Config::from_raw).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
+pub struct RawConfig {
     #[serde(default)]
     pub wan_interfaces: Vec<WanConfig>,
     pub lan: LanConfig,

@@ -283,10 +283,14 @@ fn check_text(text: &str) -> Result<(), TestCaseError> {
     let well_formed = text.parse::<Table>().is_ok();
     match Config::from_toml(text) {
         Ok(cfg) => {
-            let ids = WanIds::allocate(&cfg, &WanIds::default()).map_err(|e| {
+            let allocation = WanIds::allocate(&cfg, &WanIds::default()).map_err(|e| {
                 TestCaseError::fail(format!("accepted config, no WAN numbers: {e}"))
             })?;
-            let _ = plan::plan(&cfg, &ids, &plan::all_up(&cfg), &Overrides::default());
+            let _ = plan::plan(
+                &allocation.resolved,
+                &plan::all_up(&cfg),
+                &Overrides::default(),
+            );
             let again = toml::to_string(&cfg).map_err(|e| {
                 TestCaseError::fail(format!("accepted config does not serialize: {e}"))
             })?;

@@ -27,10 +27,11 @@ fn errors(text: &str) -> Vec<String> {
 #[test]
 fn shipped_example_is_valid_and_has_seed_defaults() {
     let cfg = Config::from_toml(include_str!("../../../../config/routeros.toml")).unwrap();
-    let ids = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
-    let wans: Vec<_> = cfg
-        .resolved_wans(&ids)
-        .map(|(w, t, m)| (w.name.as_str(), w.weight, t, m))
+    let allocation = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
+    let wans: Vec<_> = allocation
+        .resolved
+        .wans()
+        .map(|w| (w.config.name.as_str(), w.config.weight, w.table, w.mark))
         .collect();
     assert_eq!(wans, [("eth0", 2, 100, 0x100), ("eth1", 1, 200, 0x200)]);
     assert_eq!(cfg.health_check, HealthCheckConfig::default());
@@ -374,4 +375,87 @@ fn dns_servers_and_smtp_port_are_checked() {
         "{MINIMAL}\n[alerts.smtp]\nserver = \"mail.example\"\nport = 0\nfrom = \"r@example.net\"\nto = [\"a@example.net\"]\n"
     );
     assert_eq!(errors(&text), ["alerts.smtp.port: 0 is not a port"]);
+}
+
+/// The TOML file and its JSON form go through one parser: the same document gives the same
+/// located errors (TOML adds the line number to type errors).
+#[test]
+fn toml_and_json_forms_give_the_same_located_errors() {
+    let without_line = |errors: ConfigErrors| -> Vec<(String, String)> {
+        errors
+            .0
+            .into_iter()
+            .map(|e| {
+                let reason = match e.reason.rfind(" (line ") {
+                    Some(i) => e.reason[..i].to_string(),
+                    None => e.reason,
+                };
+                (e.path, reason)
+            })
+            .collect()
+    };
+    let cases = [
+        // An unknown key and a range error: both reported.
+        (
+            "[[wan_interfaces]]\nname = \"wan1\"\nweight = 0\ncolour = \"blue\"\n\
+             [lan]\ninterface = \"lan0\"\naddress = \"192.168.1.1/24\"\n",
+            serde_json::json!({
+                "wan_interfaces": [{"name": "wan1", "weight": 0, "colour": "blue"}],
+                "lan": {"interface": "lan0", "address": "192.168.1.1/24"},
+            }),
+        ),
+        // A missing key is named by its own path.
+        (
+            "[[wan_interfaces]]\nname = \"wan1\"\n[lan]\naddress = \"192.168.1.1/24\"\n",
+            serde_json::json!({
+                "wan_interfaces": [{"name": "wan1"}],
+                "lan": {"address": "192.168.1.1/24"},
+            }),
+        ),
+        // A type error.
+        (
+            "[[wan_interfaces]]\nname = \"wan1\"\nweight = \"heavy\"\n\
+             [lan]\ninterface = \"lan0\"\naddress = \"192.168.1.1/24\"\n",
+            serde_json::json!({
+                "wan_interfaces": [{"name": "wan1", "weight": "heavy"}],
+                "lan": {"interface": "lan0", "address": "192.168.1.1/24"},
+            }),
+        ),
+    ];
+    for (toml_text, json) in cases.clone() {
+        let from_toml = without_line(Config::from_toml(toml_text).unwrap_err());
+        let from_json = without_line(Config::from_json(json).unwrap_err());
+        assert_eq!(from_toml, from_json, "{toml_text}");
+    }
+    let paths = |text: &str| -> Vec<String> {
+        Config::from_toml(text)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    };
+    assert_eq!(
+        paths(cases[0].0),
+        ["wan_interfaces[0].colour", "wan_interfaces[0].weight"]
+    );
+    assert_eq!(paths(cases[1].0), ["lan.interface"]);
+    assert_eq!(paths(cases[2].0), ["wan_interfaces[0].weight"]);
+}
+
+/// Editing goes through the raw form and the same validator.
+#[test]
+fn an_edited_config_is_validated_again() {
+    let cfg = Config::from_toml(MINIMAL).unwrap();
+    let mut raw = cfg.to_raw();
+    raw.wan_interfaces[1].weight = 300;
+    let errs = Config::from_raw(raw).unwrap_err();
+    assert_eq!(
+        errs.0,
+        [FieldError::new(
+            "wan_interfaces[1].weight",
+            "300 is not in 1..=255"
+        )]
+    );
+    assert_eq!(Config::from_raw(cfg.to_raw()).unwrap(), cfg);
 }

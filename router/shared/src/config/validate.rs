@@ -2,12 +2,13 @@
 //! others, so one `--check` run lists everything that is wrong.
 
 use super::model::*;
-use super::{ConfigError, MAX_TARGETS, MAX_WANS};
+use super::{FieldError, MAX_TARGETS, MAX_WANS};
 use crate::plan::MARK_MASK;
 use std::collections::HashMap;
 
-/// All problems of a parsed config, each with its TOML path.
-pub fn validate(cfg: &Config) -> Vec<ConfigError> {
+/// All problems of a parsed config, each with its TOML path (the one check behind
+/// [`Config::from_raw`](super::Config::from_raw)).
+pub(super) fn validate(cfg: &RawConfig) -> Vec<FieldError> {
     let mut errs = Errors::default();
     check_wans(cfg, &mut errs);
     check_lan(cfg, &mut errs);
@@ -25,11 +26,11 @@ pub fn validate(cfg: &Config) -> Vec<ConfigError> {
 const MAX_DNS: usize = 8;
 
 #[derive(Default)]
-struct Errors(Vec<ConfigError>);
+struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.0.push(ConfigError::new(path, reason));
+        self.0.push(FieldError::new(path, reason));
     }
 }
 
@@ -54,7 +55,7 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
     None
 }
 
-fn check_wans(cfg: &Config, errs: &mut Errors) {
+fn check_wans(cfg: &RawConfig, errs: &mut Errors) {
     if cfg.wan_interfaces.is_empty() {
         errs.add("wan_interfaces", "at least one WAN interface is needed");
     }
@@ -146,7 +147,7 @@ fn check_wans(cfg: &Config, errs: &mut Errors) {
     }
 }
 
-fn check_lan(cfg: &Config, errs: &mut Errors) {
+fn check_lan(cfg: &RawConfig, errs: &mut Errors) {
     if let Some(p) = interface_name_problem(&cfg.lan.interface) {
         errs.add("lan.interface", p);
     }
@@ -237,7 +238,7 @@ fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
     }
 }
 
-fn check_routing(cfg: &Config, errs: &mut Errors) {
+fn check_routing(cfg: &RawConfig, errs: &mut Errors) {
     if !cfg.routing.sticky_sessions {
         errs.add(
             "routing.sticky_sessions",
@@ -252,7 +253,7 @@ fn check_routing(cfg: &Config, errs: &mut Errors) {
     }
 }
 
-fn check_policies(cfg: &Config, errs: &mut Errors) {
+fn check_policies(cfg: &RawConfig, errs: &mut Errors) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, p) in cfg.policies.iter().enumerate() {
         let at = |field: &str| format!("policies[{i}].{field}");
@@ -424,7 +425,7 @@ fn check_alerts(a: &AlertsConfig, errs: &mut Errors) {
     }
 }
 
-fn check_dhcp(cfg: &Config, errs: &mut Errors) {
+fn check_dhcp(cfg: &RawConfig, errs: &mut Errors) {
     let d = &cfg.lan.dhcp;
     let lan = cfg.lan.address.trunc();
     let router = cfg.lan.address.addr();
@@ -476,7 +477,7 @@ fn check_dhcp(cfg: &Config, errs: &mut Errors) {
     }
 }
 
-fn check_port_forwards(cfg: &Config, errs: &mut Errors) {
+fn check_port_forwards(cfg: &RawConfig, errs: &mut Errors) {
     let lan = cfg.lan.address.trunc();
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, f) in cfg.port_forwards.iter().enumerate() {

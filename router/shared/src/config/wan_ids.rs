@@ -9,9 +9,10 @@
 //! n << 8 for the n-th WAN), so an upgraded router keeps the marks its connections have.
 //! `table`/`mark` set in the config win; a WAN whose kept number an explicit value takes
 //! over is renumbered, and its old mark is released for flushing like a removed WAN's.
-//! Pure: the daemon passes the result to the planner and does the I/O.
+//! Pure: the daemon passes the result ([`Resolved`]) to the planner and does the I/O.
 
-use super::model::{Config, WanConfig};
+use super::model::WanConfig;
+use super::Config;
 use crate::plan::MARK_MASK;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,23 +79,78 @@ fn take(n: u32, need: &mut Partial, (tables, marks): &mut Used) {
     }
 }
 
+/// Why no numbers could be given (both are refused by validation or cannot happen with at
+/// most [`MAX_WANS`](super::MAX_WANS) WANs; kept typed so the daemon can say which WAN).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WanIdsError {
+    #[error("wan_interfaces[{index}]: table or mark already set on another WAN")]
+    Clash { index: usize },
+    #[error(
+        "wan_interfaces[{index}]: no free table/mark left (numbers of removed WANs are held \
+         until their connections are flushed)"
+    )]
+    Exhausted { index: usize },
+}
+
+/// What [`WanIds::allocate`] gives: the numbers to save, and the config resolved with them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation<'a> {
+    pub ids: WanIds,
+    pub resolved: Resolved<'a>,
+}
+
+/// A validated config with every WAN's routing table and mark: what the planner decides
+/// from. Only [`WanIds::allocate`] makes one, for exactly this config, so every WAN has
+/// its numbers and nothing downstream handles a WAN without them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved<'a> {
+    config: &'a Config,
+    /// `ids[i]` belongs to `config.wan_interfaces[i]`.
+    ids: Vec<WanId>,
+}
+
+/// One WAN with its numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResolvedWan<'a> {
+    pub config: &'a WanConfig,
+    pub table: u32,
+    pub mark: u32,
+}
+
+impl<'a> Resolved<'a> {
+    pub fn config(&self) -> &'a Config {
+        self.config
+    }
+
+    /// The WANs with their numbers, in config order.
+    pub fn wans(&self) -> impl Iterator<Item = ResolvedWan<'a>> + '_ {
+        self.config
+            .wan_interfaces
+            .iter()
+            .zip(&self.ids)
+            .map(|(config, id)| ResolvedWan {
+                config,
+                table: id.table,
+                mark: id.mark,
+            })
+    }
+}
+
 impl WanIds {
     /// The numbers of `cfg`'s WANs, keeping every number `prev` gave to the same name.
     /// New WANs get slot (position + 1) when it is free, else the lowest free slot; numbers
     /// in `prev` that nobody keeps are held back (listed in `released`). Fails only when no
     /// slot is left (255 of them, and at most 32 WANs) or explicit values clash, which
     /// validation already refuses.
-    pub fn allocate(cfg: &Config, prev: &WanIds) -> Result<WanIds, String> {
+    pub fn allocate<'a>(cfg: &'a Config, prev: &WanIds) -> Result<Allocation<'a>, WanIdsError> {
         let wans = &cfg.wan_interfaces;
         let mut tables: BTreeSet<u32> = BTreeSet::new();
         let mut marks: BTreeSet<u32> = BTreeSet::new();
-        for (i, w) in wans.iter().enumerate() {
+        for (index, w) in wans.iter().enumerate() {
             if w.table.is_some_and(|t| !tables.insert(t))
                 || w.mark.is_some_and(|m| !marks.insert(m))
             {
-                return Err(format!(
-                    "wan_interfaces[{i}]: table or mark already set on another WAN"
-                ));
+                return Err(WanIdsError::Clash { index });
             }
         }
         // What each WAN had before: its entry, or numbers it gave up and now takes back
@@ -156,29 +212,24 @@ impl WanIds {
             }
             let n = (1..=MAX_SLOT)
                 .find(|&n| fits(n, need, &used))
-                .ok_or_else(|| {
-                    format!(
-                        "wan_interfaces[{i}]: no free table/mark left (numbers of removed WANs \
-                         are held until their connections are flushed)"
-                    )
-                })?;
+                .ok_or(WanIdsError::Exhausted { index: i })?;
             take(n, need, &mut used);
         }
 
+        // Every need is filled now: the loop above found a slot or returned.
+        let numbers: Vec<WanId> = got
+            .iter()
+            .enumerate()
+            .map(|(index, g)| match *g {
+                (Some(table), Some(mark)) => Ok(WanId { table, mark }),
+                _ => Err(WanIdsError::Exhausted { index }),
+            })
+            .collect::<Result<_, _>>()?;
         let ids: BTreeMap<String, WanId> = wans
             .iter()
-            .zip(&got)
-            .map(|(w, g)| match g {
-                (Some(table), Some(mark)) => Ok((
-                    w.name.clone(),
-                    WanId {
-                        table: *table,
-                        mark: *mark,
-                    },
-                )),
-                _ => Err(format!("{}: no number allocated", w.name)),
-            })
-            .collect::<Result<_, String>>()?;
+            .zip(&numbers)
+            .map(|(w, id)| (w.name.clone(), *id))
+            .collect();
         let mut released: Vec<Released> = prev
             .released
             .iter()
@@ -194,9 +245,15 @@ impl WanIds {
                 });
             }
         }
-        Ok(WanIds {
-            wans: ids,
-            released,
+        Ok(Allocation {
+            ids: WanIds {
+                wans: ids,
+                released,
+            },
+            resolved: Resolved {
+                config: cfg,
+                ids: numbers,
+            },
         })
     }
 
@@ -209,20 +266,6 @@ impl WanIds {
     pub fn flushed(&mut self, mark: u32) {
         self.released.retain(|r| r.mark != mark);
     }
-}
-
-/// `cfg`'s WANs with their numbers from `ids` (allocated for this config by
-/// [`WanIds::allocate`]). A WAN missing from `ids` is a caller bug; it gets its position's
-/// slot, which is what a first allocation would give it.
-pub fn resolve<'a>(
-    cfg: &'a Config,
-    ids: &'a WanIds,
-) -> impl Iterator<Item = (&'a WanConfig, WanId)> + 'a {
-    (1u32..).zip(&cfg.wan_interfaces).map(|(n, w)| {
-        let id = ids.get(&w.name);
-        debug_assert!(id.is_some(), "{} has no allocated numbers", w.name);
-        (w, id.unwrap_or_else(|| WanId::slot(n)))
-    })
 }
 
 #[cfg(test)]
@@ -255,7 +298,7 @@ mod tests {
     }
 
     fn next(cfg: &Config, prev: &WanIds) -> WanIds {
-        WanIds::allocate(cfg, prev).unwrap()
+        WanIds::allocate(cfg, prev).unwrap().ids
     }
 
     fn id(table: u32, mark: u32) -> WanId {
@@ -263,18 +306,19 @@ mod tests {
     }
 
     /// (name, table, mark) in config order.
-    fn numbers(cfg: &Config, ids: &WanIds) -> Vec<(String, u32, u32)> {
-        cfg.resolved_wans(ids)
-            .map(|(w, t, m)| (w.name.clone(), t, m))
+    fn numbers(resolved: &Resolved) -> Vec<(String, u32, u32)> {
+        resolved
+            .wans()
+            .map(|w| (w.config.name.clone(), w.table, w.mark))
             .collect()
     }
 
     #[test]
     fn first_allocation_gives_the_positional_numbers() {
         let cfg = auto(&["eth0", "eth1", "eth2"]);
-        let ids = next(&cfg, &WanIds::default());
+        let Allocation { ids, resolved } = WanIds::allocate(&cfg, &WanIds::default()).unwrap();
         assert_eq!(
-            numbers(&cfg, &ids),
+            numbers(&resolved),
             [
                 ("eth0".into(), 100, 0x100),
                 ("eth1".into(), 200, 0x200),
@@ -374,14 +418,6 @@ mod tests {
     }
 
     #[test]
-    fn clashing_explicit_values_are_refused() {
-        let mut cfg = auto(&["a", "b"]);
-        cfg.wan_interfaces[0].mark = Some(0x300);
-        cfg.wan_interfaces[1].mark = Some(0x300);
-        assert!(WanIds::allocate(&cfg, &WanIds::default()).is_err());
-    }
-
-    #[test]
     fn running_out_of_slots_is_an_error_not_a_collision() {
         let cfg = auto(&["a"]);
         let held = WanIds {
@@ -395,7 +431,8 @@ mod tests {
                 .collect(),
         };
         let err = WanIds::allocate(&cfg, &held).unwrap_err();
-        assert!(err.contains("no free table/mark left"), "{err}");
+        assert_eq!(err, WanIdsError::Exhausted { index: 0 });
+        assert!(err.to_string().contains("no free table/mark left"), "{err}");
     }
 
     proptest! {
@@ -425,7 +462,7 @@ mod tests {
                 let refs: Vec<(&str, Option<u32>, Option<u32>)> =
                     wans.iter().map(|(n, t, m)| (n.as_str(), *t, *m)).collect();
                 let cfg = config(&refs);
-                let after = WanIds::allocate(&cfg, &ids).unwrap();
+                let after = WanIds::allocate(&cfg, &ids).unwrap().ids;
                 let tables: BTreeSet<u32> = after.wans.values().map(|i| i.table).collect();
                 let marks: BTreeSet<u32> = after.wans.values().map(|i| i.mark).collect();
                 prop_assert_eq!(tables.len(), after.wans.len());

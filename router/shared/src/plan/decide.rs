@@ -2,7 +2,7 @@
 
 use super::input::{Health, Overrides, WanStates};
 use super::model::*;
-use crate::config::{BalanceMode, Config, WanIds};
+use crate::config::{BalanceMode, Resolved};
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
@@ -27,9 +27,11 @@ pub struct WanView {
 }
 
 /// Derive every WAN's view from config, numbers and runtime state, in config order.
-pub fn wan_views(cfg: &Config, ids: &WanIds, states: &WanStates, ov: &Overrides) -> Vec<WanView> {
-    cfg.resolved_wans(ids)
-        .map(|(w, table, mark)| {
+pub fn wan_views(resolved: &Resolved, states: &WanStates, ov: &Overrides) -> Vec<WanView> {
+    resolved
+        .wans()
+        .map(|wan| {
+            let (w, table, mark) = (wan.config, wan.table, wan.mark);
             let rt = states.get(&w.name).cloned().unwrap_or_default();
             let gateway = w.gateway.or(rt.link.gateway);
             let routable = rt.link.present && gateway.is_some();

@@ -13,12 +13,13 @@ pub use decide::{active_wans, wan_views, WanView};
 pub use input::*;
 pub use model::*;
 
-use crate::config::{Config, WanIds};
+use crate::config::Resolved;
 
-/// Decide the complete kernel state for this moment. `ids`: every WAN's table and mark
-/// (allocated for `cfg` by [`WanIds::allocate`]).
-pub fn plan(cfg: &Config, ids: &WanIds, states: &WanStates, overrides: &Overrides) -> Plan {
-    let views = wan_views(cfg, ids, states, overrides);
+/// Decide the complete kernel state for this moment, from the config with every WAN's
+/// table and mark (see [`WanIds::allocate`](crate::config::WanIds::allocate)).
+pub fn plan(resolved: &Resolved, states: &WanStates, overrides: &Overrides) -> Plan {
+    let cfg = resolved.config();
+    let views = wan_views(resolved, states, overrides);
     let active = active_wans(&views, cfg.routing.load_balancing);
     Plan {
         routes: decide::routes(&views, &active),

@@ -2,7 +2,7 @@
 //! decisions: which WANs are balanced over, fail-static, failover tiers, policies.
 
 use super::*;
-use crate::config::{Config, WanIds};
+use crate::config::{Config, RawConfig, Resolved, WanIds};
 use ipnet::Ipv4Net;
 
 /// A config with `n` WANs named wan1..wanN with the given weights.
@@ -18,6 +18,13 @@ fn config(weights: &[u32], extra: &str) -> Config {
     text += "[lan]\ninterface = \"lan0\"\naddress = \"192.168.1.1/24\"\n\n";
     text += extra;
     Config::from_toml(&text).unwrap()
+}
+
+/// `cfg` changed by `edit`, validated again.
+fn edited(cfg: Config, edit: impl FnOnce(&mut RawConfig)) -> Config {
+    let mut raw = cfg.to_raw();
+    edit(&mut raw);
+    Config::from_raw(raw).unwrap()
 }
 
 /// Every WAN present, carrier up, healthy, with an address.
@@ -52,12 +59,12 @@ fn down(mut states: WanStates, names: &[&str]) -> WanStates {
 }
 
 /// A first allocation: table 100 × n and mark n << 8 in list order.
-fn ids(cfg: &Config) -> WanIds {
-    WanIds::allocate(cfg, &WanIds::default()).unwrap()
+fn resolved(cfg: &Config) -> Resolved<'_> {
+    WanIds::allocate(cfg, &WanIds::default()).unwrap().resolved
 }
 
 fn plan_of(cfg: &Config, states: &WanStates) -> Plan {
-    plan(cfg, &ids(cfg), states, &Overrides::default())
+    plan(&resolved(cfg), states, &Overrides::default())
 }
 
 #[test]
@@ -157,7 +164,7 @@ fn operator_disable_counts_as_down() {
         disabled: ["wan1".to_string()].into(),
         ..Overrides::default()
     };
-    let p = plan(&cfg, &ids(&cfg), &healthy(&cfg), &ov);
+    let p = plan(&resolved(&cfg), &healthy(&cfg), &ov);
     assert_eq!(p.active_wans, ["wan2"]);
     assert_eq!(choice_line(&p), "ct mark set 0x200");
 }
@@ -172,10 +179,14 @@ fn all_down_keeps_the_last_routes_instead_of_blackholing() {
 
 #[test]
 fn failover_mode_uses_the_best_live_priority_tier() {
-    let mut cfg = config(&[1, 1, 1], "[routing]\nload_balancing = \"failover\"\n");
-    for (w, prio) in cfg.wan_interfaces.iter_mut().zip([2, 1, 1]) {
-        w.priority = prio;
-    }
+    let cfg = edited(
+        config(&[1, 1, 1], "[routing]\nload_balancing = \"failover\"\n"),
+        |raw| {
+            for (w, prio) in raw.wan_interfaces.iter_mut().zip([2, 1, 1]) {
+                w.priority = prio;
+            }
+        },
+    );
     let states = healthy(&cfg);
     assert_eq!(plan_of(&cfg, &states).active_wans, ["wan2", "wan3"]);
     let states = down(states, &["wan2", "wan3"]);
@@ -184,8 +195,9 @@ fn failover_mode_uses_the_best_live_priority_tier() {
 
 #[test]
 fn gateway_is_learned_when_not_configured() {
-    let mut cfg = config(&[1, 1], "");
-    cfg.wan_interfaces[1].gateway = None;
+    let cfg = edited(config(&[1, 1], ""), |raw| {
+        raw.wan_interfaces[1].gateway = None
+    });
     let mut states = healthy(&cfg);
     let p = plan_of(&cfg, &states);
     assert_eq!(p.active_wans, ["wan1"], "no gateway yet: not routable");
@@ -251,13 +263,13 @@ fn maintenance_counts_as_disabled_until_it_expires() {
     let mut ov = Overrides::default();
     ov.maintenance.insert("wan2".into(), 1_000);
     assert_eq!(
-        plan(&cfg, &ids(&cfg), &healthy(&cfg), &ov).active_wans,
+        plan(&resolved(&cfg), &healthy(&cfg), &ov).active_wans,
         ["wan1"]
     );
     assert!(ov.expire(999).is_empty());
     assert_eq!(ov.expire(1_000), ["wan2"]);
     assert_eq!(
-        plan(&cfg, &ids(&cfg), &healthy(&cfg), &ov).active_wans,
+        plan(&resolved(&cfg), &healthy(&cfg), &ov).active_wans,
         ["wan1", "wan2"]
     );
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use crate::extract::{located, ApiJson, ClientIp};
+use crate::extract::{ApiJson, ClientIp};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -62,43 +62,10 @@ pub struct RollbackBody {
     pub version: u64,
 }
 
-/// The JSON form of a config into [`Config`], every unknown key and the first type error
-/// named by its TOML path (as `routeros-watchdog --check` does for files).
+/// The JSON form of a config into a validated [`Config`]: the same parser and checks as
+/// the TOML file, so every problem is named by its TOML path with the same reason.
 pub fn config_from_json(value: Value) -> Result<Config, Vec<FieldError>> {
-    let mut unknown = Vec::new();
-    let parsed = {
-        let mut on_unknown = |path: serde_ignored::Path| unknown.push(ignored_path(&path));
-        let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
-        serde_path_to_error::deserialize::<_, Config>(de)
-    };
-    let mut errors: Vec<FieldError> = unknown
-        .into_iter()
-        .map(|p| FieldError::new(p, "unknown key"))
-        .collect();
-    match parsed {
-        Ok(cfg) if errors.is_empty() => Ok(cfg),
-        Ok(_) => Err(errors),
-        Err(e) => {
-            errors.push(located(&e.path().to_string(), &e.inner().to_string()));
-            Err(errors)
-        }
-    }
-}
-
-/// `a.b[0].c` from serde_ignored's path.
-fn ignored_path(path: &serde_ignored::Path) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
-        Path::Map { parent, key } => match ignored_path(parent) {
-            p if p.is_empty() => key.clone(),
-            p => format!("{p}.{key}"),
-        },
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => ignored_path(parent),
-    }
+    Config::from_json(value).map_err(|errors| errors.0.into_iter().map(Into::into).collect())
 }
 
 /// Validate locally (nothing reaches the daemon if this fails).

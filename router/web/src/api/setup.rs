@@ -4,9 +4,9 @@
 use super::config::{apply_toml, PendingAnswer};
 use super::session::session_cookie;
 use crate::auth::{Admin, Credential, Role, SetupAdmin, DEFAULT_PASSWORD, DEFAULT_USER};
-use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ClientIp};
-use crate::wizard::{self, wizard_path, Wizard};
+use crate::wizard::{self, Wizard};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -126,16 +126,8 @@ pub async fn apply(
             "the running config does not validate, fix it first: {e}"
         ))
     })?;
-    let new = body.to_config(base);
+    let new = body.to_config(&base).map_err(ApiError::InvalidConfig)?;
     let toml = toml::to_string(&new).map_err(ApiError::internal)?;
-    if let Err(errors) = Config::from_toml(&toml) {
-        let fields = errors
-            .0
-            .into_iter()
-            .map(|e| FieldError::new(wizard_path(&e.path), e.reason))
-            .collect();
-        return Err(ApiError::InvalidConfig(fields));
-    }
     let answer = apply_toml(&state, &who, toml).await?;
     state
         .wizard

@@ -7,7 +7,7 @@
 
 use tokio::process::Command;
 
-use super::{check_filter, conntrack_err, ConntrackDriver, Purpose};
+use super::{check_filter, ConntrackDriver, ConntrackError, Purpose};
 use crate::apply::ApplyError;
 
 /// Drives the `conntrack` binary.
@@ -51,15 +51,15 @@ impl ConntrackCli {
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| conntrack_err(format!("spawn {}: {e}", self.program)))?;
+            .map_err(ConntrackError::io(format!("spawn {}", self.program)))?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         parse_count(&stderr, verb).ok_or_else(|| {
-            conntrack_err(format!(
-                "`{} {command} -m {filter}` failed ({}): {}",
-                self.program,
-                out.status,
-                stderr.trim()
-            ))
+            ConntrackError::Tool {
+                command: format!("{} {command} -m {filter}", self.program),
+                status: out.status,
+                stderr: stderr.trim().to_string(),
+            }
+            .into()
         })
     }
 }

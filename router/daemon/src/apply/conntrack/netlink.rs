@@ -22,7 +22,7 @@ use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProto
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use tokio::io::unix::AsyncFd;
 
-use super::{check_filter, conntrack_err, mark_matches, ConntrackDriver, Purpose};
+use super::{check_filter, mark_matches, ConntrackDriver, ConntrackError, Purpose};
 use crate::apply::ApplyError;
 
 // Attribute numbers of `enum ctattr_type` (linux/netfilter/nfnetlink_conntrack.h).
@@ -80,8 +80,7 @@ impl ConntrackNetlink {
     /// Open a ctnetlink socket in the calling thread's network namespace and register it
     /// with the current tokio runtime (which needs its IO driver enabled).
     pub fn connect() -> Result<Self, ApplyError> {
-        tokio::runtime::Handle::try_current()
-            .map_err(|e| conntrack_err(format!("no tokio runtime: {e}")))?;
+        tokio::runtime::Handle::try_current().map_err(ConntrackError::from)?;
         let open = || -> std::io::Result<Socket> {
             let mut socket = Socket::new(NETLINK_NETFILTER)?;
             socket.bind_auto()?;
@@ -89,12 +88,12 @@ impl ConntrackNetlink {
             socket.set_non_blocking(true)?;
             Ok(socket)
         };
-        let socket = open().map_err(|e| conntrack_err(format!("open ctnetlink socket: {e}")))?;
+        let socket = open().map_err(ConntrackError::io("open ctnetlink socket"))?;
         // SAFETY: `Socket` owns its file descriptor: it stays open until the `Socket` is
         // dropped (which happens only when the `AsyncFd` is), and `as_raw_fd` always
         // returns that same descriptor.
         let socket = unsafe { AsyncFd::register(socket) }
-            .map_err(|e| conntrack_err(format!("register ctnetlink socket: {e}")))?;
+            .map_err(|e| ConntrackError::io("register ctnetlink socket")(e.into()))?;
         Ok(Self {
             socket,
             seq: 0,
@@ -120,16 +119,17 @@ impl ConntrackNetlink {
                 .socket
                 .writable()
                 .await
-                .map_err(|e| conntrack_err(format!("wait for ctnetlink socket: {e}")))?;
+                .map_err(ConntrackError::io("wait for ctnetlink socket"))?;
             match guard.try_io(|s| s.get_ref().send(&bytes, 0)) {
                 Ok(Ok(n)) if n == bytes.len() => return Ok(()),
                 Ok(Ok(n)) => {
-                    return Err(conntrack_err(format!(
+                    return Err(ConntrackError::Protocol(format!(
                         "short send on ctnetlink socket: {n} of {} bytes",
                         bytes.len()
-                    )))
+                    ))
+                    .into())
                 }
-                Ok(Err(e)) => return Err(conntrack_err(format!("send to ctnetlink: {e}"))),
+                Ok(Err(e)) => return Err(ConntrackError::io("send to ctnetlink")(e).into()),
                 Err(_would_block) => continue,
             }
         }
@@ -143,19 +143,20 @@ impl ConntrackNetlink {
                 .socket
                 .readable()
                 .await
-                .map_err(|e| conntrack_err(format!("wait for ctnetlink socket: {e}")))?;
+                .map_err(ConntrackError::io("wait for ctnetlink socket"))?;
             self.buf.clear();
             match guard.try_io(|s| s.get_ref().recv(&mut self.buf, MSG_TRUNC)) {
                 Ok(Ok(len)) => break len,
-                Ok(Err(e)) => return Err(conntrack_err(format!("receive from ctnetlink: {e}"))),
+                Ok(Err(e)) => return Err(ConntrackError::io("receive from ctnetlink")(e).into()),
                 Err(_would_block) => continue,
             }
         };
         if len > self.buf.len() {
-            return Err(conntrack_err(format!(
+            return Err(ConntrackError::Protocol(format!(
                 "ctnetlink datagram of {len} bytes truncated to {}",
                 self.buf.len()
-            )));
+            ))
+            .into());
         }
         let replies = parse_replies(&self.buf)?;
         Ok(replies.into_iter().filter(|(seq, _)| seqs(*seq)).collect())
@@ -184,10 +185,11 @@ impl ConntrackNetlink {
                     Reply::Entry(_) | Reply::Other => {}
                     Reply::Done(0) => return Ok(entries),
                     Reply::Done(code) | Reply::Error(code) => {
-                        return Err(conntrack_err(format!(
-                            "dump mark {mark:#x}/{mask:#x}: {}",
-                            std::io::Error::from_raw_os_error(-code)
-                        )))
+                        return Err(ConntrackError::errno(
+                            format!("dump mark {mark:#x}/{mask:#x}"),
+                            -code,
+                        )
+                        .into())
                     }
                 }
             }
@@ -214,12 +216,7 @@ impl ConntrackNetlink {
                     match -code {
                         0 => deleted += 1,
                         ENOENT => {}
-                        errno => {
-                            return Err(conntrack_err(format!(
-                                "delete entry: {}",
-                                std::io::Error::from_raw_os_error(errno)
-                            )))
-                        }
+                        errno => return Err(ConntrackError::errno("delete entry", errno).into()),
                     }
                 }
             }
@@ -268,12 +265,12 @@ fn tuple_orig(raw: &[u8]) -> ConntrackAttribute {
 }
 
 /// Split a datagram into its netlink messages, each with its sequence number.
-fn parse_replies(buf: &[u8]) -> Result<Vec<(u32, Reply)>, ApplyError> {
+fn parse_replies(buf: &[u8]) -> Result<Vec<(u32, Reply)>, ConntrackError> {
     let mut replies = Vec::new();
     let mut offset = 0;
     while offset < buf.len() {
         let msg = NetlinkBuffer::new_checked(&buf[offset..])
-            .map_err(|e| conntrack_err(format!("bad netlink message: {e}")))?;
+            .map_err(|e| ConntrackError::Protocol(format!("bad netlink message: {e}")))?;
         let payload = msg.payload();
         let status = || {
             payload
@@ -281,9 +278,9 @@ fn parse_replies(buf: &[u8]) -> Result<Vec<(u32, Reply)>, ApplyError> {
                 .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
         };
         let reply = match msg.message_type() {
-            NLMSG_ERROR => Reply::Error(
-                status().ok_or_else(|| conntrack_err("netlink error message too short"))?,
-            ),
+            NLMSG_ERROR => Reply::Error(status().ok_or_else(|| {
+                ConntrackError::Protocol("netlink error message too short".into())
+            })?),
             NLMSG_DONE => Reply::Done(status().unwrap_or(0)),
             CT_NEW => Reply::Entry(parse_entry(payload)?),
             _ => Reply::Other,
@@ -296,8 +293,8 @@ fn parse_replies(buf: &[u8]) -> Result<Vec<(u32, Reply)>, ApplyError> {
 }
 
 /// Decode one dump entry: `struct nfgenmsg` then the attributes.
-fn parse_entry(payload: &[u8]) -> Result<Entry, ApplyError> {
-    let bad = |what: &str| conntrack_err(format!("bad conntrack entry: {what}"));
+fn parse_entry(payload: &[u8]) -> Result<Entry, ConntrackError> {
+    let bad = |what: &str| ConntrackError::Protocol(format!("bad conntrack entry: {what}"));
     if payload.len() < 4 {
         return Err(bad("no nfgenmsg header"));
     }

@@ -51,7 +51,7 @@ pub(super) fn route_message(
         .priority(spec.metric);
     builder = match spec.hops.as_slice() {
         [] => {
-            return Err(ApplyError::Netlink(format!(
+            return Err(ApplyError::Unrepresentable(format!(
                 "route in table {} metric {} has no next hop",
                 spec.table, spec.metric
             )))

@@ -28,8 +28,11 @@ pub fn watch_links() -> Result<mpsc::Receiver<()>, ApplyError> {
         MulticastGroup::Ipv4Route,
         MulticastGroup::Ipv4Rule,
     ];
-    let (conn, _handle, mut messages) = new_multicast_connection(&groups)
-        .map_err(|e| ApplyError::Netlink(format!("subscribing to link events: {e}")))?;
+    let (conn, _handle, mut messages) =
+        new_multicast_connection(&groups).map_err(|source| ApplyError::Socket {
+            what: "subscribing to link events",
+            source,
+        })?;
     tokio::spawn(conn);
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {

@@ -48,11 +48,14 @@ struct Link {
 type OurRoute = (Option<RouteSpec>, RouteMessage);
 
 fn netlink_err(what: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) -> ApplyError {
-    move |e| ApplyError::Netlink(format!("{what}: {e}"))
+    move |source| ApplyError::Netlink {
+        what: what.to_string(),
+        source,
+    }
 }
 
 /// The errno of a netlink error reply, as a positive number.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
         _ => None,
@@ -62,10 +65,12 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 impl NetlinkDriver {
     /// Open an rtnetlink socket and run its connection on the current tokio runtime.
     pub fn connect() -> Result<Self, ApplyError> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| ApplyError::Netlink(format!("no tokio runtime: {e}")))?;
-        let (connection, handle, _) = rtnetlink::new_connection()
-            .map_err(|e| ApplyError::Netlink(format!("open rtnetlink socket: {e}")))?;
+        let runtime = tokio::runtime::Handle::try_current()?;
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|source| ApplyError::Socket {
+                what: "open rtnetlink socket",
+                source,
+            })?;
         runtime.spawn(connection);
         Ok(Self { handle })
     }
