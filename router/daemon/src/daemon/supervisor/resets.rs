@@ -83,7 +83,8 @@ pub fn connections_to_reset(
 /// go elsewhere, or every WAN just went down (fail-static: the last routes are kept).
 pub fn failover_notice(prev: &InService, next: &InService) -> Option<String> {
     let all_down = next.usable.is_empty();
-    if prev.active == next.active && !(all_down && !prev.usable.is_empty()) {
+    let just_all_down = all_down && !prev.usable.is_empty();
+    if prev.active == next.active && !just_all_down {
         return None;
     }
     Some(if all_down {
