@@ -116,12 +116,12 @@ impl Probers for IcmpProbers {
     }
 }
 
-/// systemd over D-Bus (see [`super::super::lan_services::restart_unit`]).
+/// systemd over D-Bus (`systemctl try-restart`, in the background).
 pub struct Systemd;
 
 impl ServiceManager for Systemd {
     fn try_restart(&mut self, unit: &str) {
-        super::super::lan_services::restart_unit(unit.to_string());
+        crate::daemon::lan_services::restart_unit(unit.to_string());
     }
 }
 
