@@ -1,8 +1,6 @@
 //! The core daemon: owns the config, each WAN's health and link facts, and the operator
-//! overrides; re-plans and applies whenever one of them changes (see [`router`]).
+//! overrides; re-plans and applies whenever one of them changes (see [`supervisor`]).
 
-mod commands;
-mod config_change;
 mod config_store;
 pub mod control;
 mod dns;
@@ -10,16 +8,17 @@ mod instance_lock;
 mod lan_services;
 mod logging;
 pub use logging::DEFAULT_LOG_DIR;
-mod router;
 mod state_file;
+mod supervisor;
 mod systemd;
 
 use crate::health::Round;
 use control::Envelope;
-use router::Router;
 use routeros_shared::config::Config;
 use std::path::PathBuf;
 use std::time::Duration;
+use supervisor::drivers::Drivers;
+use supervisor::Supervisor;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -51,16 +50,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     logging::init(&cfg.logging, &opts.log_dir);
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
-    let mut router = Router::new(opts, cfg, probe_tx)?;
-    router.refresh_links().await;
-    if let Err(e) = router.replan("start").await {
-        tracing::error!("initial apply failed, retrying: {e}");
-    }
-    router.configure_health();
+    let (socket, socket_group) = (opts.socket.clone(), opts.socket_group.clone());
+    let mut daemon = Supervisor::new(opts, cfg, Drivers::connect(probe_tx)?);
+    daemon.start().await;
 
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx).await?;
-    tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
+    control::serve(&socket, socket_group.as_deref(), tx).await?;
+    tracing::info!(socket = %socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 
     let mut hup = signal(SignalKind::hangup())?;
@@ -70,44 +66,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut second = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            Some((wan, round)) = rounds.recv() => router.on_round(&wan, round).await,
-            Some(()) = links.recv() => {
-                if router.refresh_links().await {
-                    let _ = router.replan("link change").await;
-                }
-                router.reconcile(false).await;
-            }
+            Some((wan, round)) = rounds.recv() => daemon.on_round(&wan, round).await,
+            Some(()) = links.recv() => daemon.on_link_event().await,
             Some((req, reply)) = requests.recv() => {
-                let answer = router.handle(req).await;
+                let answer = daemon.handle(req).await;
                 let _ = reply.send(answer);
             }
             _ = hup.recv() => {
-                let answer = router.reload().await;
+                let answer = daemon.reload().await;
                 tracing::info!("SIGHUP: {answer}");
             }
             _ = second.tick() => {
                 // Pinged from the event loop itself: a wedged loop stops the pings and
                 // systemd restarts us (the kernel keeps forwarding meanwhile).
                 if watchdog {
-                    systemd::alive(&router);
+                    systemd::alive(&daemon.active_wans());
                 }
-                router.expire_pending().await;
-                if router.expire_overrides() || router.last_error.is_some() {
-                    let _ = router.replan("maintenance/retry").await;
-                }
+                daemon.on_second().await;
             }
-            _ = tick.tick() => {
-                if router.refresh_links().await {
-                    let _ = router.replan("link poll").await;
-                }
-                router.reconcile(true).await;
-            }
+            _ = tick.tick() => daemon.on_link_poll().await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("stopping; the kernel keeps the last applied routes and rules");
     systemd::stopping();
-    let _ = std::fs::remove_file(&router.opts.socket);
+    let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! is open, a WATCHDOG keep-alive with a one-line STATUS, STOPPING on exit. Outside systemd
 //! (no NOTIFY_SOCKET) every call is a no-op.
 
-use super::router::Router;
 use sd_notify::NotifyState;
 
 /// Tell systemd we are up; true if it also wants watchdog keep-alives. The keep-alive is
@@ -13,12 +12,9 @@ pub fn ready() -> bool {
     sd_notify::watchdog_enabled(false, &mut usec)
 }
 
-pub fn alive(router: &Router) {
-    let active = router
-        .applier
-        .applied()
-        .map(|p| p.active_wans.join(", "))
-        .unwrap_or_default();
+/// Keep-alive, with the WANs new connections use as the unit's status line.
+pub fn alive(active_wans: &[String]) {
+    let active = active_wans.join(", ");
     let status = format!(
         "active WANs: {}",
         if active.is_empty() { "none" } else { &active }

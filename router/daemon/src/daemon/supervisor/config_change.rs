@@ -1,14 +1,93 @@
 //! Changing the configuration: reload from the file (SIGHUP, `reload`), or a new text from
 //! the web UI with commit-confirm. Every path validates first and, when anything fails,
 //! leaves the running config, the kernel and the file as they were.
+//!
+//! Commit-confirm ([`CommitConfirm`]): a change over the socket is applied and saved at
+//! once, and goes back to the previous text unless confirmed in time. One change at a
+//! time: another is refused while one waits. A reload (SIGHUP, `reload`) while a change
+//! waits re-reads the file, which holds the pending text, and leaves the change pending:
+//! it is still rolled back when its time is up, over whatever the file holds then.
 
-use super::control::{self, MAX_CONFIRM_SECONDS};
-use super::router::{PendingChange, Router};
+use super::drivers::{Clock, Platform};
+use super::Supervisor;
+use crate::daemon::control::{self, MAX_CONFIRM_SECONDS};
 use routeros_shared::config::{parse_size, Config, ConfigErrors, FieldError};
-use routeros_shared::events::{now_ms, Event, EventKind};
+use routeros_shared::events::{Event, EventKind};
 use serde_json::{json, Value};
 
-impl Router {
+/// A commit-confirm change in flight: rolled back to `previous` at `rollback_at_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingChange {
+    pub id: String,
+    pub rollback_at_ms: u64,
+    /// The config text before the change.
+    pub previous: String,
+    pub by: String,
+}
+
+/// The commit-confirm window: at most one change waits for confirmation. Pure state; the
+/// supervisor applies, saves and rolls back.
+#[derive(Debug, Default)]
+pub struct CommitConfirm {
+    pending: Option<PendingChange>,
+}
+
+impl CommitConfirm {
+    pub fn pending(&self) -> Option<&PendingChange> {
+        self.pending.as_ref()
+    }
+
+    /// Why a change with this window cannot start now, if it cannot.
+    pub fn refuse_start(&self, confirm_seconds: u32) -> Option<String> {
+        if let Some(p) = &self.pending {
+            return Some(format!(
+                "a change by {} is waiting for confirmation; confirm it or let it roll back first",
+                p.by
+            ));
+        }
+        if !(10..=MAX_CONFIRM_SECONDS).contains(&confirm_seconds) {
+            return Some(format!(
+                "confirm_seconds: {confirm_seconds} is not in 10..={MAX_CONFIRM_SECONDS}"
+            ));
+        }
+        None
+    }
+
+    /// A change was applied at `now_ms`: it rolls back to `previous` unless confirmed.
+    pub fn start(
+        &mut self,
+        previous: String,
+        by: String,
+        confirm_seconds: u32,
+        now_ms: u64,
+    ) -> &PendingChange {
+        self.pending.insert(PendingChange {
+            id: format!("{now_ms:x}"),
+            rollback_at_ms: now_ms + u64::from(confirm_seconds) * 1000,
+            previous,
+            by,
+        })
+    }
+
+    /// Keep the pending change `id`; the change it was, or why not.
+    pub fn confirm(&mut self, id: &str) -> Result<PendingChange, &'static str> {
+        match self.pending.take() {
+            Some(p) if p.id == id => Ok(p),
+            Some(other) => {
+                self.pending = Some(other);
+                Err("id: not the pending change")
+            }
+            None => Err("no change is waiting for confirmation"),
+        }
+    }
+
+    /// The pending change whose time is up at `now_ms`, now no longer pending.
+    pub fn take_due(&mut self, now_ms: u64) -> Option<PendingChange> {
+        self.pending.take_if(|p| p.rollback_at_ms <= now_ms)
+    }
+}
+
+impl<P: Platform> Supervisor<P> {
     /// Switch to an already validated config; on a failed apply go back to the old one.
     async fn switch_config(&mut self, new: Config) -> Result<(), String> {
         let old = std::mem::replace(&mut self.cfg, new);
@@ -60,30 +139,27 @@ impl Router {
         }
     }
 
-    pub fn get_config(&self) -> Value {
+    pub(super) fn get_config(&self) -> Value {
         match self.config_store.read() {
             Ok(toml) => json!({
                 "ok": true,
                 "toml": toml,
                 "version": self.config_store.current_version(),
-                "pending": self.pending.as_ref().map(|p| json!({ "id": p.id, "rollback_at_ms": p.rollback_at_ms, "by": p.by })),
+                "pending": self.confirm.pending().map(|p| json!({ "id": p.id, "rollback_at_ms": p.rollback_at_ms, "by": p.by })),
             }),
             Err(e) => control::error(&format!("cannot read {}: {e}", self.opts.config.display())),
         }
     }
 
     /// Validate, save, apply; roll back by itself after `confirm_seconds` unless confirmed.
-    pub async fn apply_config(&mut self, text: String, confirm_seconds: u32, by: String) -> Value {
-        if let Some(p) = &self.pending {
-            return control::error(&format!(
-                "a change by {} is waiting for confirmation; confirm it or let it roll back first",
-                p.by
-            ));
-        }
-        if !(10..=MAX_CONFIRM_SECONDS).contains(&confirm_seconds) {
-            return control::error(&format!(
-                "confirm_seconds: {confirm_seconds} is not in 10..={MAX_CONFIRM_SECONDS}"
-            ));
+    pub(super) async fn apply_config(
+        &mut self,
+        text: String,
+        confirm_seconds: u32,
+        by: String,
+    ) -> Value {
+        if let Some(refusal) = self.confirm.refuse_start(confirm_seconds) {
+            return control::error(&refusal);
         }
         let new = match Config::from_toml(&text) {
             Ok(cfg) => cfg,
@@ -99,7 +175,7 @@ impl Router {
         };
         let saved = self
             .config_store
-            .ensure_recorded(now_ms())
+            .ensure_recorded(self.clock.now_ms())
             .and_then(|()| self.config_store.write(&text));
         if let Err(e) = saved {
             return control::error(&format!("cannot save the config: {e}"));
@@ -108,17 +184,15 @@ impl Router {
             let _ = self.config_store.write(&previous);
             return control::error(&e);
         }
+        let now = self.clock.now_ms();
         let version = self
             .config_store
-            .record(&text, &by, now_ms())
+            .record(&text, &by, now)
             .map(|v| v.version)
             .ok();
-        let pending = PendingChange {
-            id: format!("{:x}", now_ms()),
-            rollback_at_ms: now_ms() + u64::from(confirm_seconds) * 1000,
-            previous,
-            by: by.clone(),
-        };
+        let pending = self
+            .confirm
+            .start(previous, by.clone(), confirm_seconds, now);
         let answer = json!({
             "ok": true,
             "version": version,
@@ -132,38 +206,28 @@ impl Router {
                 "configuration changed by {by}; rolls back in {confirm_seconds} s unless confirmed"
             ),
         ));
-        self.pending = Some(pending);
         answer
     }
 
-    pub fn confirm_config(&mut self, id: &str) -> Value {
-        match &self.pending {
-            Some(p) if p.id == id => {
-                let by = p.by.clone();
-                self.pending = None;
+    pub(super) fn confirm_config(&mut self, id: &str) -> Value {
+        match self.confirm.confirm(id) {
+            Ok(p) => {
                 self.emit(Event::new(
                     EventKind::ConfigChange,
                     None,
-                    format!("change by {by} confirmed"),
+                    format!("change by {} confirmed", p.by),
                 ));
                 json!({ "ok": true })
             }
-            Some(_) => control::error("id: not the pending change"),
-            None => control::error("no change is waiting for confirmation"),
+            Err(why) => control::error(why),
         }
     }
 
     /// Called every second: an unconfirmed change whose time is up goes back.
-    pub async fn expire_pending(&mut self) {
-        let Some(p) = self
-            .pending
-            .as_ref()
-            .filter(|p| p.rollback_at_ms <= now_ms())
-            .cloned()
-        else {
+    pub(super) async fn expire_pending(&mut self) {
+        let Some(p) = self.confirm.take_due(self.clock.now_ms()) else {
             return;
         };
-        self.pending = None;
         let restored = match Config::from_toml(&p.previous) {
             Ok(cfg) => match self.config_store.write(&p.previous) {
                 Ok(()) => self.switch_config(cfg).await,
@@ -171,7 +235,8 @@ impl Router {
             },
             Err(e) => Err(e.to_string()),
         };
-        let _ = self.config_store.record(&p.previous, "rollback", now_ms());
+        let now = self.clock.now_ms();
+        let _ = self.config_store.record(&p.previous, "rollback", now);
         let msg = match restored {
             Ok(()) => format!("change by {} not confirmed: rolled back", p.by),
             Err(e) => format!("change by {} not confirmed; rollback failed: {e}", p.by),
@@ -217,6 +282,42 @@ mod tests {
 
     fn cfg(logging: &str) -> Config {
         Config::from_toml(&format!("{BASE}[logging]\n{logging}\n")).unwrap()
+    }
+
+    #[test]
+    fn commit_confirm_one_change_until_confirmed_or_due() {
+        let mut cc = CommitConfirm::default();
+        assert_eq!(
+            cc.refuse_start(9).as_deref(),
+            Some("confirm_seconds: 9 is not in 10..=3600")
+        );
+        assert_eq!(cc.refuse_start(10), None);
+        assert_eq!(
+            cc.confirm("x"),
+            Err("no change is waiting for confirmation")
+        );
+
+        let id = cc.start("old".into(), "ann".into(), 60, 5_000).id.clone();
+        assert_eq!(id, "1388");
+        assert_eq!(cc.pending().unwrap().rollback_at_ms, 65_000);
+        assert!(cc
+            .refuse_start(60)
+            .unwrap()
+            .starts_with("a change by ann is waiting"));
+        assert_eq!(cc.confirm("other"), Err("id: not the pending change"));
+        assert!(cc.pending().is_some(), "a wrong id keeps it");
+        assert_eq!(cc.take_due(64_999), None);
+        assert_eq!(cc.confirm(&id).map(|p| p.previous), Ok("old".to_string()));
+        assert_eq!(
+            cc.take_due(u64::MAX),
+            None,
+            "confirmed: nothing to roll back"
+        );
+
+        cc.start("old".into(), "ann".into(), 60, 5_000);
+        let due = cc.take_due(65_000).unwrap();
+        assert_eq!((due.previous.as_str(), due.by.as_str()), ("old", "ann"));
+        assert!(cc.pending().is_none());
     }
 
     #[test]

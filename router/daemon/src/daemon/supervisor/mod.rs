@@ -1,80 +1,87 @@
 //! The daemon's state and its reactions: probe rounds, link changes, operator actions and
-//! reloads all end in [`Router::replan`], which applies the plan and then moves connections
-//! off WANs that stopped being usable (only theirs: conntrack entries with their mark).
+//! reloads all end in [`Supervisor::replan`], which applies the plan and then moves
+//! connections off WANs that stopped being usable (only theirs: conntrack entries with their
+//! mark; which ones is decided in [`resets`]).
+//!
+//! Generic over its [`drivers`], so the unit tests (`tests.rs`) drive it with recording
+//! fakes. Submodules add the request handlers ([`commands`]), operator overrides
+//! ([`overrides`]) and config changes with commit-confirm ([`config_change`]).
+
+mod commands;
+mod config_change;
+pub mod drivers;
+mod overrides;
+mod resets;
+#[cfg(test)]
+mod tests;
 
 use super::config_store::ConfigStore;
 use super::state_file::StateFile;
 use super::{dns, lan_services, Options};
 use crate::alerts::Alerter;
-use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
-use crate::apply::{Applier, ApplyError, LinkObserver, NetlinkDriver, NftDriver};
-use crate::health::{spawn_wan_prober, Round, Transition, WanMonitor, WanState, WanStats};
+use crate::apply::conntrack::ConntrackDriver;
+use crate::apply::{Applier, ApplyError, LinkObserver};
+use crate::health::{Round, Transition, WanMonitor, WanState, WanStats};
+use config_change::CommitConfirm;
+use drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
+use resets::InService;
 use routeros_shared::config::{Allocation, Config, WanIds};
-use routeros_shared::events::{now_ms, Event, EventKind, EventLog};
+use routeros_shared::events::{Event, EventKind, EventLog};
 use routeros_shared::plan::{self, Overrides, WanStates, WanView, MARK_MASK};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 /// Events kept for the dashboard.
 const EVENT_LOG_SIZE: usize = 2000;
 
-pub struct Router {
-    pub opts: Options,
-    pub cfg: Config,
-    pub states: WanStates,
-    pub overrides: Overrides,
-    pub store: StateFile<Overrides>,
+/// Owns the config, each WAN's health and link facts and the operator overrides, and keeps
+/// the kernel holding the plan they give.
+pub struct Supervisor<P: Platform> {
+    opts: Options,
+    cfg: Config,
+    states: WanStates,
+    overrides: Overrides,
+    overrides_store: StateFile<Overrides>,
     /// Every WAN's table and mark, by name; saved in `wan-ids.json`.
-    pub ids: WanIds,
+    ids: WanIds,
     id_store: StateFile<WanIds>,
-    pub applier: Applier<NetlinkDriver, NftDriver>,
-    pub conntrack: ConntrackNetlink,
-    pub monitors: BTreeMap<String, WanMonitor>,
-    pub stats: BTreeMap<String, WanStats>,
+    applier: Applier<P::Routes, P::Firewall>,
+    conntrack: P::Conntrack,
+    probers: P::Probers,
+    services: P::Services,
+    clock: P::Clock,
+    monitors: BTreeMap<String, WanMonitor>,
+    stats: BTreeMap<String, WanStats>,
     /// Unix ms of each WAN's last state change.
-    pub since: BTreeMap<String, u64>,
-    pub events: EventLog,
+    since: BTreeMap<String, u64>,
+    events: EventLog,
     alerter: Alerter,
-    probers: Vec<JoinHandle<()>>,
-    probe_tx: mpsc::Sender<(String, Round)>,
-    /// Usable and active WANs after the last successful apply (None before the first).
-    last: Option<(BTreeSet<String>, Vec<String>)>,
-    pub last_apply_ms: Option<f64>,
-    pub last_error: Option<String>,
-    pub applied_at: Option<u64>,
+    /// What the last successful apply put in service (None before the first).
+    last: Option<InService>,
+    last_apply_ms: Option<f64>,
+    last_error: Option<String>,
+    applied_at: Option<u64>,
     /// How often another program's change to our routes, rules or nft table was undone.
-    pub kernel_restores: u64,
-    pub config_store: ConfigStore,
+    kernel_restores: u64,
+    config_store: ConfigStore,
     /// A config change applied but not yet confirmed.
-    pub pending: Option<PendingChange>,
+    confirm: CommitConfirm,
 }
 
-/// A commit-confirm change in flight: rolled back to `previous` at `rollback_at_ms`.
-#[derive(Debug, Clone)]
-pub struct PendingChange {
-    pub id: String,
-    pub rollback_at_ms: u64,
-    pub previous: String,
-    pub by: String,
-}
-
-impl Router {
-    pub fn new(
-        opts: Options,
-        cfg: Config,
-        probe_tx: mpsc::Sender<(String, Round)>,
-    ) -> Result<Self, ApplyError> {
-        let store = StateFile::new(&opts.state_dir, "overrides.json");
+impl<P: Platform> Supervisor<P> {
+    pub fn new(opts: Options, cfg: Config, drivers: Drivers<P>) -> Self {
+        let overrides_store = StateFile::new(&opts.state_dir, "overrides.json");
         let id_store = StateFile::new(&opts.state_dir, "wan-ids.json");
         let config_store = ConfigStore::new(&opts.config);
-        let router = Self {
-            applier: Applier::new(NetlinkDriver::connect()?, NftDriver),
-            conntrack: ConntrackNetlink::connect()?,
-            overrides: store.load(),
-            store,
+        Self {
+            applier: Applier::new(drivers.routes, drivers.firewall),
+            conntrack: drivers.conntrack,
+            probers: drivers.probers,
+            services: drivers.services,
+            clock: drivers.clock,
+            overrides: overrides_store.load(),
+            overrides_store,
             ids: id_store.load(),
             id_store,
             alerter: Alerter::new(&cfg.alerts),
@@ -85,24 +92,64 @@ impl Router {
             stats: BTreeMap::new(),
             since: BTreeMap::new(),
             events: EventLog::new(EVENT_LOG_SIZE),
-            probers: Vec::new(),
-            probe_tx,
             last: None,
             last_apply_ms: None,
             last_error: None,
             applied_at: None,
             kernel_restores: 0,
             config_store,
-            pending: None,
-        };
-        Ok(router)
+            confirm: CommitConfirm::default(),
+        }
+    }
+
+    /// Read the links, apply the first plan, then start probing. Probes need the WAN tables
+    /// and `oif` rules in place, or the first round is lost and a healthy WAN starts out
+    /// looking lossy. A failed first apply is retried every second (see [`Self::on_second`]).
+    pub async fn start(&mut self) {
+        self.refresh_links().await;
+        if let Err(e) = self.replan("start").await {
+            tracing::error!("initial apply failed, retrying: {e}");
+        }
+        self.configure_health();
+    }
+
+    /// A burst of kernel route/rule/link events.
+    pub async fn on_link_event(&mut self) {
+        if self.refresh_links().await {
+            let _ = self.replan("link change").await;
+        }
+        self.reconcile(false).await;
+    }
+
+    /// The periodic link poll: the safety net besides kernel events (a deleted nft table is
+    /// noticed only here).
+    pub async fn on_link_poll(&mut self) {
+        if self.refresh_links().await {
+            let _ = self.replan("link poll").await;
+        }
+        self.reconcile(true).await;
+    }
+
+    /// Once a second: roll back an unconfirmed change whose time is up, end maintenance
+    /// windows, and retry a failed apply.
+    pub async fn on_second(&mut self) {
+        self.expire_pending().await;
+        if self.expire_overrides() || self.last_error.is_some() {
+            let _ = self.replan("maintenance/retry").await;
+        }
+    }
+
+    /// The WANs new connections use, as last applied.
+    pub fn active_wans(&self) -> Vec<String> {
+        self.applier
+            .applied()
+            .map(|p| p.active_wans.clone())
+            .unwrap_or_default()
     }
 
     /// (Re)build monitors, stats and probers for the current config. A WAN keeps its state
     /// and history across reloads; new WANs start Up so routing works before the first round.
-    /// Called after the first apply: probes need the WAN tables and `oif` rules in place,
-    /// or the first round is lost and a healthy WAN starts out looking lossy.
-    pub fn configure_health(&mut self) {
+    fn configure_health(&mut self) {
         let hc = &self.cfg.health_check;
         let interval = Duration::from_secs_f64(hc.check_interval);
         let timeout = Duration::from_secs_f64(hc.timeout_seconds);
@@ -119,37 +166,26 @@ impl Router {
                 .remove(&w.name)
                 .unwrap_or_else(|| WanStats::new(interval));
             stats.insert(w.name.clone(), s);
-            self.since.entry(w.name.clone()).or_insert_with(now_ms);
+            let now = self.clock.now_ms();
+            self.since.entry(w.name.clone()).or_insert(now);
         }
         self.monitors = monitors;
         self.stats = stats;
-        for p in self.probers.drain(..) {
-            p.abort();
-        }
+        let wans: Vec<String> = self
+            .cfg
+            .wan_interfaces
+            .iter()
+            .map(|w| w.name.clone())
+            .collect();
         let targets = self.cfg.health_targets();
-        for w in &self.cfg.wan_interfaces {
-            self.probers.push(spawn_wan_prober(
-                w.name.clone(),
-                targets.clone(),
-                interval,
-                timeout,
-                self.probe_tx.clone(),
-            ));
-        }
+        self.probers.restart(&wans, &targets, interval, timeout);
     }
 
-    pub fn set_alerts(&mut self) {
+    fn set_alerts(&mut self) {
         self.alerter.reconfigure(&self.cfg.alerts);
     }
 
-    /// Failover is paused (router-wide maintenance): health changes are logged, not acted on.
-    fn paused(&self) -> bool {
-        self.overrides
-            .paused_until
-            .is_some_and(|t| t * 1000 > now_ms())
-    }
-
-    pub fn emit(&mut self, event: Event) {
+    fn emit(&mut self, event: Event) {
         tracing::info!(kind = ?event.kind, wan = event.wan.as_deref().unwrap_or("-"), details = %event.details, "{}", event.message);
         self.alerter.notify(&event);
         self.events.push(event);
@@ -157,7 +193,7 @@ impl Router {
 
     /// Log a WAN state change; true if the planner's view of the WAN changed.
     fn note_transition(&mut self, wan: &str, t: Transition) -> bool {
-        self.since.insert(wan.to_string(), now_ms());
+        self.since.insert(wan.to_string(), self.clock.now_ms());
         let kind = if t.to == WanState::Degraded && t.cause.contains("latency") {
             EventKind::HighLatency
         } else {
@@ -183,12 +219,6 @@ impl Router {
         changed
     }
 
-    /// After a pause ends, catch up with what the monitors say now.
-    pub fn sync_all_health(&mut self) -> bool {
-        let wans: Vec<String> = self.monitors.keys().cloned().collect();
-        wans.iter().fold(false, |acc, w| self.sync_health(w) | acc)
-    }
-
     /// One probe round of one WAN: record it, and re-plan if the verdict changed.
     pub async fn on_round(&mut self, wan: &str, round: Round) {
         let now = Instant::now();
@@ -209,7 +239,7 @@ impl Router {
 
     /// Re-read every WAN's link facts; true if anything the planner uses changed. Carrier
     /// loss takes a WAN down at once, without waiting for probes.
-    pub async fn refresh_links(&mut self) -> bool {
+    async fn refresh_links(&mut self) -> bool {
         let mut changed = false;
         let wans: Vec<String> = self
             .cfg
@@ -276,7 +306,7 @@ impl Router {
     }
 
     /// Plan from the current inputs, apply, then move connections as the change requires.
-    pub async fn replan(&mut self, why: &str) -> Result<(), ApplyError> {
+    async fn replan(&mut self, why: &str) -> Result<(), ApplyError> {
         let (views, plan) = match self.decide() {
             Ok(decided) => decided,
             Err(e) => {
@@ -296,20 +326,19 @@ impl Router {
         let ms = outcome.elapsed.as_secs_f64() * 1000.0;
         self.last_apply_ms = Some(ms);
         self.last_error = None;
-        self.applied_at = Some(now_ms() / 1000);
+        self.applied_at = Some(self.clock.now_ms() / 1000);
         tracing::info!(why, active = ?plan.active_wans, apply_ms = ms, nft_replaced = outcome.firewall_replaced, "plan applied");
 
-        let usable: BTreeSet<String> = views
-            .iter()
-            .filter(|w| w.usable)
-            .map(|w| w.name.clone())
-            .collect();
-        let active = plan.active_wans.clone();
-        if let Some((prev_usable, prev_active)) =
-            self.last.replace((usable.clone(), active.clone()))
-        {
-            self.move_connections(&prev_usable, &prev_active, &usable, &active)
-                .await;
+        let next = InService {
+            usable: views
+                .iter()
+                .filter(|w| w.usable)
+                .map(|w| w.name.clone())
+                .collect(),
+            active: plan.active_wans.clone(),
+        };
+        if let Some(prev) = self.last.replace(next.clone()) {
+            self.move_connections(&prev, &next).await;
         }
         self.flush_released().await;
         self.write_files(&plan);
@@ -364,7 +393,7 @@ impl Router {
     /// "foreign" routes and rules on restart, a hand-made `ip rule del`, a deleted nft table).
     /// Called on every burst of route/rule/link events (`firewall_too` false: nft sends none
     /// of those) and on the link poll (`firewall_too` true).
-    pub async fn reconcile(&mut self, firewall_too: bool) {
+    async fn reconcile(&mut self, firewall_too: bool) {
         if self.last_error.is_some() {
             return; // the once-a-second retry re-applies the whole plan anyway
         }
@@ -381,46 +410,21 @@ impl Router {
         }
     }
 
-    /// Reset the connections of WANs that left service (so clients reconnect through the
-    /// survivors); with `move_back_on_recovery`, also those left on WANs that no longer
-    /// carry new connections once a better one is back. When nothing is usable there is
-    /// nowhere to move to, so nothing is reset.
-    async fn move_connections(
-        &mut self,
-        prev_usable: &BTreeSet<String>,
-        prev_active: &[String],
-        usable: &BTreeSet<String>,
-        active: &[String],
-    ) {
-        let mut reset: Vec<(String, &str)> = Vec::new();
-        if !usable.is_empty() {
-            reset.extend(
-                prev_usable
-                    .difference(usable)
-                    .map(|w| (w.clone(), "left service")),
-            );
-        }
-        let recovered = usable.difference(prev_usable).next().is_some();
-        if recovered && self.cfg.routing.move_back_on_recovery {
-            reset.extend(
-                usable
-                    .iter()
-                    .filter(|w| !active.contains(w))
-                    .map(|w| (w.clone(), "moved back after recovery")),
-            );
-        }
-        for (wan, why) in reset {
-            // A WAN removed from the config has no numbers here: flush_released resets it.
-            let Some(mark) = self.ids.get(&wan).map(|id| id.mark) else {
-                continue;
-            };
+    /// Reset the connections [`resets::connections_to_reset`] picks (so clients reconnect
+    /// through the survivors) and say where new connections go now.
+    async fn move_connections(&mut self, prev: &InService, next: &InService) {
+        let move_back = self.cfg.routing.move_back_on_recovery;
+        let active = &next.active;
+        for r in resets::connections_to_reset(prev, next, move_back, &self.ids) {
+            let (wan, mark) = (r.wan, r.mark);
             let flushed = self.conntrack.flush_mark(mark, MARK_MASK).await;
             let (n, err) = match &flushed {
                 Ok(n) => (*n, None),
                 Err(e) => (0, Some(e.to_string())),
             };
             let msg = format!(
-                "{wan} {why}: {n} connections reset to reconnect via {}",
+                "{wan} {}: {n} connections reset to reconnect via {}",
+                r.why.as_str(),
                 active.join(", ")
             );
             self.emit(
@@ -429,30 +433,16 @@ impl Router {
                 })),
             );
         }
-        let all_down = usable.is_empty();
-        if prev_active != active || (all_down && !prev_usable.is_empty()) {
-            let msg = if all_down {
-                // Fail-static: the plan keeps the last routes rather than blackholing.
-                format!(
-                    "every WAN is down: keeping the last routes ({}) until one comes back",
-                    if active.is_empty() {
-                        "none".to_string()
-                    } else {
-                        active.join(", ")
-                    }
-                )
-            } else {
-                format!("new connections now use: {}", active.join(", "))
-            };
+        if let Some(msg) = resets::failover_notice(prev, next) {
             self.emit(
                 Event::new(EventKind::Failover, None, msg)
-                    .with(json!({ "from": prev_active, "to": active })),
+                    .with(json!({ "from": prev.active, "to": active })),
             );
         }
     }
 
     /// The applied plan for diagnosis and the live WANs' DNS servers for the LAN forwarder.
-    fn write_files(&self, plan: &plan::Plan) {
+    fn write_files(&mut self, plan: &plan::Plan) {
         let dir = &self.opts.state_dir;
         if let Err(e) = std::fs::write(dir.join("plan.txt"), plan.to_string()) {
             tracing::warn!("cannot write plan.txt: {e}");
@@ -464,7 +454,7 @@ impl Router {
         match lan_services::write_dnsmasq(&self.cfg, dir) {
             Ok(true) => {
                 if let Some(unit) = &self.opts.dhcp_unit {
-                    lan_services::restart_unit(unit.clone());
+                    self.services.try_restart(unit);
                 }
             }
             Ok(false) => {}

@@ -1,19 +1,19 @@
 //! Answers to control-socket requests. Every change goes through validation first and
 //! leaves the running state and the saved files as they were when it is refused.
 
-use super::control::{self, Request, MAX_MAINTENANCE_SECONDS};
-use super::router::Router;
+use super::drivers::Platform;
+use super::Supervisor;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::LinkObserver;
-use routeros_shared::events::{now_ms, Event, EventKind};
-use routeros_shared::plan::{Overrides, MARK_MASK};
+use crate::daemon::control::{self, Request};
+use routeros_shared::plan::MARK_MASK;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Window of the latency/loss figures in the status.
 const STATUS_WINDOW: Duration = Duration::from_secs(60);
 
-impl Router {
+impl<P: Platform> Supervisor<P> {
     pub async fn handle(&mut self, req: Request) -> Value {
         match req {
             Request::Status => self.status().await,
@@ -70,102 +70,6 @@ impl Router {
                 }
             }
         }
-    }
-
-    async fn maintenance(&mut self, seconds: u32, wan: Option<String>) -> Value {
-        if !(1..=MAX_MAINTENANCE_SECONDS).contains(&seconds) {
-            return control::error(&format!(
-                "seconds: {seconds} is not in 1..={MAX_MAINTENANCE_SECONDS}"
-            ));
-        }
-        let until = (now_ms() + u64::from(seconds) * 1000).div_ceil(1000);
-        let minutes = format!("{:.1}", f64::from(seconds) / 60.0);
-        let minutes = minutes.trim_end_matches(".0");
-        match wan {
-            Some(wan) => {
-                let msg = format!("{wan} in maintenance for {minutes} min");
-                self.set_override(
-                    &wan,
-                    |ov| {
-                        ov.maintenance.insert(wan.clone(), until);
-                    },
-                    msg,
-                )
-                .await
-            }
-            None => {
-                let msg = format!("failover paused for {minutes} min (maintenance)");
-                self.set_override("", |ov| ov.paused_until = Some(until), msg)
-                    .await
-            }
-        }
-    }
-
-    /// Change the overrides (for a known WAN, or router-wide with ""), persist, re-plan.
-    /// Nothing changes if the WAN is unknown or the state cannot be saved.
-    async fn set_override(
-        &mut self,
-        wan: &str,
-        change: impl FnOnce(&mut Overrides),
-        message: String,
-    ) -> Value {
-        if !wan.is_empty() && !self.cfg.wan_interfaces.iter().any(|w| w.name == wan) {
-            let known: Vec<&str> = self
-                .cfg
-                .wan_interfaces
-                .iter()
-                .map(|w| w.name.as_str())
-                .collect();
-            return control::error(&format!(
-                "`{wan}` is not a WAN interface (WANs: {})",
-                known.join(", ")
-            ));
-        }
-        let mut next = self.overrides.clone();
-        change(&mut next);
-        if let Err(e) = self.store.save(&next) {
-            return control::error(&format!("cannot save overrides: {e}"));
-        }
-        self.overrides = next;
-        self.emit(Event::new(
-            EventKind::Operator,
-            (!wan.is_empty()).then_some(wan),
-            message.clone(),
-        ));
-        if self.overrides.paused_until.is_none() {
-            self.sync_all_health();
-        }
-        match self.replan("operator").await {
-            Ok(()) => json!({ "ok": true, "message": message }),
-            Err(e) => control::error(&format!("{message}, but applying failed: {e}")),
-        }
-    }
-
-    /// End maintenance windows whose time is up; true if any ended.
-    pub fn expire_overrides(&mut self) -> bool {
-        let ended = self.overrides.expire(now_ms() / 1000);
-        if ended.is_empty() {
-            return false;
-        }
-        if let Err(e) = self.store.save(&self.overrides) {
-            tracing::warn!("cannot save overrides: {e}");
-        }
-        self.sync_all_health();
-        for wan in ended {
-            let (who, msg) = if wan.is_empty() {
-                (
-                    None,
-                    "maintenance ended: failover decisions resume".to_string(),
-                )
-            } else {
-                (
-                    Some(wan.as_str()),
-                    format!("maintenance of {wan} ended: back in service"),
-                )
-            };
-            self.emit(Event::new(EventKind::Operator, who, msg));
-        }
-        true
     }
 
     async fn status(&mut self) -> Value {
