@@ -154,7 +154,8 @@ impl WanIds {
             }
         }
         // What each WAN had before: its entry, or numbers it gave up and now takes back
-        // (unless old connections of another WAN carry that mark too).
+        // (unless another WAN holds that mark now or its old connections carry it too: a
+        // WAN that comes back must not take a live WAN's numbers from it).
         let before = |name: &str| {
             prev.wans.get(name).copied().or_else(|| {
                 prev.released
@@ -165,6 +166,9 @@ impl WanIds {
                                 .released
                                 .iter()
                                 .any(|o| o.wan != name && o.mark == r.mark)
+                            && !prev.wans.iter().any(|(o, id)| {
+                                o != name && (id.mark == r.mark || id.table == r.table)
+                            })
                     })
                     .map(|r| WanId {
                         table: r.table,
