@@ -2,11 +2,14 @@
 //! the web UI with commit-confirm. Every path validates first and, when anything fails,
 //! leaves the running config, the kernel and the file as they were.
 
-use super::control::{self, MAX_CONFIRM_SECONDS};
+use super::control::{
+    Applied, ConfigReply, Done, PendingInfo, Refusal, RefusalCode, CONFIRM_SECONDS,
+    MAX_CONFIRM_SECONDS, MIN_CONFIRM_SECONDS,
+};
 use super::router::{PendingChange, Router};
 use routeros_shared::config::{parse_size, Config, ConfigError, ConfigErrors};
 use routeros_shared::events::{now_ms, Event, EventKind};
-use serde_json::{json, Value};
+use serde_json::json;
 
 impl Router {
     /// Switch to an already validated config; on a failed apply go back to the old one.
@@ -14,7 +17,7 @@ impl Router {
         let old = std::mem::replace(&mut self.cfg, new);
         self.refresh_links().await;
         match self.replan("config change").await {
-            Ok(()) => {
+            Ok(_) => {
                 if old.health_check != self.cfg.health_check
                     || old.wan_interfaces != self.cfg.wan_interfaces
                 {
@@ -33,19 +36,23 @@ impl Router {
         }
     }
 
-    fn refused(&mut self, what: &str, errors: &ConfigErrors) -> Value {
+    fn refused(&mut self, what: &str, errors: &ConfigErrors) -> Refusal {
         let msg = format!("{what} refused: {} error(s)", errors.0.len());
         self.emit(
             Event::new(EventKind::ConfigChange, None, msg).with(json!({ "errors": errors.0 })),
         );
-        json!({ "ok": false, "error": "config invalid; nothing changed", "errors": errors.0 })
+        Refusal {
+            code: RefusalCode::InvalidConfig,
+            message: "config invalid; nothing changed".into(),
+            fields: errors.0.iter().cloned().map(Into::into).collect(),
+        }
     }
 
     /// Re-read the file (SIGHUP or `reload`).
-    pub async fn reload(&mut self) -> Value {
+    pub async fn reload(&mut self) -> Result<Done, Refusal> {
         let new = match Config::load(&self.opts.config) {
             Ok(cfg) => cfg,
-            Err(errors) => return self.refused("reload", &errors),
+            Err(errors) => return Err(self.refused("reload", &errors)),
         };
         match self.switch_config(new).await {
             Ok(()) => {
@@ -54,59 +61,85 @@ impl Router {
                     None,
                     "configuration reloaded from file",
                 ));
-                json!({ "ok": true, "apply_ms": self.last_apply_ms })
+                Ok(Done {
+                    message: "configuration reloaded from file".into(),
+                    apply_ms: self.last_apply_ms,
+                })
             }
-            Err(e) => control::error(&e),
+            Err(e) => Err(Refusal::new(RefusalCode::ApplyFailed, e)),
         }
     }
 
-    pub fn get_config(&self) -> Value {
+    pub fn get_config(&self) -> Result<ConfigReply, Refusal> {
         match self.config_store.read() {
-            Ok(toml) => json!({
-                "ok": true,
-                "toml": toml,
-                "version": self.config_store.current_version(),
-                "pending": self.pending.as_ref().map(|p| json!({ "id": p.id, "rollback_at_ms": p.rollback_at_ms, "by": p.by })),
+            Ok(toml) => Ok(ConfigReply {
+                toml,
+                version: self.config_store.current_version(),
+                pending: self.pending.as_ref().map(|p| PendingInfo {
+                    id: p.id.clone(),
+                    rollback_at_ms: p.rollback_at_ms,
+                    by: Some(p.by.clone()),
+                }),
+                confirm_seconds: CONFIRM_SECONDS,
             }),
-            Err(e) => control::error(&format!("cannot read {}: {e}", self.opts.config.display())),
+            Err(e) => Err(Refusal::internal(format!(
+                "cannot read {}: {e}",
+                self.opts.config.display()
+            ))),
         }
     }
 
     /// Validate, save, apply; roll back by itself after `confirm_seconds` unless confirmed.
-    pub async fn apply_config(&mut self, text: String, confirm_seconds: u32, by: String) -> Value {
+    pub async fn apply_config(
+        &mut self,
+        text: String,
+        confirm_seconds: u32,
+        by: String,
+    ) -> Result<Applied, Refusal> {
         if let Some(p) = &self.pending {
-            return control::error(&format!(
+            return Err(Refusal::new(
+                RefusalCode::Conflict,
+                format!(
                 "a change by {} is waiting for confirmation; confirm it or let it roll back first",
                 p.by
+            ),
             ));
         }
-        if !(10..=MAX_CONFIRM_SECONDS).contains(&confirm_seconds) {
-            return control::error(&format!(
-                "confirm_seconds: {confirm_seconds} is not in 10..={MAX_CONFIRM_SECONDS}"
+        if !(MIN_CONFIRM_SECONDS..=MAX_CONFIRM_SECONDS).contains(&confirm_seconds) {
+            return Err(Refusal::field(
+                RefusalCode::BadRequest,
+                "confirm_seconds",
+                format!(
+                    "{confirm_seconds} is not in {MIN_CONFIRM_SECONDS}..={MAX_CONFIRM_SECONDS}"
+                ),
             ));
         }
         let new = match Config::from_toml(&text) {
             Ok(cfg) => cfg,
-            Err(errors) => return self.refused("change", &errors),
+            Err(errors) => return Err(self.refused("change", &errors)),
         };
         let locked = root_only_changes(&self.cfg, &new);
         if !locked.is_empty() {
-            return self.refused("change", &ConfigErrors(locked));
+            return Err(self.refused("change", &ConfigErrors(locked)));
         }
         let previous = match self.config_store.read() {
             Ok(t) => t,
-            Err(e) => return control::error(&format!("cannot read the current config: {e}")),
+            Err(e) => {
+                return Err(Refusal::internal(format!(
+                    "cannot read the current config: {e}"
+                )))
+            }
         };
         let saved = self
             .config_store
             .ensure_recorded(now_ms())
             .and_then(|()| self.config_store.write(&text));
         if let Err(e) = saved {
-            return control::error(&format!("cannot save the config: {e}"));
+            return Err(Refusal::internal(format!("cannot save the config: {e}")));
         }
         if let Err(e) = self.switch_config(new).await {
             let _ = self.config_store.write(&previous);
-            return control::error(&e);
+            return Err(Refusal::new(RefusalCode::ApplyFailed, e));
         }
         let version = self
             .config_store
@@ -119,12 +152,15 @@ impl Router {
             previous,
             by: by.clone(),
         };
-        let answer = json!({
-            "ok": true,
-            "version": version,
-            "apply_ms": self.last_apply_ms,
-            "pending": { "id": pending.id, "rollback_at_ms": pending.rollback_at_ms },
-        });
+        let answer = Applied {
+            pending: PendingInfo {
+                id: pending.id.clone(),
+                rollback_at_ms: pending.rollback_at_ms,
+                by: None,
+            },
+            version,
+            apply_ms: self.last_apply_ms,
+        };
         self.emit(Event::new(
             EventKind::ConfigChange,
             None,
@@ -133,23 +169,30 @@ impl Router {
             ),
         ));
         self.pending = Some(pending);
-        answer
+        Ok(answer)
     }
 
-    pub fn confirm_config(&mut self, id: &str) -> Value {
+    pub fn confirm_config(&mut self, id: &str) -> Result<Done, Refusal> {
         match &self.pending {
             Some(p) if p.id == id => {
                 let by = p.by.clone();
                 self.pending = None;
-                self.emit(Event::new(
-                    EventKind::ConfigChange,
-                    None,
-                    format!("change by {by} confirmed"),
-                ));
-                json!({ "ok": true })
+                let message = format!("change by {by} confirmed");
+                self.emit(Event::new(EventKind::ConfigChange, None, message.clone()));
+                Ok(Done {
+                    message,
+                    apply_ms: None,
+                })
             }
-            Some(_) => control::error("id: not the pending change"),
-            None => control::error("no change is waiting for confirmation"),
+            Some(_) => Err(Refusal::field(
+                RefusalCode::Conflict,
+                "id",
+                "not the pending change",
+            )),
+            None => Err(Refusal::new(
+                RefusalCode::NoPending,
+                "no change is waiting for confirmation",
+            )),
         }
     }
 

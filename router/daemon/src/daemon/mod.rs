@@ -5,13 +5,16 @@ mod commands;
 mod config_change;
 mod config_store;
 pub mod control;
+mod counters;
 mod dns;
 mod instance_lock;
 mod lan_services;
 mod logging;
 pub use logging::DEFAULT_LOG_DIR;
+mod reset_rule;
 mod router;
 mod state_file;
+mod status_report;
 mod systemd;
 
 use crate::health::Round;
@@ -58,8 +61,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     router.configure_health();
 
+    router.publish_status();
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    control::serve(&router.opts.socket, router.opts.socket_group.as_deref(), tx).await?;
+    let daemon = control::Daemon {
+        requests: tx,
+        status: router.status.board(counters::spawn()),
+    };
+    control::serve(
+        &router.opts.socket,
+        router.opts.socket_group.as_deref(),
+        daemon,
+    )
+    .await?;
     tracing::info!(socket = %router.opts.socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 
@@ -78,13 +91,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 router.reconcile(false).await;
             }
             Some((req, reply)) = requests.recv() => {
-                let answer = router.handle(req).await;
+                let answer = router.answer(req).await;
+                // A client that reads the status after its change sees it.
+                router.publish_status();
                 let _ = reply.send(answer);
             }
-            _ = hup.recv() => {
-                let answer = router.reload().await;
-                tracing::info!("SIGHUP: {answer}");
-            }
+            _ = hup.recv() => match router.reload().await {
+                Ok(done) => tracing::info!("SIGHUP: {}", done.message),
+                Err(refusal) => tracing::warn!("SIGHUP: {refusal}"),
+            },
             _ = second.tick() => {
                 // Pinged from the event loop itself: a wedged loop stops the pings and
                 // systemd restarts us (the kernel keeps forwarding meanwhile).
@@ -105,6 +120,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+        // After every change (a probe round, a link event, the one-second tick), so that
+        // `status` is answered from a snapshot at most a tick old.
+        router.publish_status();
     }
     tracing::info!("stopping; the kernel keeps the last applied routes and rules");
     systemd::stopping();

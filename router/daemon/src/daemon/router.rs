@@ -4,7 +4,8 @@
 
 use super::config_store::ConfigStore;
 use super::state_file::StateFile;
-use super::{dns, lan_services, Options};
+use super::status_report::StatusPublisher;
+use super::{dns, lan_services, reset_rule, Options};
 use crate::alerts::Alerter;
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{Applier, ApplyError, LinkObserver, NetlinkDriver, NftDriver};
@@ -15,11 +16,16 @@ use routeros_shared::plan::{self, Overrides, WanStates, MARK_MASK};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 /// Events kept for the dashboard.
 const EVENT_LOG_SIZE: usize = 2000;
+/// Events a `subscribe` client may fall behind before it is dropped.
+const LIVE_EVENTS: usize = 256;
+
+/// Connections reset by one re-plan, by WAN.
+pub type Resets = BTreeMap<String, u64>;
 
 pub struct Router {
     pub opts: Options,
@@ -37,6 +43,10 @@ pub struct Router {
     /// Unix ms of each WAN's last state change.
     pub since: BTreeMap<String, u64>,
     pub events: EventLog,
+    /// Every new event, for `subscribe` clients.
+    pub live: broadcast::Sender<Event>,
+    /// The status snapshot the control server answers from.
+    pub status: StatusPublisher,
     alerter: Alerter,
     probers: Vec<JoinHandle<()>>,
     probe_tx: mpsc::Sender<(String, Round)>,
@@ -85,6 +95,8 @@ impl Router {
             stats: BTreeMap::new(),
             since: BTreeMap::new(),
             events: EventLog::new(EVENT_LOG_SIZE),
+            live: broadcast::channel(LIVE_EVENTS).0,
+            status: StatusPublisher::default(),
             probers: Vec::new(),
             probe_tx,
             last: None,
@@ -152,6 +164,7 @@ impl Router {
     pub fn emit(&mut self, event: Event) {
         tracing::info!(kind = ?event.kind, wan = event.wan.as_deref().unwrap_or("-"), details = %event.details, "{}", event.message);
         self.alerter.notify(&event);
+        let _ = self.live.send(event.clone());
         self.events.push(event);
     }
 
@@ -265,8 +278,9 @@ impl Router {
         Ok(())
     }
 
-    /// Plan from the current inputs, apply, then move connections as the change requires.
-    pub async fn replan(&mut self, why: &str) -> Result<(), ApplyError> {
+    /// Plan from the current inputs, apply, then move connections as the change requires;
+    /// returns how many connections that reset, by WAN.
+    pub async fn replan(&mut self, why: &str) -> Result<Resets, ApplyError> {
         if let Err(e) = self.allocate_ids() {
             tracing::error!(why, "{e}");
             self.last_error = Some(e.to_string());
@@ -294,15 +308,18 @@ impl Router {
             .map(|w| w.name.clone())
             .collect();
         let active = plan.active_wans.clone();
+        let mut resets = Resets::new();
         if let Some((prev_usable, prev_active)) =
             self.last.replace((usable.clone(), active.clone()))
         {
-            self.move_connections(&prev_usable, &prev_active, &usable, &active)
+            resets = self
+                .move_connections(&prev_usable, &prev_active, &usable, &active)
                 .await;
         }
         self.flush_released().await;
         self.write_files(&plan);
-        Ok(())
+        self.publish_status();
+        Ok(resets)
     }
 
     /// Reset the connections still carrying a mark that no WAN owns any more (its WAN was
@@ -380,24 +397,14 @@ impl Router {
         prev_active: &[String],
         usable: &BTreeSet<String>,
         active: &[String],
-    ) {
-        let mut reset: Vec<(String, &str)> = Vec::new();
-        if !usable.is_empty() {
-            reset.extend(
-                prev_usable
-                    .difference(usable)
-                    .map(|w| (w.clone(), "left service")),
-            );
-        }
-        let recovered = usable.difference(prev_usable).next().is_some();
-        if recovered && self.cfg.routing.move_back_on_recovery {
-            reset.extend(
-                usable
-                    .iter()
-                    .filter(|w| !active.contains(w))
-                    .map(|w| (w.clone(), "moved back after recovery")),
-            );
-        }
+    ) -> Resets {
+        let mut resets = Resets::new();
+        let reset = reset_rule::resets(
+            prev_usable,
+            usable,
+            active,
+            self.cfg.routing.move_back_on_recovery,
+        );
         for (wan, why) in reset {
             // A WAN removed from the config has no numbers here: flush_released resets it.
             let Some(mark) = self.ids.get(&wan).map(|id| id.mark) else {
@@ -408,6 +415,7 @@ impl Router {
                 Ok(n) => (*n, None),
                 Err(e) => (0, Some(e.to_string())),
             };
+            *resets.entry(wan.clone()).or_default() += u64::try_from(n).unwrap_or(u64::MAX);
             let msg = format!(
                 "{wan} {why}: {n} connections reset to reconnect via {}",
                 active.join(", ")
@@ -438,6 +446,7 @@ impl Router {
                     .with(json!({ "from": prev_active, "to": active })),
             );
         }
+        resets
     }
 
     /// The applied plan for diagnosis and the live WANs' DNS servers for the LAN forwarder.

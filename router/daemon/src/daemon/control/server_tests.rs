@@ -3,13 +3,30 @@
 //! to the end, whatever the bytes.
 
 use super::*;
-use crate::daemon::control::Request;
+use crate::daemon::control::{Done, Request};
+use crate::daemon::counters::Counters;
+use crate::daemon::status_report::StatusPublisher;
 use proptest::prelude::*;
+use routeros_shared::control::StatusReport;
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
 
-/// What the stand-in daemon answers to `req`.
+/// What the stand-in daemon answers to `req` (the status comes from the empty snapshot).
 fn echo(req: &Request) -> serde_json::Value {
-    serde_json::json!({ "ok": true, "echo": req })
+    match req {
+        Request::Status => to_wire(&Ok(Reply::Status(Box::default()))),
+        req => to_wire(&Ok(Reply::Done(Done {
+            message: serde_json::to_string(req).unwrap(),
+            apply_ms: None,
+        }))),
+    }
+}
+
+fn stand_in(requests: mpsc::Sender<Envelope>) -> Daemon {
+    let status = StatusPublisher::default().board(watch::channel(Arc::new(Counters::default())).1);
+    assert_eq!(status.current(), StatusReport::default());
+    Daemon { requests, status }
 }
 
 /// Feed `input` (in `chunk`-byte writes, then EOF) to a session; its answers, one per line.
@@ -23,11 +40,18 @@ fn run_session(input: Vec<u8>, chunk: usize) -> Vec<serde_json::Value> {
         let (to_daemon, mut requests) = mpsc::channel::<Envelope>(4);
         let daemon = tokio::spawn(async move {
             while let Some((req, reply)) = requests.recv().await {
-                let _ = reply.send(echo(&req));
+                let echoed = match echo(&req)["message"].as_str() {
+                    Some(m) => Done {
+                        message: m.to_string(),
+                        apply_ms: None,
+                    },
+                    None => unreachable!("status is answered by the session"),
+                };
+                let _ = reply.send(Answer::Line(Ok(Reply::Done(echoed))));
             }
         });
         let (server_read, server_write) = tokio::io::split(server);
-        let serving = tokio::spawn(session(server_read, server_write, to_daemon));
+        let serving = tokio::spawn(session(server_read, server_write, stand_in(to_daemon)));
         let (mut client_read, mut client_write) = tokio::io::split(client);
         let writer = async move {
             for part in input.chunks(chunk.max(1)) {
@@ -63,7 +87,7 @@ fn expected(input: &[u8]) -> Vec<serde_json::Value> {
         .into_iter()
         .map(|line| match parse_request(line) {
             Ok(req) => echo(&req),
-            Err(answer) => answer,
+            Err(refused) => refusal(refused),
         })
         .collect()
 }
