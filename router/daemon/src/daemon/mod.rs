@@ -96,10 +96,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 router.publish_status();
                 let _ = reply.send(answer);
             }
-            _ = hup.recv() => match router.reload().await {
-                Ok(done) => tracing::info!("SIGHUP: {}", done.message),
-                Err(refusal) => tracing::warn!("SIGHUP: {refusal}"),
-            },
+            _ = hup.recv() => {
+                // The answer as a control client would get it (tests read it in the log).
+                let answer = control::to_wire(&router.reload().await);
+                tracing::info!("SIGHUP: {answer}");
+            }
             _ = second.tick() => {
                 // Pinged from the event loop itself: a wedged loop stops the pings and
                 // systemd restarts us (the kernel keeps forwarding meanwhile).
