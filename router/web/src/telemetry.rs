@@ -177,7 +177,7 @@ impl Telemetry {
         let status: StatusReport = self.daemon.ask(&Request::Status).await?;
         let now = Instant::now();
         let t_ms = now_ms();
-        let at_ms = status.router.counters_at_ms;
+        let at_ms = status.router.bytes_at_ms;
         let wans: Vec<WanCard> = status
             .wans
             .into_iter()

@@ -65,7 +65,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
     let daemon = control::Daemon {
         requests: tx,
-        status: router.status.board(counters::spawn()),
+        status: router
+            .status
+            .board(counters::spawn(), counters::ByteCounters::connect()),
     };
     control::serve(
         &router.opts.socket,

@@ -1,10 +1,10 @@
 //! The status the control socket answers, built from the daemon's state once per change
 //! and published through a `watch` channel: `status` requests are answered from the latest
 //! snapshot by the control server, without waiting for the event loop (which may be busy
-//! with a probe round or an apply). Connection and byte counts come from the counter task
-//! ([`super::counters`]) and are merged in when a request is answered.
+//! with a probe round or an apply). Connection counts (from the counting task) and byte
+//! counters ([`super::counters`]) are merged in when a request is answered.
 
-use super::counters::Counters;
+use super::counters::{ByteCounters, Counters};
 use super::reset_rule;
 use super::router::Router;
 use crate::health::WanState;
@@ -117,7 +117,7 @@ impl Router {
             last_apply_ms: self.last_apply_ms,
             last_error: self.last_error.clone(),
             kernel_restores: self.kernel_restores,
-            counters_at_ms: None,
+            bytes_at_ms: None,
         };
         StatusReport { router, wans }
     }
@@ -128,6 +128,7 @@ impl Router {
 pub struct StatusBoard {
     report: watch::Receiver<Arc<StatusReport>>,
     counters: watch::Receiver<Arc<Counters>>,
+    bytes: Arc<ByteCounters>,
 }
 
 /// The daemon's end of the board: it publishes after every apply and every event-loop
@@ -146,10 +147,15 @@ impl Default for StatusPublisher {
 
 impl StatusPublisher {
     /// A board reading this publisher's reports with `counters` merged in.
-    pub fn board(&self, counters: watch::Receiver<Arc<Counters>>) -> StatusBoard {
+    pub fn board(
+        &self,
+        counters: watch::Receiver<Arc<Counters>>,
+        bytes: ByteCounters,
+    ) -> StatusBoard {
         StatusBoard {
             report: self.tx.subscribe(),
             counters,
+            bytes: Arc::new(bytes),
         }
     }
 
@@ -173,10 +179,11 @@ impl Router {
 }
 
 impl StatusBoard {
-    /// The latest status with the latest counters filled in.
-    pub fn current(&self) -> StatusReport {
+    /// The latest status with the latest connection counts and the byte counters now.
+    pub async fn current(&self) -> StatusReport {
         let mut report = StatusReport::clone(&self.report.borrow());
         self.counters.borrow().fill(&mut report);
+        self.bytes.fill(&mut report).await;
         report
     }
 }

@@ -249,10 +249,10 @@ pub struct WanReport {
     pub latency_ms: Option<f64>,
     pub jitter_ms: Option<f64>,
     pub loss_percent: Option<f64>,
-    /// Conntrack entries carrying its mark (counted about once a second; null when the
-    /// count failed).
+    /// Conntrack entries carrying its mark (counted once a second, all WANs from one dump;
+    /// null when the count failed).
     pub connections: Option<u64>,
-    /// Interface byte counters, read at `counters_at_ms` of the status.
+    /// Interface byte counters, read at `bytes_at_ms` of the status.
     pub rx_bytes: Option<u64>,
     pub tx_bytes: Option<u64>,
     /// Routable, carrier up, healthy and not taken out by an operator: it may carry traffic.
@@ -306,9 +306,9 @@ pub struct RouterStatus {
     pub last_error: Option<String>,
     /// How often another program's change to our routes, rules or nft table was undone.
     pub kernel_restores: u64,
-    /// Unix ms when the connection and byte counters were read (they are read on a timer,
-    /// not per request).
-    pub counters_at_ms: Option<u64>,
+    /// Unix ms when the WANs' byte counters were read (throughput is computed between two
+    /// readings).
+    pub bytes_at_ms: Option<u64>,
 }
 
 impl StatusReport {

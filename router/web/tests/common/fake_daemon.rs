@@ -264,7 +264,7 @@ impl FakeDaemon {
                 last_apply_ms: Some(3.0),
                 last_error: None,
                 kernel_restores: 0,
-                counters_at_ms: Some(now_ms()),
+                bytes_at_ms: Some(now_ms()),
             },
             wans,
         }

@@ -188,7 +188,7 @@ where
             ),
             Ok(Ok(_)) => match parse_request(&line) {
                 Ok(Request::Status) => (
-                    to_wire(&Ok(Reply::Status(Box::new(daemon.status.current())))),
+                    to_wire(&Ok(Reply::Status(Box::new(daemon.status.current().await)))),
                     false,
                 ),
                 Ok(req) => {

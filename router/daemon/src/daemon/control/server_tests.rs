@@ -4,10 +4,9 @@
 
 use super::*;
 use crate::daemon::control::{Done, Request};
-use crate::daemon::counters::Counters;
+use crate::daemon::counters::{ByteCounters, Counters};
 use crate::daemon::status_report::StatusPublisher;
 use proptest::prelude::*;
-use routeros_shared::control::StatusReport;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -25,8 +24,10 @@ fn echo(req: &Request) -> serde_json::Value {
 }
 
 fn stand_in(requests: mpsc::Sender<Envelope>) -> Daemon {
-    let status = StatusPublisher::default().board(watch::channel(Arc::new(Counters::default())).1);
-    assert_eq!(status.current(), StatusReport::default());
+    let status = StatusPublisher::default().board(
+        watch::channel(Arc::new(Counters::default())).1,
+        ByteCounters::default(),
+    );
     Daemon { requests, status }
 }
 
