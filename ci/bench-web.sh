@@ -9,13 +9,14 @@
 #
 # The load generator is Debian's `wrk` (apt; one thread), paced by a Lua schedule (wrk has
 # no fixed-rate mode; the achieved rate is printed and must be within 10 % of RATE). The
-# control-socket peer is ci/lib/fake_daemon.py, a stand-in that answers at once with canned
-# status: this measures the web server (HTTP, API-key auth, JSON, SSE fan-out, static files),
+# control-socket peer is routeros-web's example `fake_daemon` (router/web/examples, the web
+# tests' fake built from the control protocol's types), a stand-in that answers at once with
+# canned status: this measures the web server (HTTP, API-key auth, JSON, SSE fan-out, static files),
 # not routeros-watchdog. Root is not needed.
 #   ci/bench-web.sh                  report only (exit 0 even on FAIL)
 #   BENCH_STRICT=1 ci/bench-web.sh   exit 1 on FAIL
 # Knobs: RATE=1000 DURATION=10 SSE_CLIENTS=50 CONNECTIONS=10 WEB_BIN=target/release/routeros-web
-# (WEB_BIN set: no cargo build).
+# FAKE_BIN=target/release/examples/fake_daemon (both set: no cargo build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib/deps.sh
@@ -48,12 +49,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ -z ${WEB_BIN:-} ]]; then
-  echo "== building routeros-web (release)"
+if [[ -z ${WEB_BIN:-} || -z ${FAKE_BIN:-} ]]; then
+  echo "== building routeros-web and the fake daemon (release)"
   t0=$(date +%s)
-  cargo build --release --locked -p routeros-web --bin routeros-web
+  cargo build --release --locked -p routeros-web --bin routeros-web --example fake_daemon
   echo "build: $(( $(date +%s) - t0 )) s"
-  WEB_BIN=target/release/routeros-web
+  WEB_BIN=${WEB_BIN:-target/release/routeros-web}
+  FAKE_BIN=${FAKE_BIN:-target/release/examples/fake_daemon}
 fi
 
 free_port() {
@@ -65,7 +67,7 @@ api="http://127.0.0.1:$api_port"
 ui="http://127.0.0.1:$ui_port"
 sock="$work/control.sock"
 
-python3 ci/lib/fake_daemon.py --socket "$sock" &
+"$FAKE_BIN" --socket "$sock" &
 pids+=($!)
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 [[ -S $sock ]] || { echo "fake daemon did not start" >&2; exit 2; }
@@ -167,7 +169,7 @@ rss, hwm = int(rss_kb) / 1024, int(hwm_kb) / 1024
 checks = {}
 rows = []
 print()
-print("routeros-web under load (control socket: ci/lib/fake_daemon.py, a canned stand-in for")
+print("routeros-web under load (control socket: the fake_daemon example, a canned stand-in for")
 print("routeros-watchdog; HTTP, auth, JSON, SSE and static files are the real server's work)")
 print(f"machine: {cpus} CPUs, load average {load} at the end (shared: figures vary with it)")
 for name, what in (("api", "GET /api/v1/status (API key)"), ("ui", "GET /js/app.js (UI file)")):

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use routeros_shared::control::{parse_request, Request};
+use routeros_shared::control::{parse_request, to_wire, Refusal, RefusalCode, Request};
 use routeros_shared::events::EventKind;
 use serde_json::{json, Value};
 
@@ -25,16 +25,23 @@ const CMDS: &[&str] = &[
     "confirm_config",
     "config_history",
     "rollback_config",
+    "subscribe",
     "Status",
     "",
     "shutdown",
 ];
 
-fn error_answer(answer: &Value) -> Result<(), TestCaseError> {
+fn error_answer(refusal: &Refusal) -> Result<(), TestCaseError> {
+    prop_assert_eq!(refusal.code, RefusalCode::BadRequest, "{:?}", refusal);
+    prop_assert!(
+        refusal.message.starts_with("bad request: "),
+        "{:?}",
+        refusal
+    );
+    prop_assert!(refusal.fields.is_empty(), "{:?}", refusal);
+    let answer = to_wire::<()>(&Err(refusal.clone()));
     prop_assert_eq!(&answer["ok"], &json!(false), "{}", answer);
-    let message = answer["error"].as_str().unwrap_or_default();
-    prop_assert!(message.starts_with("bad request: "), "{}", answer);
-    prop_assert_eq!(answer.as_object().map(|o| o.len()), Some(2), "{}", answer);
+    prop_assert_eq!(answer.as_object().map(|o| o.len()), Some(3), "{}", answer);
     Ok(())
 }
 
@@ -92,6 +99,7 @@ fn request() -> impl Strategy<Value = Request> {
         text().prop_map(|id| Request::ConfirmConfig { id }),
         Just(Request::ConfigHistory),
         (any::<u64>(), text()).prop_map(|(version, by)| Request::RollbackConfig { version, by }),
+        proptest::option::of(any::<u64>()).prop_map(|since_ms| Request::Subscribe { since_ms }),
     ]
 }
 
@@ -111,9 +119,10 @@ fn variant(req: &Request) -> usize {
         Request::ConfirmConfig { .. } => 9,
         Request::ConfigHistory => 10,
         Request::RollbackConfig { .. } => 11,
+        Request::Subscribe { .. } => 12,
     }
 }
-const VARIANTS: usize = 12;
+const VARIANTS: usize = 13;
 
 /// Any JSON value, nested a few levels.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -228,9 +237,11 @@ fn the_generator_covers_every_variant() {
 
 #[test]
 fn unknown_commands_and_invalid_utf8_are_refused() {
-    let answer = parse_request(br#"{"cmd":"shutdown"}"#).unwrap_err();
-    let message = answer["error"].as_str().unwrap();
-    assert!(message.contains("unknown variant `shutdown`"), "{message}");
-    let answer = parse_request(b"\xff\xfe").unwrap_err();
-    assert_eq!(answer["ok"], false);
+    let refused = parse_request(br#"{"cmd":"shutdown"}"#).unwrap_err();
+    assert!(
+        refused.message.contains("unknown variant `shutdown`"),
+        "{refused}"
+    );
+    let refused = parse_request(b"\xff\xfe").unwrap_err();
+    assert_eq!(refused.code, RefusalCode::BadRequest);
 }

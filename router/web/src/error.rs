@@ -3,31 +3,14 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use routeros_shared::control::{Refusal, RefusalCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A problem located by its path: a TOML path (`wan_interfaces[0].weight`) for config
-/// errors, a body path (`minutes`) for request bodies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    pub path: String,
-    pub reason: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl From<routeros_shared::config::FieldError> for FieldError {
-    fn from(e: routeros_shared::config::FieldError) -> Self {
-        Self::new(e.path, e.reason)
-    }
-}
+/// errors, a body path (`minutes`) for request bodies. The control protocol's type: the
+/// daemon's field errors pass through unchanged.
+pub use routeros_shared::control::FieldError;
 
 /// The JSON body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -195,6 +178,27 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
+    }
+}
+
+/// A daemon refusal by its code: 400 for bad requests and invalid configs (with their
+/// fields), 404, 503 while the daemon is busy, 409 for everything else it refused.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r.code {
+            RefusalCode::BadRequest => ApiError::BadRequest {
+                message: r.message,
+                fields: r.fields,
+            },
+            RefusalCode::InvalidConfig => ApiError::InvalidConfig(r.fields),
+            RefusalCode::NotFound => ApiError::NotFound(r.message),
+            RefusalCode::Busy => ApiError::Unavailable(r.message),
+            RefusalCode::Conflict
+            | RefusalCode::NoPending
+            | RefusalCode::ApplyFailed
+            | RefusalCode::Internal
+            | RefusalCode::Unknown => ApiError::Conflict(r.message),
+        }
     }
 }
 

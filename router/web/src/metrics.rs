@@ -2,15 +2,24 @@
 
 use super::auth::Viewer;
 use super::error::{ApiResult, ErrorBody};
+use super::telemetry::StatusBody;
 use super::telemetry::FRESH;
 use super::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use routeros_shared::control::{HealthState, WanReport};
 use std::fmt::Write;
 
-const STATES: [&str; 4] = ["up", "degraded", "down", "recovering"];
+/// A byte counter of a WAN's report.
+type Counter = fn(&WanReport) -> Option<u64>;
+
+const STATES: [HealthState; 4] = [
+    HealthState::Up,
+    HealthState::Degraded,
+    HealthState::Down,
+    HealthState::Recovering,
+];
 
 /// Prometheus metrics (viewer session or API key).
 #[utoipa::path(get, path = "/metrics", tag = "status",
@@ -42,19 +51,9 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The exposition text of a status snapshot.
-pub fn render(status: &Value, failovers: u64) -> String {
-    let wans: Vec<&Value> = status
-        .get("wans")
-        .and_then(Value::as_array)
-        .map(|w| w.iter().collect())
-        .unwrap_or_default();
-    let name = |w: &Value| label(w.get("name").and_then(Value::as_str).unwrap_or(""));
-    let wan_state = |w: &Value| {
-        w.get("state")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string()
-    };
+pub fn render(status: &StatusBody, failovers: u64) -> String {
+    let wans: Vec<&WanReport> = status.wans.iter().map(|c| &c.wan).collect();
+    let name = |w: &WanReport| label(&w.name);
     let mut out = String::with_capacity(2048);
 
     header(
@@ -64,7 +63,7 @@ pub fn render(status: &Value, failovers: u64) -> String {
         "1 when the WAN passes its health checks (up or degraded).",
     );
     for w in &wans {
-        let up = matches!(wan_state(w).as_str(), "up" | "degraded");
+        let up = w.state.is_some_and(HealthState::is_live);
         let _ = writeln!(
             out,
             "routeros_wan_up{{wan=\"{}\"}} {}",
@@ -79,13 +78,13 @@ pub fn render(status: &Value, failovers: u64) -> String {
         "Health state of the WAN: 1 for the current state.",
     );
     for w in &wans {
-        let current = wan_state(w);
         for s in STATES {
             let _ = writeln!(
                 out,
-                "routeros_wan_state{{wan=\"{}\",state=\"{s}\"}} {}",
+                "routeros_wan_state{{wan=\"{}\",state=\"{}\"}} {}",
                 name(w),
-                u8::from(current == s)
+                s.as_str(),
+                u8::from(w.state == Some(s))
             );
         }
     }
@@ -96,7 +95,7 @@ pub fn render(status: &Value, failovers: u64) -> String {
         "Mean probe round-trip time over the last minute.",
     );
     for w in &wans {
-        if let Some(ms) = w.get("latency_ms").and_then(Value::as_f64) {
+        if let Some(ms) = w.latency_ms {
             let _ = writeln!(
                 out,
                 "routeros_wan_latency_seconds{{wan=\"{}\"}} {}",
@@ -112,7 +111,7 @@ pub fn render(status: &Value, failovers: u64) -> String {
         "Lost probes / sent probes over the last minute.",
     );
     for w in &wans {
-        if let Some(p) = w.get("loss_percent").and_then(Value::as_f64) {
+        if let Some(p) = w.loss_percent {
             let _ = writeln!(
                 out,
                 "routeros_wan_loss_ratio{{wan=\"{}\"}} {}",
@@ -121,21 +120,22 @@ pub fn render(status: &Value, failovers: u64) -> String {
             );
         }
     }
-    for (metric, key, help) in [
+    let counters: [(&str, Counter, &str); 2] = [
         (
             "routeros_wan_rx_bytes_total",
-            "rx_bytes",
+            |w| w.rx_bytes,
             "Bytes received on the WAN interface.",
         ),
         (
             "routeros_wan_tx_bytes_total",
-            "tx_bytes",
+            |w| w.tx_bytes,
             "Bytes sent on the WAN interface.",
         ),
-    ] {
+    ];
+    for (metric, value, help) in counters {
         header(&mut out, metric, "counter", help);
         for w in &wans {
-            if let Some(n) = w.get(key).and_then(Value::as_u64) {
+            if let Some(n) = value(w) {
                 let _ = writeln!(out, "{metric}{{wan=\"{}\"}} {n}", name(w));
             }
         }
@@ -148,10 +148,7 @@ pub fn render(status: &Value, failovers: u64) -> String {
         "gauge",
         "Connections tracked by the kernel.",
     );
-    if let Some(n) = status
-        .pointer("/system/conntrack_count")
-        .and_then(Value::as_u64)
-    {
+    if let Some(n) = status.system.conntrack_count {
         let _ = writeln!(out, "routeros_conntrack_entries {n}");
     }
     out
@@ -160,15 +157,54 @@ pub fn render(status: &Value, failovers: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::telemetry::{SystemInfo, WanCard};
+    use routeros_shared::control::{RouterStatus, TakeOutEffect, WanRole};
 
     #[test]
     fn renders_every_metric() {
-        let status = json!({
-            "wans": [{"name": "wan1", "state": "up", "latency_ms": 12.0, "loss_percent": 5.0,
-                      "rx_bytes": 100, "tx_bytes": 50}],
-            "system": {"conntrack_count": 42}
-        });
+        let wan = WanReport {
+            name: "wan1".into(),
+            table: 100,
+            mark: 0x100,
+            weight: 1,
+            priority: 1,
+            gateway: None,
+            address: None,
+            present: true,
+            carrier: true,
+            state: Some(HealthState::Up),
+            since_ms: None,
+            latency_ms: Some(12.0),
+            jitter_ms: None,
+            loss_percent: Some(5.0),
+            connections: Some(3),
+            rx_bytes: Some(100),
+            tx_bytes: Some(50),
+            usable: true,
+            role: WanRole::Active,
+            take_out: TakeOutEffect::default(),
+            disabled: false,
+            maintenance_until: None,
+            active: true,
+        };
+        let status = StatusBody {
+            router: RouterStatus::default(),
+            wans: vec![WanCard {
+                wan,
+                rx_bps: None,
+                tx_bps: None,
+            }],
+            system: SystemInfo {
+                uptime_s: 1,
+                cpu_percent: 0.0,
+                mem_used: 0,
+                mem_total: 0,
+                conntrack_count: Some(42),
+                conntrack_max: None,
+                version: "0".into(),
+            },
+            at_ms: 0,
+        };
         let text = render(&status, 3);
         for line in [
             "routeros_wan_up{wan=\"wan1\"} 1",

@@ -273,5 +273,29 @@ mod tests {
         );
         let version = &doc["components"]["schemas"]["RollbackBody"]["properties"]["version"];
         assert_eq!(version["maximum"], json!(u64::MAX));
+
+        // The status body is the daemon's typed report (role and usability included).
+        let status = &doc["paths"]["/api/v1/status"]["get"]["responses"]["200"];
+        assert_eq!(
+            status["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/StatusBody",
+            "{status}"
+        );
+        let schemas = &doc["components"]["schemas"];
+        let text = serde_json::to_string(&schemas["WanCard"]).unwrap();
+        assert!(text.contains("WanReport"), "{text}");
+        for field in ["usable", "role", "take_out", "connections"] {
+            assert!(
+                schemas["WanReport"]["properties"].get(field).is_some(),
+                "{field}"
+            );
+        }
+        assert!(schemas["WanRole"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("maintenance")));
+        assert!(schemas["PendingAnswer"]["properties"]
+            .get("confirm_seconds")
+            .is_some());
     }
 }

@@ -1,35 +1,74 @@
-//! The live picture: one background task asks the daemon for its status every second, adds
-//! system figures (uptime, CPU, memory, conntrack) and per-WAN throughput computed from
-//! successive byte counters, keeps an hour of 1 s throughput points per WAN, and fans the
-//! result out to every SSE client through one broadcast channel (no per-client polling).
-//! New daemon events are fetched the same way (`events{since_ms}`).
+//! The live picture: one background task asks the daemon for its status every second (the
+//! daemon answers from a snapshot, without work on its event loop), adds system figures
+//! (uptime, CPU, memory, conntrack) and per-WAN throughput computed from successive byte
+//! counters, keeps an hour of throughput points per WAN, and fans the result out to every
+//! SSE client through one broadcast channel (no per-client polling). Daemon events arrive
+//! on one `subscribe` connection that stays open; each is followed by a status at once.
 //! `GET /status` and `/metrics` answer from the latest snapshot while it is fresh.
 
 use super::daemon::DaemonClient;
 use super::error::ApiError;
 use bytes::Bytes;
-use routeros_shared::control::Request;
-use routeros_shared::events::now_ms;
+use routeros_shared::control::{Request, RouterStatus, StatusReport, WanReport};
+use routeros_shared::events::{now_ms, Event, EventKind};
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
+use utoipa::ToSchema;
 
 /// How often the poller takes a status.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How often it asks for new daemon events in between; a new event (a WAN went down, a
-/// failover, an operator action) is followed by a status at once, so the cards change
-/// within this much of the daemon, not up to a whole status interval later.
-pub const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Wait before subscribing again after the daemon closed the event stream.
+const RESUBSCRIBE: Duration = Duration::from_secs(1);
 /// A snapshot younger than this is served as is.
 pub const FRESH: Duration = Duration::from_millis(1500);
 /// Throughput points kept per WAN (an hour at 1 s).
 const HISTORY_POINTS: usize = 3600;
 const HISTORY_MS: u64 = 3_600_000;
 const CONNTRACK_DIR: &str = "/proc/sys/net/netfilter";
+
+/// `GET /api/v1/status`: the daemon's status with throughput and system figures.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusBody {
+    #[serde(flatten)]
+    pub router: RouterStatus,
+    pub wans: Vec<WanCard>,
+    pub system: SystemInfo,
+    /// Unix ms when this snapshot was taken.
+    pub at_ms: u64,
+}
+
+impl StatusBody {
+    pub fn wan(&self, name: &str) -> Option<&WanCard> {
+        self.wans.iter().find(|w| w.wan.name == name)
+    }
+}
+
+/// One WAN: the daemon's report and its throughput.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WanCard {
+    #[serde(flatten)]
+    pub wan: WanReport,
+    /// Bits per second from the last two byte-counter readings (null until there are two).
+    pub rx_bps: Option<f64>,
+    pub tx_bps: Option<f64>,
+}
+
+/// This machine, as the web server sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SystemInfo {
+    pub uptime_s: u64,
+    pub cpu_percent: f64,
+    /// Bytes.
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub conntrack_count: Option<u64>,
+    pub conntrack_max: Option<u64>,
+    pub version: String,
+}
 
 /// What the SSE clients receive.
 #[derive(Debug, Clone)]
@@ -43,7 +82,7 @@ pub enum StreamItem {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub taken: Instant,
-    pub status: Arc<Value>,
+    pub status: Arc<StatusBody>,
     /// `status` serialized once for every reader.
     pub json: Bytes,
 }
@@ -56,10 +95,12 @@ pub struct Rate {
     pub tx_bps: f64,
 }
 
+/// A WAN's last byte-counter reading (the daemon's clock) and the rate it gave.
 struct Counter {
-    at: Instant,
+    at_ms: u64,
     rx: u64,
     tx: u64,
+    rate: Option<(f64, f64)>,
 }
 
 /// State of the status refresh, one refresh at a time.
@@ -73,7 +114,6 @@ pub struct Telemetry {
     sampler: tokio::sync::Mutex<Sampler>,
     latest: RwLock<Option<Snapshot>>,
     series: Mutex<HashMap<String, VecDeque<Rate>>>,
-    events_since: tokio::sync::Mutex<Option<u64>>,
     tx: broadcast::Sender<StreamItem>,
     failovers: AtomicU64,
     reachable: AtomicBool,
@@ -90,7 +130,6 @@ impl Telemetry {
             }),
             latest: RwLock::new(None),
             series: Mutex::new(HashMap::new()),
-            events_since: tokio::sync::Mutex::new(None),
             tx,
             failovers: AtomicU64::new(0),
             reachable: AtomicBool::new(true),
@@ -135,22 +174,18 @@ impl Telemetry {
     }
 
     async fn take(&self, sampler: &mut Sampler) -> Result<Snapshot, ApiError> {
-        let mut status = self.daemon.ok(&Request::Status).await?;
+        let status: StatusReport = self.daemon.ask(&Request::Status).await?;
         let now = Instant::now();
         let t_ms = now_ms();
-        if let Some(obj) = status.as_object_mut() {
-            obj.remove("ok");
-        }
-        let mut seen = Vec::new();
-        if let Some(wans) = status.get_mut("wans").and_then(Value::as_array_mut) {
-            for wan in wans.iter_mut() {
-                let Some(name) = wan.get("name").and_then(Value::as_str).map(str::to_string) else {
-                    continue;
-                };
-                let rate = sampler.rate(&name, wan, now);
-                if let Some((rx, tx)) = rate {
+        let at_ms = status.router.bytes_at_ms;
+        let wans: Vec<WanCard> = status
+            .wans
+            .into_iter()
+            .map(|wan| {
+                let (rate, new) = sampler.rate(&wan, at_ms);
+                if let (Some((rx, tx)), true) = (rate, new) {
                     self.push_rate(
-                        &name,
+                        &wan.name,
                         Rate {
                             t_ms,
                             rx_bps: rx,
@@ -158,26 +193,29 @@ impl Telemetry {
                         },
                     );
                 }
-                if let Some(obj) = wan.as_object_mut() {
-                    obj.insert("rx_bps".into(), json!(rate.map(|r| r.0)));
-                    obj.insert("tx_bps".into(), json!(rate.map(|r| r.1)));
+                WanCard {
+                    wan,
+                    rx_bps: rate.map(|r| r.0),
+                    tx_bps: rate.map(|r| r.1),
                 }
-                seen.push(name);
-            }
-        }
-        sampler.counters.retain(|k, _| seen.contains(k));
+            })
+            .collect();
+        let seen: Vec<&str> = wans.iter().map(|w| w.wan.name.as_str()).collect();
+        sampler.counters.retain(|k, _| seen.contains(&k.as_str()));
         self.series
             .lock()
             .expect("series lock")
-            .retain(|k, _| seen.contains(k));
-        if let Some(obj) = status.as_object_mut() {
-            obj.insert("system".into(), sampler.system_info());
-            obj.insert("at_ms".into(), json!(t_ms));
-        }
-        let json = Bytes::from(serde_json::to_vec(&status).map_err(ApiError::internal)?);
+            .retain(|k, _| seen.contains(&k.as_str()));
+        let body = StatusBody {
+            router: status.router,
+            wans,
+            system: sampler.system_info(),
+            at_ms: t_ms,
+        };
+        let json = Bytes::from(serde_json::to_vec(&body).map_err(ApiError::internal)?);
         let snapshot = Snapshot {
             taken: now,
-            status: Arc::new(status),
+            status: Arc::new(body),
             json: json.clone(),
         };
         *self.latest.write().expect("snapshot lock") = Some(snapshot.clone());
@@ -208,75 +246,74 @@ impl Telemetry {
             .unwrap_or_default()
     }
 
-    /// Fetch events newer than the last seen and broadcast them; returns how many. The first
-    /// call only takes note of what is already in the daemon's log (and counts its
-    /// failovers).
-    pub async fn poll_events(&self) -> Result<usize, ApiError> {
-        let mut since = self.events_since.lock().await;
-        let answer = self
-            .daemon
-            .ok(&Request::Events {
-                since_ms: Some(since.unwrap_or(0)),
-                wan: None,
-                kind: None,
-            })
-            .await?;
-        let events = answer
-            .get("events")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut newest = since.unwrap_or(0);
-        let mut new = 0;
-        for event in &events {
-            let at = event.get("at_ms").and_then(Value::as_u64).unwrap_or(0);
-            if since.is_some_and(|s| at <= s) {
-                continue;
-            }
-            newest = newest.max(at);
-            if event.get("kind").and_then(Value::as_str) == Some("failover") {
-                self.failovers.fetch_add(1, Ordering::Relaxed);
-            }
-            if since.is_some() {
-                new += 1;
-                if let Ok(bytes) = serde_json::to_vec(event) {
-                    let _ = self.tx.send(StreamItem::Event(Bytes::from(bytes)));
-                }
+    /// Take note of a daemon event: count failovers, and pass it to the streams unless
+    /// it is from the log as it was when we first subscribed.
+    fn note(&self, event: &Event, new: bool) {
+        if event.kind == EventKind::Failover {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+        }
+        if new {
+            if let Ok(bytes) = serde_json::to_vec(event) {
+                let _ = self.tx.send(StreamItem::Event(Bytes::from(bytes)));
             }
         }
-        *since = Some(newest);
-        Ok(new)
     }
 
-    /// The poller, until `shutdown` turns true: every second status then events; in between,
-    /// events every [`EVENT_POLL_INTERVAL`], and a status at once when there are new ones.
+    /// Follow the daemon's events until `shutdown`: subscribe, forward each new event and
+    /// refresh the status after it; when the daemon closes the stream (a restart), subscribe
+    /// again for what was missed meanwhile.
+    async fn follow_events(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut newest: Option<u64> = None;
+        loop {
+            if let Ok(mut sub) = self.daemon.subscribe(newest).await {
+                // The first backlog is history; after a reconnect it is what we missed.
+                let missed = newest.is_some();
+                for event in &sub.backlog {
+                    self.note(event, missed);
+                }
+                newest = Some(sub.backlog.iter().map(|e| e.at_ms).max().unwrap_or(0));
+                if missed && !sub.backlog.is_empty() {
+                    let _ = self.refresh().await;
+                }
+                loop {
+                    tokio::select! {
+                        event = sub.next() => match event {
+                            Ok(event) => {
+                                newest = newest.max(Some(event.at_ms));
+                                self.note(&event, true);
+                                let _ = self.refresh().await;
+                            }
+                            Err(_) => break,
+                        },
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RESUBSCRIBE) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// The poller, until `shutdown` turns true: a status every [`POLL_INTERVAL`], and the
+    /// event subscription beside it.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let events = tokio::spawn(self.clone().follow_events(shutdown.clone()));
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut events_tick = tokio::time::interval(EVENT_POLL_INTERVAL);
-        events_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            let full = tokio::select! {
-                _ = tick.tick() => true,
-                _ = events_tick.tick() => false,
+            tokio::select! {
+                _ = tick.tick() => {}
                 _ = shutdown.changed() => break,
-            };
+            }
             if *shutdown.borrow() {
                 break;
             }
-            if !full {
-                // Only while the daemon answers; the full poll reports when it does not.
-                if self.reachable.load(Ordering::Relaxed)
-                    && matches!(self.poll_events().await, Ok(n) if n > 0)
-                {
-                    let _ = self.refresh().await;
-                }
-                continue;
-            }
-            let result = match self.refresh().await {
-                Ok(_) => self.poll_events().await.map(|_| ()),
-                Err(e) => Err(e),
-            };
+            let result = self.refresh().await.map(|_| ());
             let ok = result.is_ok();
             if self.reachable.swap(ok, Ordering::Relaxed) != ok {
                 match result {
@@ -285,29 +322,45 @@ impl Telemetry {
                 }
             }
         }
+        events.abort();
     }
 }
 
 impl Sampler {
-    /// Bits per second since the previous sample of this WAN's byte counters.
-    fn rate(&mut self, wan: &str, status: &Value, now: Instant) -> Option<(f64, f64)> {
-        let rx = status.get("rx_bytes").and_then(Value::as_u64)?;
-        let tx = status.get("tx_bytes").and_then(Value::as_u64)?;
-        let prev = self
-            .counters
-            .insert(wan.to_string(), Counter { at: now, rx, tx })?;
-        let dt = now.duration_since(prev.at).as_secs_f64();
-        // Counters reset (link re-created) or samples too close together: no figure.
-        if dt < 0.05 || rx < prev.rx || tx < prev.tx {
-            return None;
+    /// Bits per second between the daemon's last two byte-counter readings of this WAN,
+    /// and whether it is a new figure (false: the same reading as last time).
+    fn rate(&mut self, wan: &WanReport, at_ms: Option<u64>) -> (Option<(f64, f64)>, bool) {
+        let (Some(at_ms), Some(rx), Some(tx)) = (at_ms, wan.rx_bytes, wan.tx_bytes) else {
+            return (None, false);
+        };
+        let prev = self.counters.get(&wan.name);
+        if let Some(prev) = prev.filter(|p| p.at_ms == at_ms) {
+            return (prev.rate, false);
         }
-        Some((
-            (rx - prev.rx) as f64 * 8.0 / dt,
-            (tx - prev.tx) as f64 * 8.0 / dt,
-        ))
+        let rate = prev.and_then(|prev| {
+            let dt = at_ms.saturating_sub(prev.at_ms) as f64 / 1000.0;
+            // Counters reset (link re-created) or readings too close together: no figure.
+            if dt < 0.05 || rx < prev.rx || tx < prev.tx {
+                return None;
+            }
+            Some((
+                (rx - prev.rx) as f64 * 8.0 / dt,
+                (tx - prev.tx) as f64 * 8.0 / dt,
+            ))
+        });
+        self.counters.insert(
+            wan.name.clone(),
+            Counter {
+                at_ms,
+                rx,
+                tx,
+                rate,
+            },
+        );
+        (rate, rate.is_some())
     }
 
-    fn system_info(&mut self) -> Value {
+    fn system_info(&mut self) -> SystemInfo {
         self.system.refresh_cpu_usage();
         self.system.refresh_memory();
         let read = |name: &str| {
@@ -315,14 +368,14 @@ impl Sampler {
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
         };
-        json!({
-            "uptime_s": sysinfo::System::uptime(),
-            "cpu_percent": (f64::from(self.system.global_cpu_usage()) * 10.0).round() / 10.0,
-            "mem_used": self.system.used_memory(),
-            "mem_total": self.system.total_memory(),
-            "conntrack_count": read("nf_conntrack_count"),
-            "conntrack_max": read("nf_conntrack_max"),
-            "version": env!("CARGO_PKG_VERSION"),
-        })
+        SystemInfo {
+            uptime_s: sysinfo::System::uptime(),
+            cpu_percent: (f64::from(self.system.global_cpu_usage()) * 10.0).round() / 10.0,
+            mem_used: self.system.used_memory(),
+            mem_total: self.system.total_memory(),
+            conntrack_count: read("nf_conntrack_count"),
+            conntrack_max: read("nf_conntrack_max"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
     }
 }

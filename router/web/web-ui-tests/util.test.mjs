@@ -73,12 +73,12 @@ test('list and number inputs', () => {
 });
 
 test('WAN role and card state', () => {
+  // The daemon names the role; the UI does not derive it from the flags.
   assert.equal(u.wanRole({ role: 'standby', active: true }), 'standby');
-  assert.equal(u.wanRole({ disabled: true, active: false }), 'disabled');
-  assert.equal(u.wanRole({ maintenance_until: 1_800_000_000 }), 'maintenance');
-  assert.equal(u.wanRole({ active: true }), 'active');
+  assert.equal(u.wanRole({ role: 'disabled', disabled: true }), 'disabled');
+  assert.equal(u.wanRole({ role: 'maintenance', maintenance_until: 1_800_000_000 }), 'maintenance');
   assert.equal(u.wanRole({}), 'standby');
-  assert.equal(u.wanDisplayState({ state: 'up', disabled: true }), 'disabled');
+  assert.equal(u.wanDisplayState({ state: 'up', role: 'disabled' }), 'disabled');
   assert.equal(u.wanDisplayState({ state: 'recovering' }), 'recovering');
   assert.equal(u.wanDisplayState({}), 'unknown');
 });

@@ -3,7 +3,9 @@
 //!   --status | --disable IF | --enable IF | --maintenance MINUTES [IF]   [--timeout SECONDS]
 
 use clap::{ArgGroup, Parser};
-use routeros_shared::control::{self, Request, DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES};
+use routeros_shared::control::{
+    self, from_wire, Done, Request, StatusReport, WanRole, DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -65,20 +67,27 @@ fn main() -> ExitCode {
     };
     if args.json {
         println!("{answer}");
-    } else if answer["ok"] != true {
-        eprintln!(
-            "routeros-kill-switch: {}",
-            answer["error"].as_str().unwrap_or("failed")
-        );
-    } else if matches!(request, Request::Status) {
-        print_status(&answer);
-    } else {
-        println!("{}", answer["message"].as_str().unwrap_or("done"));
+        return if answer["ok"] == true {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
-    if answer["ok"] == true {
-        ExitCode::SUCCESS
+    let shown = if matches!(request, Request::Status) {
+        from_wire::<StatusReport>(answer).map(|r| r.map(|s| print_status(&s)))
     } else {
-        ExitCode::FAILURE
+        from_wire::<Done>(answer).map(|r| r.map(|done| println!("{}", done.message)))
+    };
+    match shown {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(refusal)) => {
+            eprintln!("routeros-kill-switch: {refusal}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("routeros-kill-switch: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -108,50 +117,42 @@ fn request(args: &Args) -> Result<Request, String> {
     Ok(Request::Status)
 }
 
-fn print_status(s: &serde_json::Value) {
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        v => v.to_string(),
-    };
-    let num = |v: &serde_json::Value, unit: &str| {
-        v.as_f64()
-            .map_or("-".to_string(), |x| format!("{x:.1}{unit}"))
-    };
-    println!("mode: {}", text(&s["mode"]));
-    if let Some(until) = s["failover_paused_until"].as_u64() {
+fn print_status(s: &StatusReport) {
+    let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+    let num = |v: Option<f64>, unit: &str| v.map_or("-".to_string(), |x| format!("{x:.1}{unit}"));
+    println!("mode: {}", s.router.mode);
+    if let Some(until) = s.router.failover_paused_until {
         println!("failover paused (maintenance) until {}", clock(until));
     }
     println!(
         "{:<10} {:<10} {:<13} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
         "WAN", "STATE", "ROLE", "WEIGHT", "LATENCY", "LOSS", "CONNS", "ADDRESS", "GATEWAY"
     );
-    for w in s["wans"].as_array().into_iter().flatten() {
-        let role = if w["disabled"] == true {
-            "disabled".to_string()
-        } else if let Some(until) = w["maintenance_until"].as_u64() {
-            format!("maint→{}", clock(until))
-        } else if w["active"] == true {
-            "active".into()
-        } else if w["usable"] == true {
-            "standby".into()
-        } else {
-            "out".into()
+    for w in &s.wans {
+        // The daemon names the role; a standby WAN that could not carry traffic is "out".
+        let role = match w.role {
+            WanRole::Disabled => "disabled".to_string(),
+            WanRole::Maintenance => w.maintenance_until.map_or("maintenance".into(), |until| {
+                format!("maint→{}", clock(until))
+            }),
+            WanRole::Active => "active".into(),
+            WanRole::Standby if w.usable => "standby".into(),
+            WanRole::Standby => "out".into(),
         };
         println!(
             "{:<10} {:<10} {:<13} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
-            text(&w["name"]),
-            text(&w["state"]),
+            w.name,
+            text(w.state.map(|s| s.as_str().to_string())),
             role,
-            text(&w["weight"]),
-            num(&w["latency_ms"], "ms"),
-            num(&w["loss_percent"], "%"),
-            text(&w["connections"]),
-            text(&w["address"]),
-            text(&w["gateway"])
+            w.weight,
+            num(w.latency_ms, "ms"),
+            num(w.loss_percent, "%"),
+            text(w.connections.map(|n| n.to_string())),
+            text(w.address.map(|a| a.to_string())),
+            text(w.gateway.map(|g| g.to_string()))
         );
     }
-    if let Some(e) = s["last_error"].as_str() {
+    if let Some(e) = &s.router.last_error {
         println!("last apply error: {e}");
     }
 }

@@ -3,6 +3,7 @@
 
 mod config_store;
 pub mod control;
+mod counters;
 mod dns;
 mod instance_lock;
 mod lan_services;
@@ -51,11 +52,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
     let (socket, socket_group) = (opts.socket.clone(), opts.socket_group.clone());
-    let mut daemon = Supervisor::new(opts, cfg, Drivers::connect(probe_tx)?);
-    daemon.start().await;
+    let mut supervisor = Supervisor::new(opts, cfg, Drivers::connect(probe_tx)?);
+    supervisor.start().await;
 
+    supervisor.publish_status();
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    control::serve(&socket, socket_group.as_deref(), tx).await?;
+    let control = control::Daemon {
+        requests: tx,
+        status: supervisor.status_board(counters::spawn(), counters::ByteCounters::connect()),
+    };
+    control::serve(&socket, socket_group.as_deref(), control).await?;
     tracing::info!(socket = %socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 
@@ -66,28 +72,34 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut second = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            Some((wan, round)) = rounds.recv() => daemon.on_round(&wan, round).await,
-            Some(()) = links.recv() => daemon.on_link_event().await,
+            Some((wan, round)) = rounds.recv() => supervisor.on_round(&wan, round).await,
+            Some(()) = links.recv() => supervisor.on_link_event().await,
             Some((req, reply)) = requests.recv() => {
-                let answer = daemon.handle(req).await;
+                let answer = supervisor.answer(req).await;
+                // A client that reads the status after its change sees it.
+                supervisor.publish_status();
                 let _ = reply.send(answer);
             }
             _ = hup.recv() => {
-                let answer = daemon.reload().await;
+                // The answer as a control client would get it (tests read it in the log).
+                let answer = control::to_wire(&supervisor.reload().await);
                 tracing::info!("SIGHUP: {answer}");
             }
             _ = second.tick() => {
                 // Pinged from the event loop itself: a wedged loop stops the pings and
                 // systemd restarts us (the kernel keeps forwarding meanwhile).
                 if watchdog {
-                    systemd::alive(&daemon.active_wans());
+                    systemd::alive(&supervisor.active_wans());
                 }
-                daemon.on_second().await;
+                supervisor.on_second().await;
             }
-            _ = tick.tick() => daemon.on_link_poll().await,
+            _ = tick.tick() => supervisor.on_link_poll().await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+        // After every change (a probe round, a link event, the one-second tick), so that
+        // `status` is answered from a snapshot at most a tick old.
+        supervisor.publish_status();
     }
     tracing::info!("stopping; the kernel keeps the last applied routes and rules");
     systemd::stopping();

@@ -26,8 +26,9 @@ pub const MAX_TARGETS: usize = 16;
 
 /// One problem, located by its TOML path (e.g. `wan_interfaces[1].weight`; empty for the
 /// document as a whole). Serialized as `{path, reason}`, as the control protocol and the
-/// web API carry it.
+/// web API carry it (the control protocol's refusals use this type for every field error).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub path: String,
     pub reason: String,

@@ -15,7 +15,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest answer read (an event list or config history is far smaller).
 const MAX_ANSWER: u64 = 8 << 20;
 
-/// Send one request and wait for its answer, [`DEFAULT_CALL_TIMEOUT`] per step.
+/// Send one request and wait for its raw answer, [`DEFAULT_CALL_TIMEOUT`] per step.
 pub fn call(path: &Path, req: &Request) -> Result<serde_json::Value, String> {
     call_with_timeout(path, req, DEFAULT_CALL_TIMEOUT)
 }

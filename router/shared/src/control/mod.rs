@@ -1,5 +1,6 @@
 //! The control socket: newline-delimited JSON over a Unix stream socket, root-only (0600).
-//! Each line is a [`Request`]; the daemon answers with one JSON line. The CLIs and the web
+//! Each line is a [`Request`]; the daemon answers with one JSON line, typed in [`reply`]
+//! (`subscribe` keeps the connection and sends one line per event). The CLIs and the web
 //! server are clients; the daemon stays the only process that changes the kernel.
 //!
 //! Limits (enforced by the daemon's server): lines up to [`MAX_LINE`], [`MAX_SESSIONS`] connections at once,
@@ -10,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 mod client;
+mod reply;
 
 pub use client::{call, call_with_timeout, DEFAULT_CALL_TIMEOUT};
+pub use reply::*;
 
 /// Default socket path of the installed daemon.
 pub const DEFAULT_SOCKET: &str = "/run/routeros/control.sock";
@@ -62,7 +65,22 @@ pub enum Request {
         #[serde(default)]
         by: String,
     },
+    /// Stay connected and receive the daemon's events as they happen: first a
+    /// [`Subscribed`] line with the logged events after `since_ms` (all without it), then
+    /// one [`Event`](crate::events::Event) per line. The connection counts as a session;
+    /// a subscriber that does not keep up is dropped (the daemon never waits for it).
+    Subscribe {
+        #[serde(default)]
+        since_ms: Option<u64>,
+    },
 }
+
+/// Seconds a config change made over the socket (the web UI) stays live unconfirmed
+/// before it rolls back by itself (commit-confirm); a rollback to a saved version too.
+pub const CONFIRM_SECONDS: u32 = 60;
+
+/// Shortest commit-confirm window accepted.
+pub const MIN_CONFIRM_SECONDS: u32 = 10;
 
 /// Longest commit-confirm window accepted.
 pub const MAX_CONFIRM_SECONDS: u32 = 3600;
@@ -88,13 +106,8 @@ pub const MAX_SESSIONS: usize = 32;
 /// the last answer was sent; an idle or trickling peer is disconnected, freeing its slot.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One request line (trailing newline optional) as a [`Request`], or the error answer to
-/// send back. Never panics, whatever the bytes (invalid UTF-8 included).
-pub fn parse_request(line: &[u8]) -> Result<Request, serde_json::Value> {
-    serde_json::from_slice(line).map_err(|e| error(&format!("bad request: {e}")))
-}
-
-/// `{"ok": false, "error": msg}`
-pub fn error(msg: &str) -> serde_json::Value {
-    serde_json::json!({ "ok": false, "error": msg })
+/// One request line (trailing newline optional) as a [`Request`], or the refusal to send
+/// back. Never panics, whatever the bytes (invalid UTF-8 included).
+pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
+    serde_json::from_slice(line).map_err(|e| Refusal::bad_request(format!("bad request: {e}")))
 }

@@ -9,13 +9,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use routeros_shared::config::Config;
-use routeros_shared::control::Request;
+use routeros_shared::control::{
+    Applied, ConfigReply, Done, PendingInfo, Request, VersionsReply, CONFIRM_SECONDS,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// Seconds before an unconfirmed change rolls itself back.
-pub const CONFIRM_SECONDS: u32 = 60;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigView {
@@ -25,18 +24,19 @@ pub struct ConfigView {
     #[schema(value_type = Object)]
     pub config: Value,
     pub version: Option<u64>,
-    /// A change waiting for confirmation: `{id, rollback_at_ms, by}`.
-    #[schema(value_type = Option<Object>)]
-    pub pending: Value,
+    /// A change waiting for confirmation.
+    pub pending: Option<PendingInfo>,
+    /// Seconds a change stays live unconfirmed before it rolls back by itself.
+    pub confirm_seconds: u32,
 }
 
 /// A change that is live and rolls back unless confirmed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PendingAnswer {
-    /// `{id, rollback_at_ms}`.
-    #[schema(value_type = Object)]
-    pub pending: Value,
+    pub pending: PendingInfo,
     pub version: Option<u64>,
+    /// Seconds it stays live unconfirmed (`pending.rollback_at_ms` is the deadline).
+    pub confirm_seconds: u32,
 }
 
 /// Either the JSON form (`config`) or the TOML text (`toml`).
@@ -65,13 +65,12 @@ pub struct RollbackBody {
 /// The JSON form of a config into a validated [`Config`]: the same parser and checks as
 /// the TOML file, so every problem is named by its TOML path with the same reason.
 pub fn config_from_json(value: Value) -> Result<Config, Vec<FieldError>> {
-    Config::from_json(value).map_err(|errors| errors.0.into_iter().map(Into::into).collect())
+    Config::from_json(value).map_err(|errors| errors.0)
 }
 
 /// Validate locally (nothing reaches the daemon if this fails).
 pub fn validate_toml(text: &str) -> Result<Config, ApiError> {
-    Config::from_toml(text)
-        .map_err(|errors| ApiError::InvalidConfig(errors.0.into_iter().map(Into::into).collect()))
+    Config::from_toml(text).map_err(|errors| ApiError::InvalidConfig(errors.0))
 }
 
 /// Forward a validated text as `apply_config` (commit-confirm) and refresh the live status.
@@ -80,22 +79,23 @@ pub async fn apply_toml(
     who: &Principal,
     toml: String,
 ) -> ApiResult<PendingAnswer> {
-    let answer = state
+    let answer: Applied = state
         .daemon
-        .ok(&Request::ApplyConfig {
+        .ask(&Request::ApplyConfig {
             toml,
             confirm_seconds: CONFIRM_SECONDS,
             by: who.username.clone(),
         })
         .await?;
     refresh_later(state);
-    Ok(pending_answer(&answer))
+    Ok(pending_answer(answer))
 }
 
-fn pending_answer(answer: &Value) -> PendingAnswer {
+fn pending_answer(answer: Applied) -> PendingAnswer {
     PendingAnswer {
-        pending: answer.get("pending").cloned().unwrap_or(Value::Null),
-        version: answer.get("version").and_then(Value::as_u64),
+        pending: answer.pending,
+        version: answer.version,
+        confirm_seconds: CONFIRM_SECONDS,
     }
 }
 
@@ -112,12 +112,8 @@ fn refresh_later(state: &AppState) {
     responses((status = 200, body = ConfigView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn get_config(State(state): State<AppState>, _who: Admin) -> ApiResult<Json<ConfigView>> {
-    let answer = state.daemon.ok(&Request::GetConfig).await?;
-    let toml = answer
-        .get("toml")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let answer: ConfigReply = state.daemon.ask(&Request::GetConfig).await?;
+    let toml = answer.toml;
     let config = Config::from_toml(&toml)
         .ok()
         .and_then(|c| serde_json::to_value(c).ok())
@@ -125,8 +121,9 @@ pub async fn get_config(State(state): State<AppState>, _who: Admin) -> ApiResult
     Ok(Json(ConfigView {
         toml,
         config,
-        version: answer.get("version").and_then(Value::as_u64),
-        pending: answer.get("pending").cloned().unwrap_or(Value::Null),
+        version: answer.version,
+        pending: answer.pending,
+        confirm_seconds: answer.confirm_seconds,
     }))
 }
 
@@ -182,9 +179,9 @@ pub async fn confirm(
     who: Admin,
     ApiJson(body): ApiJson<ConfirmBody>,
 ) -> ApiResult<StatusCode> {
-    state
+    let _: Done = state
         .daemon
-        .ok(&Request::ConfirmConfig {
+        .ask(&Request::ConfirmConfig {
             id: body.id.clone(),
         })
         .await?;
@@ -197,13 +194,11 @@ pub async fn confirm(
 
 /// Saved versions, oldest first.
 #[utoipa::path(get, path = "/api/v1/config/history", tag = "config",
-    responses((status = 200, body = Object, description = "{versions:[{version, saved_at_ms, by}]}"),
+    responses((status = 200, body = VersionsReply),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 502, body = ErrorBody)))]
-pub async fn history(State(state): State<AppState>, _who: Admin) -> ApiResult<Json<Value>> {
-    let answer = state.daemon.ok(&Request::ConfigHistory).await?;
-    let versions = answer.get("versions").cloned().unwrap_or(json!([]));
-    Ok(Json(json!({ "versions": versions })))
+pub async fn history(State(state): State<AppState>, _who: Admin) -> ApiResult<Json<VersionsReply>> {
+    Ok(Json(state.daemon.ask(&Request::ConfigHistory).await?))
 }
 
 /// Apply a saved version (commit-confirm, like PUT).
@@ -219,29 +214,22 @@ pub async fn rollback(
     who: Admin,
     ApiJson(body): ApiJson<RollbackBody>,
 ) -> ApiResult<Json<PendingAnswer>> {
-    let versions = state.daemon.ok(&Request::ConfigHistory).await?;
-    let known = versions
-        .get("versions")
-        .and_then(Value::as_array)
-        .is_some_and(|v| {
-            v.iter()
-                .any(|e| e.get("version").and_then(Value::as_u64) == Some(body.version))
-        });
-    if !known {
+    let versions: VersionsReply = state.daemon.ask(&Request::ConfigHistory).await?;
+    if !versions.versions.iter().any(|v| v.version == body.version) {
         return Err(ApiError::NotFound(format!(
             "no saved config version {}",
             body.version
         )));
     }
-    let answer = state
+    let answer: Applied = state
         .daemon
-        .ok(&Request::RollbackConfig {
+        .ask(&Request::RollbackConfig {
             version: body.version,
             by: who.username.clone(),
         })
         .await?;
     refresh_later(&state);
-    let answer = pending_answer(&answer);
+    let answer = pending_answer(answer);
     state
         .audit
         .record(

@@ -13,9 +13,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use routeros_shared::config::Config;
-use routeros_shared::control::Request;
+use routeros_shared::control::{ConfigReply, Request};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::ToSchema;
 
 /// Shortest password accepted.
@@ -119,9 +119,8 @@ pub async fn apply(
     if !problems.is_empty() {
         return Err(ApiError::InvalidConfig(problems));
     }
-    let current = state.daemon.ok(&Request::GetConfig).await?;
-    let text = current.get("toml").and_then(Value::as_str).unwrap_or("");
-    let base = Config::from_toml(text).map_err(|e| {
+    let current: ConfigReply = state.daemon.ask(&Request::GetConfig).await?;
+    let base = Config::from_toml(&current.toml).map_err(|e| {
         ApiError::Conflict(format!(
             "the running config does not validate, fix it first: {e}"
         ))

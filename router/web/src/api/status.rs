@@ -4,20 +4,21 @@
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::telemetry::{Rate, FRESH};
+use crate::telemetry::{Rate, StatusBody, FRESH};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use routeros_shared::control::Request;
-use routeros_shared::events::{now_ms, EventKind};
-use serde::Deserialize;
+use routeros_shared::control::{EventsReply, HealthPoint, HistoryReply, Request};
+use routeros_shared::events::{now_ms, Event, EventKind};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// Daemon status per WAN plus `rx_bps`/`tx_bps` (bits/s) and `system`.
 #[utoipa::path(get, path = "/api/v1/status", tag = "status",
-    responses((status = 200, body = Object, description = "status: wans[], system{}"),
+    responses((status = 200, body = StatusBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 502, body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, _who: Viewer) -> ApiResult<Response> {
@@ -61,24 +62,31 @@ fn event_kind(kind: Option<String>) -> ApiResult<Option<EventKind>> {
         ("kind" = Option<String>, Query, description = "one of state_change, high_latency, failover, config_change, operator"),
         ("since_ms" = Option<u64>, Query, description = "only events after this Unix time (ms)"),
     ),
-    responses((status = 200, body = Object, description = "{events:[...]}"),
+    responses((status = 200, body = EventsBody),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     _who: Viewer,
     ApiQuery(q): ApiQuery<EventsQuery>,
-) -> ApiResult<Json<Value>> {
-    let answer = state
+) -> ApiResult<Json<EventsBody>> {
+    let answer: EventsReply = state
         .daemon
-        .ok(&Request::Events {
+        .ask(&Request::Events {
             since_ms: q.since_ms,
             wan: q.wan.filter(|w| !w.is_empty()),
             kind: event_kind(q.kind)?,
         })
         .await?;
-    let events = answer.get("events").cloned().unwrap_or(json!([]));
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(EventsBody {
+        events: answer.events,
+    }))
+}
+
+/// Daemon events, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsBody {
+    pub events: Vec<Event>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,31 +120,19 @@ pub async fn history(
         ));
     }
     let snapshot = state.telemetry.current(FRESH).await?;
-    let known = snapshot
-        .status
-        .get("wans")
-        .and_then(Value::as_array)
-        .is_some_and(|w| {
-            w.iter()
-                .any(|w| w.get("name").and_then(Value::as_str) == Some(&wan))
-        });
-    if !known {
+    if snapshot.status.wan(&wan).is_none() {
         return Err(ApiError::NotFound(format!(
             "`{wan}` is not a WAN interface"
         )));
     }
-    let answer = state
+    let answer: HistoryReply = state
         .daemon
-        .ok(&Request::History {
+        .ask(&Request::History {
             wan: wan.clone(),
             seconds,
         })
         .await?;
-    let health = answer
-        .get("points")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let health = answer.points;
     let since = now_ms().saturating_sub(u64::from(seconds) * 1000);
     let rates = state.telemetry.throughput(&wan, since);
     Ok(Json(
@@ -147,7 +143,7 @@ pub async fn history(
 /// One time axis for both series: every 1 s throughput point, with the latency/loss of the
 /// probe round nearest to it (within 1 s); probe rounds without a throughput point nearby
 /// become points of their own. Missing figures are null.
-pub fn merge(health: &[Value], rates: &[Rate]) -> Vec<Value> {
+pub fn merge(health: &[HealthPoint], rates: &[Rate]) -> Vec<Value> {
     let mut points: Vec<Value> = rates
         .iter()
         .map(|r| {
@@ -157,10 +153,9 @@ pub fn merge(health: &[Value], rates: &[Rate]) -> Vec<Value> {
         .collect();
     let mut filled = vec![false; rates.len()];
     for h in health {
-        let Some(t) = h.get("t_ms").and_then(Value::as_u64) else {
-            continue;
-        };
-        let field = |k: &str| h.get(k).cloned().unwrap_or(Value::Null);
+        let t = h.t_ms;
+        let figures = json!(h);
+        let field = |k: &str| figures.get(k).cloned().unwrap_or(Value::Null);
         let i = rates.partition_point(|r| r.t_ms < t);
         let nearest = [i.checked_sub(1), (i < rates.len()).then_some(i)]
             .into_iter()
@@ -197,9 +192,15 @@ mod tests {
                 tx_bps: 1.0,
             })
             .collect();
+        let point = |t_ms, latency_ms, jitter_ms, loss_percent| HealthPoint {
+            t_ms,
+            latency_ms,
+            jitter_ms,
+            loss_percent,
+        };
         let health = vec![
-            json!({"t_ms": 11_200, "latency_ms": 12.5, "jitter_ms": 1.0, "loss_percent": 0.0}),
-            json!({"t_ms": 30_000, "latency_ms": null, "jitter_ms": null, "loss_percent": 100.0}),
+            point(11_200, Some(12.5), Some(1.0), 0.0),
+            point(30_000, None, None, 100.0),
         ];
         let points = merge(&health, &rates);
         assert_eq!(points.len(), 6);

@@ -3,7 +3,8 @@
 // (SCHEMA below); any other key in the JSON is rendered generically from its value, so new
 // keys (lan.dhcp_start, port_forwards, ...) show up without a UI change.
 // Every input carries data-path="<TOML path>" so the server's 400 `fields` land next to it.
-// A successful save is live at once and rolls back after 60 s unless confirmed (banner).
+// A successful save is live at once and rolls back unless confirmed within the window the
+// server names (`confirm_seconds`; a banner counts down to its `rollback_at_ms`).
 
 import { api, ApiError, errorText } from './api.js';
 import { confirmDialog, toast } from './dialogs.js';
@@ -428,8 +429,20 @@ export function clearFieldErrors(root, summaryEl) {
 
 // ---------- pending change: the global banner ----------
 
-const CONFIRM_WINDOW_MS = 60000;
 let pending = null; // {id, deadline, timer}
+// The commit-confirm window in seconds, as the server last said (`confirm_seconds`).
+let confirmSeconds = null;
+
+/** Remember the server's commit-confirm window from an answer that carries it. */
+function noteWindow(res) {
+  const n = Number(res && res.confirm_seconds);
+  if (Number.isFinite(n) && n > 0) confirmSeconds = n;
+}
+
+/** "after 60 seconds" with the server's window ("in time" before it is known). */
+function windowText(prefix) {
+  return confirmSeconds ? `${prefix} ${confirmSeconds} seconds` : 'in time';
+}
 
 export function clearPending() {
   if (pending) clearInterval(pending.timer);
@@ -438,12 +451,14 @@ export function clearPending() {
 }
 
 /** Show "Applied. Rolls back in N s unless you confirm" with a countdown and Confirm. */
-export function showPending(p) {
+export function showPending(p, seconds) {
   if (!p || !p.id) return;
   clearPending();
-  // The deadline is the server's clock; fall back to the documented 60 s if ours disagrees.
+  noteWindow({ confirm_seconds: seconds });
+  // The deadline is the server's clock; fall back to the server's window if ours disagrees.
+  const windowMs = (confirmSeconds || 0) * 1000;
   let left = Number(p.rollback_at_ms) - Date.now();
-  if (!Number.isFinite(left) || left <= 0 || left > 5 * CONFIRM_WINDOW_MS) left = CONFIRM_WINDOW_MS;
+  if (windowMs && (!Number.isFinite(left) || left <= 0 || left > 5 * windowMs)) left = windowMs;
   const deadline = Date.now() + left;
   const slot = document.getElementById('global-banner');
   const count = h('strong', { testid: 'pending-countdown' });
@@ -489,13 +504,16 @@ export function showPending(p) {
 export async function checkPending() {
   try {
     const res = await api.get('/config', { quiet: true });
-    if (res && res.pending) showPending(res.pending);
+    if (res && res.pending) showPending(res.pending, res.confirm_seconds);
   } catch { /* not fatal */ }
 }
 
 // ---------- the view ----------
 
+const introText = () => `Changes are live as soon as you apply them, and roll back by themselves ${windowText('after')} unless you confirm. A mistake cannot lock you out.`;
+
 export async function mount(main) {
+  const intro = h('p', { class: 'muted', testid: 'config-intro', text: introText() });
   const errorsBox = h('div', { class: 'error-summary', role: 'alert', testid: 'config-errors', hidden: true });
   const formBody = h('div', { class: 'cfg-body' });
   const versionTag = h('span', { class: 'chip', testid: 'config-version' });
@@ -530,7 +548,7 @@ export async function mount(main) {
 
   main.append(h('section', { class: 'page config-page' },
     h('div', { class: 'page-head' }, h('h1', { text: 'Configuration' }), versionTag),
-    h('p', { class: 'muted', text: 'Changes are live as soon as you apply them, and roll back by themselves after 60 seconds unless you confirm. A mistake cannot lock you out.' }),
+    intro,
     h('div', { class: 'tabs', role: 'tablist' }, Object.values(tabs)),
     errorsBox, formPane, tomlPane, historyPane));
 
@@ -567,7 +585,9 @@ export async function mount(main) {
     toml.value = res.toml || '';
     clearFieldErrors(main, errorsBox);
     rerender();
-    if (res.pending) showPending(res.pending);
+    noteWindow(res);
+    intro.textContent = introText();
+    if (res.pending) showPending(res.pending, res.confirm_seconds);
   };
 
   form.addEventListener('input', markDirty);
@@ -583,8 +603,9 @@ export async function mount(main) {
     button.disabled = true;
     try {
       const res = await api.put('/config', body, { quiet: true });
-      if (res && res.pending) showPending(res.pending);
-      toast('Applied. Confirm within 60 seconds to keep it.', 'success');
+      noteWindow(res);
+      if (res && res.pending) showPending(res.pending, res.confirm_seconds);
+      toast(`Applied. Confirm ${windowText('within')} to keep it.`, 'success');
       await load();
     } catch (e) {
       if (e instanceof ApiError && (e.status === 400 || e.fields.length)) {
@@ -641,13 +662,14 @@ export async function mount(main) {
     const ok = await confirmDialog({
       title: `Roll back to version ${v}?`,
       okLabel: 'Roll back',
-      body: [`The configuration of version ${v} becomes live at once.`, 'Like any change, it rolls back again after 60 seconds unless you confirm it.'],
+      body: [`The configuration of version ${v} becomes live at once.`, `Like any change, it rolls back again ${windowText('after')} unless you confirm it.`],
     });
     if (!ok) return;
     try {
       const res = await api.post('/config/rollback', { version: v });
-      if (res && res.pending) showPending(res.pending);
-      toast(`Version ${v} applied. Confirm within 60 seconds to keep it.`, 'success');
+      noteWindow(res);
+      if (res && res.pending) showPending(res.pending, res.confirm_seconds);
+      toast(`Version ${v} applied. Confirm ${windowText('within')} to keep it.`, 'success');
       await load();
       loadHistory();
     } catch (e) {

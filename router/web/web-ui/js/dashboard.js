@@ -24,12 +24,9 @@ function untilMs(v) {
   return n < 1e12 ? n * 1000 : n;
 }
 
-const LIVE_STATES = ['up', 'degraded'];
-
-/** The WANs that carry traffic if asked: up or degraded and in service (other than `except`). */
-function liveWans(status, except) {
-  return ((status && status.wans) || []).filter((w) => w.name !== except && LIVE_STATES.includes(w.state)
-    && wanRole(w) !== 'disabled' && wanRole(w) !== 'maintenance');
+/** The WANs that may carry traffic (the daemon's `usable`), other than `except`. */
+function usableWans(status, except) {
+  return ((status && status.wans) || []).filter((w) => w.name !== except && w.usable === true);
 }
 
 function plural(n, one, many) {
@@ -99,9 +96,9 @@ function updateCard(c, w) {
   c.state.dataset.state = display;
   c.role.textContent = role;
   c.role.dataset.role = role;
-  // A down line the daemon still lists as active (every line is down: it keeps the last
-  // routes) carries nothing: the red state pill says it all.
-  c.role.hidden = out || (role === 'active' && !LIVE_STATES.includes(display));
+  // An unusable line the daemon still lists as active (every line is down: it keeps the
+  // last routes) carries nothing: the red state pill says it all.
+  c.role.hidden = out || (role === 'active' && w.usable !== true);
   c.sinceMs = Number(w.since_ms) || null;
   c.untilMs = role === 'maintenance' ? untilMs(w.maintenance_until) : null;
   c.f.address.dd.textContent = w.address || DASH;
@@ -294,7 +291,7 @@ export async function mount(main, ctx) {
       const end = formatTime(Date.now() + minutes * 60000);
       out.push(`New connections will avoid ${wan} for ${plural(minutes, 'minute', 'minutes')} (until about ${end}); then it returns to service by itself. Enable ends it early.`);
     }
-    const noOther = impact && Array.isArray(impact.takeover) ? takeover.length === 0 : !!lastStatus && liveWans(lastStatus, wan).length === 0;
+    const noOther = impact && Array.isArray(impact.takeover) ? takeover.length === 0 : !!lastStatus && usableWans(lastStatus, wan).length === 0;
     if (noOther) {
       out.push(h('p', { class: 'warn-text', testid: 'impact-warning', text: `No other line is up: new connections from the LAN get no internet access while ${wan} is out of service.` }));
     }
@@ -361,8 +358,8 @@ export async function mount(main, ctx) {
     clear(summary);
     const mode = status.mode === 'failover' ? 'Failover by priority' : status.mode === 'ecmp' ? 'Weighted balancing' : status.mode;
     // The daemon keeps its last routes when every line is down (no blackhole), so a down
-    // line can still be "active": it carries nothing. Count only live active lines.
-    const live = new Set(liveWans(status).map((w) => w.name));
+    // line can still be "active": it carries nothing. Count only usable active lines.
+    const live = new Set(usableWans(status).map((w) => w.name));
     const active = (Array.isArray(status.active_wans) ? status.active_wans : status.wans.filter((w) => wanRole(w) === 'active').map((w) => w.name))
       .filter((n) => live.has(n));
     if (mode) summary.append(h('span', { class: 'chip', testid: 'dash-mode', text: mode }));

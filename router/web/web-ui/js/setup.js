@@ -412,7 +412,7 @@ export async function mount(main, ctx) {
           ].filter(Boolean).join(' · '))),
           row(`LAN ${b.lan.interface}`, `${b.lan.address} · DHCP ${b.lan.dhcp_start || '?'} – ${b.lan.dhcp_end || '?'}`),
           row('Time zone', b.timezone))));
-        body.append(h('p', { class: 'muted small', text: 'Applying is live at once. If the LAN address changes, reconnect to the new address. Like every change, it rolls back after 60 seconds unless you confirm it on the dashboard.' }));
+        body.append(h('p', { class: 'muted small', text: 'Applying is live at once. If the LAN address changes, reconnect to the new address. Like every change, it rolls back by itself unless you confirm it in time on the dashboard.' }));
       },
       async submit() {
         const b = buildApplyBody(state);
@@ -428,7 +428,7 @@ export async function mount(main, ctx) {
         let s = null;
         try { s = await api.get('/session', { quiet: true, noRedirect: true }); } catch { /* keep going */ }
         ctx.setSession({ ...(s || ctx.session), setup_required: false, wizard_done: true });
-        if (res && res.pending) showPending(res.pending);
+        if (res && res.pending) showPending(res.pending, res.confirm_seconds);
         ctx.goHome();
       },
     };

@@ -227,13 +227,9 @@ export function clone(v) {
   return v === undefined ? undefined : JSON.parse(JSON.stringify(v));
 }
 
-/** The WAN role shown on a card, from the server's `role` or the daemon's flags. */
+/** The WAN role shown on a card: the daemon's `role` (disabled, maintenance, active, standby). */
 export function wanRole(w) {
-  if (w.role) return String(w.role);
-  if (w.disabled) return 'disabled';
-  if (w.maintenance_until) return 'maintenance';
-  if (w.active) return 'active';
-  return 'standby';
+  return w.role ? String(w.role) : 'standby';
 }
 
 /** The state shown on a card: a disabled/maintained WAN shows grey "disabled". */

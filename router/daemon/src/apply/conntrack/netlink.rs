@@ -20,6 +20,7 @@ use netlink_packet_core::{
 use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, Tuple};
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use std::collections::BTreeMap;
 use tokio::io::unix::AsyncFd;
 
 use super::{check_filter, mark_matches, ConntrackDriver, ConntrackError, Purpose};
@@ -164,32 +165,61 @@ impl ConntrackNetlink {
 
     /// The entries of `(mark, mask)`, both families. The kernel filters; we check again.
     async fn dump(&mut self, mark: u32, mask: u32) -> Result<Vec<Entry>, ApplyError> {
+        let mut entries = Vec::new();
+        self.dump_each(Some((mark, mask)), |e| {
+            if mark_matches(e.mark, mark, mask) {
+                entries.push(e);
+            }
+        })
+        .await?;
+        Ok(entries)
+    }
+
+    /// How many entries there are of each `ctmark & mask`, from one dump of the whole
+    /// table (both families): the status' per-WAN connection counts.
+    pub async fn count_by_mark(&mut self, mask: u32) -> Result<BTreeMap<u32, u64>, ApplyError> {
+        let mut counts = BTreeMap::new();
+        self.dump_each(None, |e| *counts.entry(e.mark & mask).or_insert(0) += 1)
+            .await?;
+        Ok(counts)
+    }
+
+    /// Dump the table (only `(mark, mask)` when given; always with the mask, see the
+    /// module documentation) and hand each entry to `each`.
+    async fn dump_each(
+        &mut self,
+        filter: Option<(u32, u32)>,
+        mut each: impl FnMut(Entry),
+    ) -> Result<(), ApplyError> {
         let seq = self.next_seq();
-        let msg = NetfilterMessage::new(
-            NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, 0),
-            ConntrackMessage::Get(vec![
+        let attributes = match filter {
+            Some((mark, mask)) => vec![
                 ConntrackAttribute::CtaMark(mark),
-                // Always with the mask: see the module documentation.
                 ConntrackAttribute::Other(DefaultNla::new(
                     CTA_MARK_MASK,
                     mask.to_be_bytes().to_vec(),
                 )),
-            ]),
+            ],
+            None => Vec::new(),
+        };
+        let msg = NetfilterMessage::new(
+            NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, 0),
+            ConntrackMessage::Get(attributes),
         );
         self.send(msg, NLM_F_REQUEST | NLM_F_DUMP, seq).await?;
-        let mut entries = Vec::new();
         loop {
             for (_, reply) in self.recv(|s| s == seq).await? {
                 match reply {
-                    Reply::Entry(e) if mark_matches(e.mark, mark, mask) => entries.push(e),
-                    Reply::Entry(_) | Reply::Other => {}
-                    Reply::Done(0) => return Ok(entries),
+                    Reply::Entry(e) => each(e),
+                    Reply::Other => {}
+                    Reply::Done(0) => return Ok(()),
                     Reply::Done(code) | Reply::Error(code) => {
+                        let (mark, mask) = filter.unwrap_or_default();
                         return Err(ConntrackError::errno(
                             format!("dump mark {mark:#x}/{mask:#x}"),
                             -code,
                         )
-                        .into())
+                        .into());
                     }
                 }
             }

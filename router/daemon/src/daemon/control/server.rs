@@ -3,15 +3,25 @@
 //! served at once (one more waits for a free session; after a second of all of them busy,
 //! newcomers get a "busy" answer), an idle peer is dropped after [`IDLE_TIMEOUT`], and a
 //! failing `accept` (EMFILE) backs off and logs once per burst.
+//!
+//! `status` is answered here from the published snapshot (the event loop is not asked);
+//! `subscribe` turns the session into a stream of events, which has no idle limit but is
+//! dropped when the peer closes, stops reading, or falls behind the live events.
 
-use super::{error, parse_request, Envelope, IDLE_TIMEOUT, MAX_LINE, MAX_SESSIONS};
+use super::{
+    parse_request, to_wire, Answer, Envelope, Refusal, RefusalCode, Reply, Request, IDLE_TIMEOUT,
+    MAX_LINE, MAX_SESSIONS,
+};
+use crate::daemon::supervisor::StatusBoard;
+use routeros_shared::events::Event;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, Semaphore};
 
 /// A peer must take an answer within this long (one that never reads would hold its slot).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,11 +36,7 @@ const BURST_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Bind the socket (replacing a stale one) and serve it until the daemon exits. Only root
 /// may connect, plus members of `group` when given (the unprivileged web server's group).
-pub async fn serve(
-    path: &Path,
-    group: Option<&str>,
-    to_daemon: mpsc::Sender<Envelope>,
-) -> std::io::Result<()> {
+pub async fn serve(path: &Path, group: Option<&str>, daemon: Daemon) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -48,8 +54,15 @@ pub async fn serve(
         None => 0o600,
     };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    tokio::spawn(accept_loop(listener, to_daemon));
+    tokio::spawn(accept_loop(listener, daemon));
     Ok(())
+}
+
+/// What sessions answer from: the event loop's request channel and the status snapshot.
+#[derive(Clone)]
+pub struct Daemon {
+    pub requests: mpsc::Sender<Envelope>,
+    pub status: StatusBoard,
 }
 
 /// Fail if a live process serves `path`, which [`serve`] would otherwise replace (a second
@@ -69,7 +82,7 @@ pub async fn refuse_if_served(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn accept_loop(listener: UnixListener, to_daemon: mpsc::Sender<Envelope>) {
+async fn accept_loop(listener: UnixListener, daemon: Daemon) {
     let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     let mut failing = Burst::default();
     let mut busy = Burst::default();
@@ -131,10 +144,10 @@ async fn accept_loop(listener: UnixListener, to_daemon: mpsc::Sender<Envelope>) 
                 took.as_secs_f64()
             );
         }
-        let to_daemon = to_daemon.clone();
+        let daemon = daemon.clone();
         tokio::spawn(async move {
             let (read, write) = stream.into_split();
-            session(read, write, to_daemon).await;
+            session(read, write, daemon).await;
             drop(slot);
         });
     }
@@ -142,8 +155,9 @@ async fn accept_loop(listener: UnixListener, to_daemon: mpsc::Sender<Envelope>) 
 
 /// Best effort, never waits: a fresh socket's send buffer has room for one short line.
 fn refuse_busy(stream: &UnixStream) {
-    let mut text = error(&format!(
-        "busy: {MAX_SESSIONS} control connections are open; try again shortly"
+    let mut text = refusal(Refusal::new(
+        RefusalCode::Busy,
+        format!("busy: {MAX_SESSIONS} control connections are open; try again shortly"),
     ))
     .to_string();
     text.push('\n');
@@ -152,7 +166,7 @@ fn refuse_busy(stream: &UnixStream) {
 
 /// Answer request lines until the peer closes, stays idle past [`IDLE_TIMEOUT`], sends a
 /// line longer than [`MAX_LINE`] (answered with an error, then closed), or stops reading.
-pub(super) async fn session<R, W>(read: R, mut write: W, to_daemon: mpsc::Sender<Envelope>)
+pub(super) async fn session<R, W>(read: R, mut write: W, daemon: Daemon)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -167,31 +181,94 @@ where
         let (answer, last) = match read {
             Err(_) | Ok(Err(_)) | Ok(Ok(0)) => return,
             Ok(Ok(_)) if line.len() > MAX_LINE => (
-                error(&format!(
-                    "request line longer than {} bytes; connection closed",
-                    MAX_LINE
-                )),
+                refusal(Refusal::bad_request(format!(
+                    "request line longer than {MAX_LINE} bytes; connection closed"
+                ))),
                 true,
             ),
             Ok(Ok(_)) => match parse_request(&line) {
+                Ok(Request::Status) => (
+                    to_wire(&Ok(Reply::Status(Box::new(daemon.status.current().await)))),
+                    false,
+                ),
                 Ok(req) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
-                    if to_daemon.send((req, tx)).await.is_err() {
+                    if daemon.requests.send((req, tx)).await.is_err() {
                         return;
                     }
-                    let answer = rx
-                        .await
-                        .unwrap_or_else(|_| error("daemon is shutting down"));
-                    (answer, false)
+                    match rx.await {
+                        Ok(Answer::Line(result)) => (to_wire(&result), false),
+                        Ok(Answer::Subscribed { backlog, events }) => {
+                            let first = to_wire(&Ok(Reply::Subscribed(
+                                routeros_shared::control::Subscribed { backlog },
+                            )));
+                            if write_line(&mut write, &first).await {
+                                stream_events(reader, write, events).await;
+                            }
+                            return;
+                        }
+                        Err(_) => (
+                            refusal(Refusal::new(RefusalCode::Busy, "daemon is shutting down")),
+                            false,
+                        ),
+                    }
                 }
-                Err(answer) => (answer, false),
+                Err(e) => (refusal(e), false),
             },
         };
-        let mut text = answer.to_string();
-        text.push('\n');
-        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(text.as_bytes())).await {
-            Ok(Ok(())) if !last => {}
-            _ => return,
+        if !write_line(&mut write, &answer).await || last {
+            return;
+        }
+    }
+}
+
+fn refusal(r: Refusal) -> serde_json::Value {
+    to_wire::<Reply>(&Err(r))
+}
+
+/// Write one JSON line within [`WRITE_TIMEOUT`]; false when the peer did not take it.
+async fn write_line<W: AsyncWrite + Unpin>(write: &mut W, value: &impl serde::Serialize) -> bool {
+    let mut text = match serde_json::to_string(value) {
+        Ok(text) => text,
+        Err(_) => return false,
+    };
+    text.push('\n');
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, write.write_all(text.as_bytes())).await,
+        Ok(Ok(()))
+    )
+}
+
+/// A subscriber's session: each new event as a line, until the peer closes, stops reading
+/// for [`WRITE_TIMEOUT`], or falls so far behind that events were lost (then it is dropped
+/// with a logged reason and reconnects; the daemon never waits for it).
+async fn stream_events<R, W>(mut reader: R, mut write: W, mut events: broadcast::Receiver<Event>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scratch = [0u8; 256];
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if !write_line(&mut write, &event).await {
+                        tracing::warn!("control socket: dropped an event subscriber that stopped reading");
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!("control socket: dropped an event subscriber {n} events behind");
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            // A subscriber sends nothing more: EOF (or an error) means it is gone.
+            read = reader.read(&mut scratch) => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
+                }
+            }
         }
     }
 }

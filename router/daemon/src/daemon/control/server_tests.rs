@@ -3,13 +3,32 @@
 //! to the end, whatever the bytes.
 
 use super::*;
-use crate::daemon::control::Request;
+use crate::daemon::control::{Done, Request};
+use crate::daemon::counters::{ByteCounters, Counters};
+use crate::daemon::supervisor::StatusPublisher;
 use proptest::prelude::*;
+use serde_json::json;
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
 
-/// What the stand-in daemon answers to `req`.
+/// What the stand-in daemon answers to `req` (the status comes from the empty snapshot).
 fn echo(req: &Request) -> serde_json::Value {
-    serde_json::json!({ "ok": true, "echo": req })
+    match req {
+        Request::Status => to_wire(&Ok(Reply::Status(Box::default()))),
+        req => to_wire(&Ok(Reply::Done(Done {
+            message: serde_json::to_string(req).unwrap(),
+            apply_ms: None,
+        }))),
+    }
+}
+
+fn stand_in(requests: mpsc::Sender<Envelope>) -> Daemon {
+    let status = StatusPublisher::default().board(
+        watch::channel(Arc::new(Counters::default())).1,
+        ByteCounters::default(),
+    );
+    Daemon { requests, status }
 }
 
 /// Feed `input` (in `chunk`-byte writes, then EOF) to a session; its answers, one per line.
@@ -23,11 +42,18 @@ fn run_session(input: Vec<u8>, chunk: usize) -> Vec<serde_json::Value> {
         let (to_daemon, mut requests) = mpsc::channel::<Envelope>(4);
         let daemon = tokio::spawn(async move {
             while let Some((req, reply)) = requests.recv().await {
-                let _ = reply.send(echo(&req));
+                let echoed = match echo(&req)["message"].as_str() {
+                    Some(m) => Done {
+                        message: m.to_string(),
+                        apply_ms: None,
+                    },
+                    None => unreachable!("status is answered by the session"),
+                };
+                let _ = reply.send(Answer::Line(Ok(Reply::Done(echoed))));
             }
         });
         let (server_read, server_write) = tokio::io::split(server);
-        let serving = tokio::spawn(session(server_read, server_write, to_daemon));
+        let serving = tokio::spawn(session(server_read, server_write, stand_in(to_daemon)));
         let (mut client_read, mut client_write) = tokio::io::split(client);
         let writer = async move {
             for part in input.chunks(chunk.max(1)) {
@@ -63,7 +89,7 @@ fn expected(input: &[u8]) -> Vec<serde_json::Value> {
         .into_iter()
         .map(|line| match parse_request(line) {
             Ok(req) => echo(&req),
-            Err(answer) => answer,
+            Err(refused) => refusal(refused),
         })
         .collect()
 }
@@ -159,4 +185,61 @@ fn a_burst_is_logged_at_its_start_then_rarely_and_summed_up_once_quiet() {
         Some((61, Duration::from_secs(60)))
     );
     assert_eq!(burst.settle(at(200_000)), None, "summed up once");
+}
+
+/// A subscriber gets its backlog, then each event as it is sent, past the idle limit; one
+/// that falls too far behind is dropped, and the daemon's sends never wait for it.
+#[test]
+fn a_subscriber_gets_live_events_and_is_dropped_when_it_lags() {
+    use routeros_shared::events::{Event, EventKind};
+    use tokio::io::AsyncBufReadExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::pause();
+        let (live, _) = tokio::sync::broadcast::channel::<Event>(4);
+        let (to_daemon, mut requests) = mpsc::channel::<Envelope>(4);
+        let sender = live.clone();
+        tokio::spawn(async move {
+            while let Some((_, reply)) = requests.recv().await {
+                let backlog = vec![Event::new(EventKind::Operator, None, "old")];
+                let _ = reply.send(Answer::Subscribed {
+                    backlog,
+                    events: sender.subscribe(),
+                });
+            }
+        });
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (server_read, server_write) = tokio::io::split(server);
+        let serving = tokio::spawn(session(server_read, server_write, stand_in(to_daemon)));
+        let (client_read, mut client_write) = tokio::io::split(client);
+        let mut lines = tokio::io::BufReader::new(client_read).lines();
+        client_write
+            .write_all(b"{\"cmd\":\"subscribe\"}\n")
+            .await
+            .unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(first["ok"], true);
+        assert_eq!(first["backlog"][0]["message"], "old");
+        // Well past the idle limit, the subscription still stands.
+        tokio::time::sleep(IDLE_TIMEOUT * 3).await;
+        live.send(Event::new(EventKind::Failover, Some("wan1"), "new"))
+            .unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(
+            (&event["kind"], &event["message"]),
+            (&json!("failover"), &json!("new"))
+        );
+        // Five events at once overflow the channel (4) before the session reads any: dropped.
+        for i in 0..5 {
+            live.send(Event::new(EventKind::Operator, None, format!("burst {i}")))
+                .unwrap();
+        }
+        serving.await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap(), None, "connection closed");
+    });
 }

@@ -10,10 +10,13 @@
 
 use super::drivers::{Clock, Platform};
 use super::Supervisor;
-use crate::daemon::control::{self, MAX_CONFIRM_SECONDS};
+use crate::daemon::control::{
+    Applied, ConfigReply, Done, PendingInfo, Refusal, RefusalCode, CONFIRM_SECONDS,
+    MAX_CONFIRM_SECONDS, MIN_CONFIRM_SECONDS,
+};
 use routeros_shared::config::{parse_size, Config, ConfigErrors, FieldError};
 use routeros_shared::events::{Event, EventKind};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A commit-confirm change in flight: rolled back to `previous` at `rollback_at_ms`.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,16 +41,23 @@ impl CommitConfirm {
     }
 
     /// Why a change with this window cannot start now, if it cannot.
-    pub fn refuse_start(&self, confirm_seconds: u32) -> Option<String> {
+    pub fn refuse_start(&self, confirm_seconds: u32) -> Option<Refusal> {
         if let Some(p) = &self.pending {
-            return Some(format!(
-                "a change by {} is waiting for confirmation; confirm it or let it roll back first",
-                p.by
+            return Some(Refusal::new(
+                RefusalCode::Conflict,
+                format!(
+                    "a change by {} is waiting for confirmation; confirm it or let it roll back first",
+                    p.by
+                ),
             ));
         }
-        if !(10..=MAX_CONFIRM_SECONDS).contains(&confirm_seconds) {
-            return Some(format!(
-                "confirm_seconds: {confirm_seconds} is not in 10..={MAX_CONFIRM_SECONDS}"
+        if !(MIN_CONFIRM_SECONDS..=MAX_CONFIRM_SECONDS).contains(&confirm_seconds) {
+            return Some(Refusal::field(
+                RefusalCode::BadRequest,
+                "confirm_seconds",
+                format!(
+                    "{confirm_seconds} is not in {MIN_CONFIRM_SECONDS}..={MAX_CONFIRM_SECONDS}"
+                ),
             ));
         }
         None
@@ -70,14 +80,21 @@ impl CommitConfirm {
     }
 
     /// Keep the pending change `id`; the change it was, or why not.
-    pub fn confirm(&mut self, id: &str) -> Result<PendingChange, &'static str> {
+    pub fn confirm(&mut self, id: &str) -> Result<PendingChange, Refusal> {
         match self.pending.take() {
             Some(p) if p.id == id => Ok(p),
             Some(other) => {
                 self.pending = Some(other);
-                Err("id: not the pending change")
+                Err(Refusal::field(
+                    RefusalCode::Conflict,
+                    "id",
+                    "not the pending change",
+                ))
             }
-            None => Err("no change is waiting for confirmation"),
+            None => Err(Refusal::new(
+                RefusalCode::NoPending,
+                "no change is waiting for confirmation",
+            )),
         }
     }
 
@@ -93,7 +110,7 @@ impl<P: Platform> Supervisor<P> {
         let old = std::mem::replace(&mut self.cfg, new);
         self.refresh_links().await;
         match self.replan("config change").await {
-            Ok(()) => {
+            Ok(_) => {
                 if old.health_check != self.cfg.health_check
                     || old.wan_interfaces != self.cfg.wan_interfaces
                 {
@@ -112,19 +129,23 @@ impl<P: Platform> Supervisor<P> {
         }
     }
 
-    fn refused(&mut self, what: &str, errors: &ConfigErrors) -> Value {
+    fn refused(&mut self, what: &str, errors: &ConfigErrors) -> Refusal {
         let msg = format!("{what} refused: {} error(s)", errors.0.len());
         self.emit(
             Event::new(EventKind::ConfigChange, None, msg).with(json!({ "errors": errors.0 })),
         );
-        json!({ "ok": false, "error": "config invalid; nothing changed", "errors": errors.0 })
+        Refusal {
+            code: RefusalCode::InvalidConfig,
+            message: "config invalid; nothing changed".into(),
+            fields: errors.0.clone(),
+        }
     }
 
     /// Re-read the file (SIGHUP or `reload`).
-    pub async fn reload(&mut self) -> Value {
+    pub async fn reload(&mut self) -> Result<Done, Refusal> {
         let new = match Config::load(&self.opts.config) {
             Ok(cfg) => cfg,
-            Err(errors) => return self.refused("reload", &errors),
+            Err(errors) => return Err(self.refused("reload", &errors)),
         };
         match self.switch_config(new).await {
             Ok(()) => {
@@ -133,21 +154,31 @@ impl<P: Platform> Supervisor<P> {
                     None,
                     "configuration reloaded from file",
                 ));
-                json!({ "ok": true, "apply_ms": self.last_apply_ms })
+                Ok(Done {
+                    message: "configuration reloaded from file".into(),
+                    apply_ms: self.last_apply_ms,
+                })
             }
-            Err(e) => control::error(&e),
+            Err(e) => Err(Refusal::new(RefusalCode::ApplyFailed, e)),
         }
     }
 
-    pub(super) fn get_config(&self) -> Value {
+    pub(super) fn get_config(&self) -> Result<ConfigReply, Refusal> {
         match self.config_store.read() {
-            Ok(toml) => json!({
-                "ok": true,
-                "toml": toml,
-                "version": self.config_store.current_version(),
-                "pending": self.confirm.pending().map(|p| json!({ "id": p.id, "rollback_at_ms": p.rollback_at_ms, "by": p.by })),
+            Ok(toml) => Ok(ConfigReply {
+                toml,
+                version: self.config_store.current_version(),
+                pending: self.confirm.pending().map(|p| PendingInfo {
+                    id: p.id.clone(),
+                    rollback_at_ms: p.rollback_at_ms,
+                    by: Some(p.by.clone()),
+                }),
+                confirm_seconds: CONFIRM_SECONDS,
             }),
-            Err(e) => control::error(&format!("cannot read {}: {e}", self.opts.config.display())),
+            Err(e) => Err(Refusal::internal(format!(
+                "cannot read {}: {e}",
+                self.opts.config.display()
+            ))),
         }
     }
 
@@ -157,32 +188,36 @@ impl<P: Platform> Supervisor<P> {
         text: String,
         confirm_seconds: u32,
         by: String,
-    ) -> Value {
+    ) -> Result<Applied, Refusal> {
         if let Some(refusal) = self.confirm.refuse_start(confirm_seconds) {
-            return control::error(&refusal);
+            return Err(refusal);
         }
         let new = match Config::from_toml(&text) {
             Ok(cfg) => cfg,
-            Err(errors) => return self.refused("change", &errors),
+            Err(errors) => return Err(self.refused("change", &errors)),
         };
         let locked = root_only_changes(&self.cfg, &new);
         if !locked.is_empty() {
-            return self.refused("change", &ConfigErrors(locked));
+            return Err(self.refused("change", &ConfigErrors(locked)));
         }
         let previous = match self.config_store.read() {
             Ok(t) => t,
-            Err(e) => return control::error(&format!("cannot read the current config: {e}")),
+            Err(e) => {
+                return Err(Refusal::internal(format!(
+                    "cannot read the current config: {e}"
+                )))
+            }
         };
         let saved = self
             .config_store
             .ensure_recorded(self.clock.now_ms())
             .and_then(|()| self.config_store.write(&text));
         if let Err(e) = saved {
-            return control::error(&format!("cannot save the config: {e}"));
+            return Err(Refusal::internal(format!("cannot save the config: {e}")));
         }
         if let Err(e) = self.switch_config(new).await {
             let _ = self.config_store.write(&previous);
-            return control::error(&e);
+            return Err(Refusal::new(RefusalCode::ApplyFailed, e));
         }
         let now = self.clock.now_ms();
         let version = self
@@ -193,12 +228,15 @@ impl<P: Platform> Supervisor<P> {
         let pending = self
             .confirm
             .start(previous, by.clone(), confirm_seconds, now);
-        let answer = json!({
-            "ok": true,
-            "version": version,
-            "apply_ms": self.last_apply_ms,
-            "pending": { "id": pending.id, "rollback_at_ms": pending.rollback_at_ms },
-        });
+        let answer = Applied {
+            pending: PendingInfo {
+                id: pending.id.clone(),
+                rollback_at_ms: pending.rollback_at_ms,
+                by: None,
+            },
+            version,
+            apply_ms: self.last_apply_ms,
+        };
         self.emit(Event::new(
             EventKind::ConfigChange,
             None,
@@ -206,20 +244,20 @@ impl<P: Platform> Supervisor<P> {
                 "configuration changed by {by}; rolls back in {confirm_seconds} s unless confirmed"
             ),
         ));
-        answer
+        Ok(answer)
     }
 
-    pub(super) fn confirm_config(&mut self, id: &str) -> Value {
+    pub(super) fn confirm_config(&mut self, id: &str) -> Result<Done, Refusal> {
         match self.confirm.confirm(id) {
             Ok(p) => {
-                self.emit(Event::new(
-                    EventKind::ConfigChange,
-                    None,
-                    format!("change by {} confirmed", p.by),
-                ));
-                json!({ "ok": true })
+                let message = format!("change by {} confirmed", p.by);
+                self.emit(Event::new(EventKind::ConfigChange, None, message.clone()));
+                Ok(Done {
+                    message,
+                    apply_ms: None,
+                })
             }
-            Err(why) => control::error(why),
+            Err(refusal) => Err(refusal),
         }
     }
 
@@ -287,24 +325,20 @@ mod tests {
     #[test]
     fn commit_confirm_one_change_until_confirmed_or_due() {
         let mut cc = CommitConfirm::default();
-        assert_eq!(
-            cc.refuse_start(9).as_deref(),
-            Some("confirm_seconds: 9 is not in 10..=3600")
-        );
+        let range = cc.refuse_start(9).unwrap();
+        assert_eq!(range.code, RefusalCode::BadRequest);
+        assert_eq!(range.fields[0].path, "confirm_seconds");
+        assert_eq!(range.fields[0].reason, "9 is not in 10..=3600");
         assert_eq!(cc.refuse_start(10), None);
-        assert_eq!(
-            cc.confirm("x"),
-            Err("no change is waiting for confirmation")
-        );
+        assert_eq!(cc.confirm("x").unwrap_err().code, RefusalCode::NoPending);
 
         let id = cc.start("old".into(), "ann".into(), 60, 5_000).id.clone();
         assert_eq!(id, "1388");
         assert_eq!(cc.pending().unwrap().rollback_at_ms, 65_000);
-        assert!(cc
-            .refuse_start(60)
-            .unwrap()
-            .starts_with("a change by ann is waiting"));
-        assert_eq!(cc.confirm("other"), Err("id: not the pending change"));
+        let busy = cc.refuse_start(60).unwrap();
+        assert_eq!(busy.code, RefusalCode::Conflict);
+        assert!(busy.message.starts_with("a change by ann is waiting"));
+        assert_eq!(cc.confirm("other").unwrap_err().fields[0].path, "id");
         assert!(cc.pending().is_some(), "a wrong id keeps it");
         assert_eq!(cc.take_due(64_999), None);
         assert_eq!(cc.confirm(&id).map(|p| p.previous), Ok("old".to_string()));

@@ -12,6 +12,7 @@ mod config_change;
 pub mod drivers;
 mod overrides;
 mod resets;
+mod status_report;
 #[cfg(test)]
 mod tests;
 
@@ -29,11 +30,18 @@ use routeros_shared::config::{Allocation, Config, WanIds};
 use routeros_shared::events::{Event, EventKind, EventLog};
 use routeros_shared::plan::{self, Overrides, WanStates, WanView, MARK_MASK};
 use serde_json::json;
+pub use status_report::{StatusBoard, StatusPublisher};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
 
 /// Events kept for the dashboard.
 const EVENT_LOG_SIZE: usize = 2000;
+/// Events a `subscribe` client may fall behind before it is dropped.
+const LIVE_EVENTS: usize = 256;
+
+/// Connections reset by one re-plan, by WAN.
+pub type Resets = BTreeMap<String, u64>;
 
 /// Owns the config, each WAN's health and link facts and the operator overrides, and keeps
 /// the kernel holding the plan they give.
@@ -56,6 +64,10 @@ pub struct Supervisor<P: Platform> {
     /// Unix ms of each WAN's last state change.
     since: BTreeMap<String, u64>,
     events: EventLog,
+    /// Every new event, for `subscribe` clients.
+    live: broadcast::Sender<Event>,
+    /// The status snapshot the control server answers from.
+    status: StatusPublisher,
     alerter: Alerter,
     /// What the last successful apply put in service (None before the first).
     last: Option<InService>,
@@ -92,6 +104,8 @@ impl<P: Platform> Supervisor<P> {
             stats: BTreeMap::new(),
             since: BTreeMap::new(),
             events: EventLog::new(EVENT_LOG_SIZE),
+            live: broadcast::channel(LIVE_EVENTS).0,
+            status: StatusPublisher::default(),
             last: None,
             last_apply_ms: None,
             last_error: None,
@@ -188,6 +202,7 @@ impl<P: Platform> Supervisor<P> {
     fn emit(&mut self, event: Event) {
         tracing::info!(kind = ?event.kind, wan = event.wan.as_deref().unwrap_or("-"), details = %event.details, "{}", event.message);
         self.alerter.notify(&event);
+        let _ = self.live.send(event.clone());
         self.events.push(event);
     }
 
@@ -305,8 +320,9 @@ impl<P: Platform> Supervisor<P> {
             .unwrap_or_default()
     }
 
-    /// Plan from the current inputs, apply, then move connections as the change requires.
-    async fn replan(&mut self, why: &str) -> Result<(), ApplyError> {
+    /// Plan from the current inputs, apply, then move connections as the change requires;
+    /// returns how many connections that reset, by WAN.
+    async fn replan(&mut self, why: &str) -> Result<Resets, ApplyError> {
         let (views, plan) = match self.decide() {
             Ok(decided) => decided,
             Err(e) => {
@@ -337,12 +353,14 @@ impl<P: Platform> Supervisor<P> {
                 .collect(),
             active: plan.active_wans.clone(),
         };
+        let mut resets = Resets::new();
         if let Some(prev) = self.last.replace(next.clone()) {
-            self.move_connections(&prev, &next).await;
+            resets = self.move_connections(&prev, &next).await;
         }
         self.flush_released().await;
         self.write_files(&plan);
-        Ok(())
+        self.publish_status();
+        Ok(resets)
     }
 
     /// Reset the connections still carrying a mark that no WAN owns any more (its WAN was
@@ -411,10 +429,12 @@ impl<P: Platform> Supervisor<P> {
     }
 
     /// Reset the connections [`resets::connections_to_reset`] picks (so clients reconnect
-    /// through the survivors) and say where new connections go now.
-    async fn move_connections(&mut self, prev: &InService, next: &InService) {
+    /// through the survivors) and say where new connections go now; how many were reset,
+    /// by WAN.
+    async fn move_connections(&mut self, prev: &InService, next: &InService) -> Resets {
         let move_back = self.cfg.routing.move_back_on_recovery;
         let active = &next.active;
+        let mut resets = Resets::new();
         for r in resets::connections_to_reset(prev, next, move_back, &self.ids) {
             let (wan, mark) = (r.wan, r.mark);
             let flushed = self.conntrack.flush_mark(mark, MARK_MASK).await;
@@ -422,6 +442,7 @@ impl<P: Platform> Supervisor<P> {
                 Ok(n) => (*n, None),
                 Err(e) => (0, Some(e.to_string())),
             };
+            *resets.entry(wan.clone()).or_default() += u64::try_from(n).unwrap_or(u64::MAX);
             let msg = format!(
                 "{wan} {}: {n} connections reset to reconnect via {}",
                 r.why.as_str(),
@@ -439,6 +460,7 @@ impl<P: Platform> Supervisor<P> {
                     .with(json!({ "from": prev.active, "to": active })),
             );
         }
+        resets
     }
 
     /// The applied plan for diagnosis and the live WANs' DNS servers for the LAN forwarder.

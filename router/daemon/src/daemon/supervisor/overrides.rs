@@ -4,10 +4,9 @@
 
 use super::drivers::{Clock, Platform};
 use super::Supervisor;
-use crate::daemon::control::{self, MAX_MAINTENANCE_SECONDS};
+use crate::daemon::control::{Refusal, RefusalCode, TakenOut, MAX_MAINTENANCE_SECONDS};
 use routeros_shared::events::{Event, EventKind};
 use routeros_shared::plan::Overrides;
-use serde_json::{json, Value};
 
 impl<P: Platform> Supervisor<P> {
     /// Failover is paused (router-wide maintenance): health changes are logged, not acted on.
@@ -24,10 +23,16 @@ impl<P: Platform> Supervisor<P> {
     }
 
     /// Take one WAN (or, with `wan` None, failover itself) out for `seconds`.
-    pub(super) async fn maintenance(&mut self, seconds: u32, wan: Option<String>) -> Value {
+    pub(super) async fn maintenance(
+        &mut self,
+        seconds: u32,
+        wan: Option<String>,
+    ) -> Result<TakenOut, Refusal> {
         if !(1..=MAX_MAINTENANCE_SECONDS).contains(&seconds) {
-            return control::error(&format!(
-                "seconds: {seconds} is not in 1..={MAX_MAINTENANCE_SECONDS}"
+            return Err(Refusal::field(
+                RefusalCode::BadRequest,
+                "seconds",
+                format!("{seconds} is not in 1..={MAX_MAINTENANCE_SECONDS}"),
             ));
         }
         let until = window_end(self.clock.now_ms(), seconds);
@@ -54,13 +59,14 @@ impl<P: Platform> Supervisor<P> {
     }
 
     /// Change the overrides (for a known WAN, or router-wide with ""), persist, re-plan.
-    /// Nothing changes if the WAN is unknown or the state cannot be saved.
+    /// Nothing changes if the WAN is unknown or the state cannot be saved. The answer
+    /// says how many of the WAN's connections the re-plan reset (when it left service).
     pub(super) async fn set_override(
         &mut self,
         wan: &str,
         change: impl FnOnce(&mut Overrides),
         message: String,
-    ) -> Value {
+    ) -> Result<TakenOut, Refusal> {
         if !wan.is_empty() && !self.cfg.wan_interfaces.iter().any(|w| w.name == wan) {
             let known: Vec<&str> = self
                 .cfg
@@ -68,15 +74,15 @@ impl<P: Platform> Supervisor<P> {
                 .iter()
                 .map(|w| w.name.as_str())
                 .collect();
-            return control::error(&format!(
+            return Err(Refusal::not_found(format!(
                 "`{wan}` is not a WAN interface (WANs: {})",
                 known.join(", ")
-            ));
+            )));
         }
         let mut next = self.overrides.clone();
         change(&mut next);
         if let Err(e) = self.overrides_store.save(&next) {
-            return control::error(&format!("cannot save overrides: {e}"));
+            return Err(Refusal::internal(format!("cannot save overrides: {e}")));
         }
         self.overrides = next;
         self.emit(Event::new(
@@ -88,8 +94,14 @@ impl<P: Platform> Supervisor<P> {
             self.sync_all_health();
         }
         match self.replan("operator").await {
-            Ok(()) => json!({ "ok": true, "message": message }),
-            Err(e) => control::error(&format!("{message}, but applying failed: {e}")),
+            Ok(resets) => Ok(TakenOut {
+                message,
+                reset_connections: resets.get(wan).copied().unwrap_or(0),
+            }),
+            Err(e) => Err(Refusal::new(
+                RefusalCode::ApplyFailed,
+                format!("{message}, but applying failed: {e}"),
+            )),
         }
     }
 

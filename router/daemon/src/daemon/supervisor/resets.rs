@@ -79,6 +79,18 @@ pub fn connections_to_reset(
         .collect()
 }
 
+/// Whether taking `wan` out of service now would reset its connections (what the dashboard
+/// tells the operator before a disable): the same rule, asked about the change that would
+/// follow.
+pub fn take_out_resets(now: &InService, wan: &str, ids: &WanIds) -> bool {
+    let mut after = now.clone();
+    after.usable.remove(wan);
+    after.active.retain(|w| w != wan);
+    connections_to_reset(now, &after, false, ids)
+        .iter()
+        .any(|r| r.wan == wan)
+}
+
 /// The router-wide failover notice for this change, if it deserves one: new connections
 /// go elsewhere, or every WAN just went down (fail-static: the last routes are kept).
 pub fn failover_notice(prev: &InService, next: &InService) -> Option<String> {
@@ -193,5 +205,19 @@ mod tests {
         let prev = state(&["a", "gone"], &["a", "gone"]);
         let next = state(&["a"], &["a"]);
         assert_eq!(connections_to_reset(&prev, &next, false, &ids()), []);
+    }
+
+    #[test]
+    fn take_out_resets_only_when_another_wan_takes_over() {
+        let ids = ids();
+        assert!(take_out_resets(&state(&["a", "b"], &["a"]), "a", &ids));
+        assert!(
+            !take_out_resets(&state(&["a"], &["a"]), "a", &ids),
+            "nowhere to move"
+        );
+        assert!(
+            !take_out_resets(&state(&["a"], &["a"]), "b", &ids),
+            "already out"
+        );
     }
 }

@@ -7,7 +7,7 @@ use super::drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
 use super::Supervisor;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDrift, RouteDriver};
-use crate::daemon::control::Request;
+use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
 use crate::health::Round;
 use routeros_shared::config::Config;
@@ -244,8 +244,9 @@ impl Lab {
         Supervisor::new(opts, cfg, drivers)
     }
 
+    /// The answer as a control client gets it on the wire.
     fn request(&mut self, req: Request) -> Value {
-        self.rt.block_on(self.sup.handle(req))
+        control::to_wire(&self.rt.block_on(self.sup.handle(req)))
     }
 
     fn second(&mut self) {
