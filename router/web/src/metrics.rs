@@ -75,7 +75,7 @@ pub fn render(status: &StatusBody, failovers: u64) -> String {
         &mut out,
         "routeros_wan_state",
         "gauge",
-        "Health state of the WAN: 1 for the current state.",
+        "HealthVerdict state of the WAN: 1 for the current state.",
     );
     for w in &wans {
         for s in STATES {

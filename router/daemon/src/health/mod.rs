@@ -7,14 +7,14 @@
 //! - [`stats`] keeps an hour of rounds per WAN for summaries and graphs.
 //!
 //! The daemon feeds each WAN's rounds to its [`WanMonitor`] and [`WanStats`] and hands
-//! [`WanState::health`] to the planner.
+//! [`HealthState::health`] to the planner.
 
 pub mod monitor;
 pub mod probe;
 pub mod round;
 pub mod stats;
 
-pub use monitor::{Transition, WanMonitor, WanState, WanStatus};
+pub use monitor::{HealthState, MonitorSnapshot, Transition, WanMonitor};
 pub use probe::{client_for, probe_round, spawn_wan_prober};
 pub use round::Round;
 pub use stats::{Point, Sample, Summary, WanStats, MAX_SAMPLES};

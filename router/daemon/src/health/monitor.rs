@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::round::Round;
 use routeros_shared::config::HealthCheckConfig;
-use routeros_shared::plan::Health;
+pub use routeros_shared::plan::HealthState;
 
 /// Rounds the latency and loss thresholds are judged over.
 const QUALITY_WINDOW: usize = 10;
@@ -22,40 +22,11 @@ const MIN_QUALITY_ROUNDS: usize = 3;
 /// hovering around the threshold does not toggle Up/Degraded every round.
 const CLEAR_RATIO: f64 = 0.8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WanState {
-    /// Answering within the latency and loss thresholds.
-    Up,
-    /// Answering, but slow or lossy: still carries traffic.
-    Degraded,
-    /// `retry_count` consecutive failed rounds, or no carrier.
-    Down,
-    /// Was down, has started answering; not trusted before `recovery_count` successes.
-    Recovering,
-}
-
-impl WanState {
-    /// Whether the WAN should carry traffic.
-    pub fn is_usable(self) -> bool {
-        matches!(self, WanState::Up | WanState::Degraded)
-    }
-
-    /// The planner's two-valued view: Up/Degraded -> Up, Down/Recovering -> Down.
-    pub fn health(self) -> Health {
-        if self.is_usable() {
-            Health::Up
-        } else {
-            Health::Down
-        }
-    }
-}
-
 /// A state change, for the event log and the dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
-    pub from: WanState,
-    pub to: WanState,
+    pub from: HealthState,
+    pub to: HealthState,
     /// Wall-clock time, serialised as Unix milliseconds.
     #[serde(with = "unix_ms")]
     pub at: SystemTime,
@@ -70,8 +41,8 @@ pub struct Transition {
 
 /// Live view of one monitor, for the dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WanStatus {
-    pub state: WanState,
+pub struct MonitorSnapshot {
+    pub state: HealthState,
     pub carrier: bool,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
@@ -96,7 +67,7 @@ struct Quality {
 
 #[derive(Debug, Clone)]
 pub struct WanMonitor {
-    state: WanState,
+    state: HealthState,
     down_after: u32,
     up_after: u32,
     reliability: u32,
@@ -113,7 +84,7 @@ pub struct WanMonitor {
 }
 
 impl WanMonitor {
-    pub fn new(cfg: &HealthCheckConfig, start: WanState) -> Self {
+    pub fn new(cfg: &HealthCheckConfig, start: HealthState) -> Self {
         Self {
             state: start,
             down_after: cfg.retry_count.max(1),
@@ -130,13 +101,13 @@ impl WanMonitor {
         }
     }
 
-    pub fn state(&self) -> WanState {
+    pub fn state(&self) -> HealthState {
         self.state
     }
 
-    pub fn status(&self) -> WanStatus {
+    pub fn status(&self) -> MonitorSnapshot {
         let q = self.quality();
-        WanStatus {
+        MonitorSnapshot {
             state: self.state,
             carrier: self.carrier,
             consecutive_failures: self.failures,
@@ -160,7 +131,7 @@ impl WanMonitor {
             self.failures += 1;
             self.successes = 0;
         }
-        if ok && self.state == WanState::Down {
+        if ok && self.state == HealthState::Down {
             // Losses from the outage are not "degradation": judge the recovered link afresh.
             self.window.clear();
         }
@@ -168,19 +139,19 @@ impl WanMonitor {
         let tally = format!("{}/{} targets answered", round.answered(), round.sent());
 
         match self.state {
-            WanState::Up | WanState::Degraded if !ok && self.failures >= self.down_after => {
+            HealthState::Up | HealthState::Degraded if !ok && self.failures >= self.down_after => {
                 let cause = format!(
                     "{} consecutive failed probe rounds ({tally}, {} required)",
                     self.failures, self.reliability
                 );
                 self.recovery_reported = false;
-                self.go(WanState::Down, cause, now)
+                self.go(HealthState::Down, cause, now)
             }
-            WanState::Up => {
+            HealthState::Up => {
                 let reasons = self.degradation(1.0)?;
-                self.go(WanState::Degraded, reasons, now)
+                self.go(HealthState::Degraded, reasons, now)
             }
-            WanState::Degraded => {
+            HealthState::Degraded => {
                 if self.degradation(CLEAR_RATIO).is_some() {
                     return None;
                 }
@@ -192,9 +163,11 @@ impl WanMonitor {
                     self.latency_limit_ms,
                     self.loss_limit_percent
                 );
-                self.go(WanState::Up, cause, now)
+                self.go(HealthState::Up, cause, now)
             }
-            WanState::Down | WanState::Recovering if ok && self.successes >= self.up_after => {
+            HealthState::Down | HealthState::Recovering
+                if ok && self.successes >= self.up_after =>
+            {
                 let mut cause = format!(
                     "{} consecutive successful probe rounds ({tally})",
                     self.successes
@@ -202,14 +175,14 @@ impl WanMonitor {
                 let to = match self.degradation(1.0) {
                     Some(reasons) => {
                         cause = format!("{cause}; {reasons}");
-                        WanState::Degraded
+                        HealthState::Degraded
                     }
-                    None => WanState::Up,
+                    None => HealthState::Up,
                 };
                 self.go(to, cause, now)
             }
-            WanState::Down if ok => {
-                self.state = WanState::Recovering;
+            HealthState::Down if ok => {
+                self.state = HealthState::Recovering;
                 if std::mem::replace(&mut self.recovery_reported, true) {
                     return None;
                 }
@@ -217,15 +190,15 @@ impl WanMonitor {
                     "probe round succeeded ({tally}); {} of {} successful rounds needed",
                     self.successes, self.up_after
                 );
-                Some(self.transition(WanState::Down, WanState::Recovering, cause, now))
+                Some(self.transition(HealthState::Down, HealthState::Recovering, cause, now))
             }
-            WanState::Recovering if !ok => {
+            HealthState::Recovering if !ok => {
                 // Quiet: the verdict (not usable) did not change, and a target that answers
                 // every other round must not fill the event log.
-                self.state = WanState::Down;
+                self.state = HealthState::Down;
                 None
             }
-            WanState::Down | WanState::Recovering => None,
+            HealthState::Down | HealthState::Recovering => None,
         }
     }
 
@@ -235,10 +208,10 @@ impl WanMonitor {
         self.failures = 0;
         self.successes = 0;
         self.recovery_reported = false;
-        if self.state == WanState::Down {
+        if self.state == HealthState::Down {
             return None;
         }
-        self.go(WanState::Down, "carrier lost".into(), now)
+        self.go(HealthState::Down, "carrier lost".into(), now)
     }
 
     /// Carrier back: start recovering; the probes decide when the WAN is trusted again.
@@ -254,7 +227,7 @@ impl WanMonitor {
             "carrier restored; {} successful probe rounds needed",
             self.up_after
         );
-        self.go(WanState::Recovering, cause, now)
+        self.go(HealthState::Recovering, cause, now)
     }
 
     fn push(&mut self, round: &Round) {
@@ -305,12 +278,18 @@ impl WanMonitor {
         (!reasons.is_empty()).then(|| reasons.join(", "))
     }
 
-    fn go(&mut self, to: WanState, cause: String, now: Instant) -> Option<Transition> {
+    fn go(&mut self, to: HealthState, cause: String, now: Instant) -> Option<Transition> {
         let from = std::mem::replace(&mut self.state, to);
         (from != to).then(|| self.transition(from, to, cause, now))
     }
 
-    fn transition(&self, from: WanState, to: WanState, cause: String, now: Instant) -> Transition {
+    fn transition(
+        &self,
+        from: HealthState,
+        to: HealthState,
+        cause: String,
+        now: Instant,
+    ) -> Transition {
         let q = self.quality();
         let (mono, wall) = self.epoch;
         let at = match now.checked_duration_since(mono) {

@@ -1,4 +1,5 @@
 use super::*;
+use routeros_shared::plan::HealthVerdict;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ struct Feeder {
 }
 
 impl Feeder {
-    fn new(cfg: &HealthCheckConfig, start: WanState) -> Self {
+    fn new(cfg: &HealthCheckConfig, start: HealthState) -> Self {
         let mon = WanMonitor::new(cfg, start);
         let t0 = mon.epoch.0;
         Self { mon, t0, n: 0 }
@@ -55,16 +56,16 @@ impl Feeder {
         rounds.into_iter().filter_map(|r| self.feed(r)).collect()
     }
 
-    fn state(&self) -> WanState {
+    fn state(&self) -> HealthState {
         self.mon.state()
     }
 }
 
-fn edges(ts: &[Transition]) -> Vec<(WanState, WanState)> {
+fn edges(ts: &[Transition]) -> Vec<(HealthState, HealthState)> {
     ts.iter().map(|t| (t.from, t.to)).collect()
 }
 
-use WanState::*;
+use HealthState::*;
 
 #[test]
 fn up_goes_down_after_retry_count_failed_rounds() {
@@ -93,14 +94,14 @@ fn a_success_resets_the_failure_count() {
     let rounds = [fail(), fail(), ok(10), fail(), fail(), ok(10)];
     let ts = f.feed_all(rounds);
     assert!(ts.iter().all(|t| t.to != Down), "{ts:?}");
-    assert!(f.state().is_usable());
+    assert!(f.state().is_live());
 }
 
 #[test]
 fn alternating_success_and_failure_never_goes_down() {
     let mut f = Feeder::new(&cfg(3, 3), Up);
     let ts = f.feed_all((0..100).map(|i| if i % 2 == 0 { ok(20) } else { fail() }));
-    assert!(f.state().is_usable());
+    assert!(f.state().is_live());
     // 50% loss is real degradation, reported once; it never flaps back and forth.
     assert_eq!(edges(&ts), vec![(Up, Degraded)]);
     assert_eq!(ts[0].cause, "loss 33% > 20%", "judged from the third round");
@@ -113,7 +114,7 @@ fn starting_down_alternating_never_comes_up_and_logs_once() {
     for i in 0..100 {
         let round = if i % 2 == 0 { ok(20) } else { fail() };
         seen.extend(f.feed(round));
-        assert!(!f.state().is_usable(), "round {i}: {:?}", f.state());
+        assert!(!f.state().is_live(), "round {i}: {:?}", f.state());
     }
     assert_eq!(edges(&seen), vec![(Down, Recovering)], "no event storm");
 }
@@ -175,7 +176,7 @@ fn recovering_with_slow_answers_comes_back_degraded() {
         ts[1].cause,
         "3 consecutive successful probe rounds (2/2 targets answered); latency 900 ms > 500 ms"
     );
-    assert_eq!(WanState::Degraded.health(), Health::Up);
+    assert_eq!(HealthState::Degraded.verdict(), HealthVerdict::Up);
 }
 
 #[test]
@@ -307,8 +308,8 @@ fn transitions_serialise_for_the_event_log() {
 
 #[test]
 fn states_map_onto_the_planners_health() {
-    assert_eq!(Up.health(), Health::Up);
-    assert_eq!(Degraded.health(), Health::Up);
-    assert_eq!(Down.health(), Health::Down);
-    assert_eq!(Recovering.health(), Health::Down);
+    assert_eq!(Up.verdict(), HealthVerdict::Up);
+    assert_eq!(Degraded.verdict(), HealthVerdict::Up);
+    assert_eq!(Down.verdict(), HealthVerdict::Down);
+    assert_eq!(Recovering.verdict(), HealthVerdict::Down);
 }

@@ -157,36 +157,8 @@ pub struct TakenOut {
     pub reset_connections: u64,
 }
 
-/// A WAN's health as its probes see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    /// Answering within the latency and loss thresholds.
-    Up,
-    /// Answering, but slow or lossy: still carries traffic.
-    Degraded,
-    /// Failed rounds in a row, or no carrier.
-    Down,
-    /// Was down and answers again, not trusted yet.
-    Recovering,
-}
-
-impl HealthState {
-    /// Up or degraded: the line passes its health checks and may carry traffic.
-    pub fn is_live(self) -> bool {
-        matches!(self, HealthState::Up | HealthState::Degraded)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthState::Up => "up",
-            HealthState::Degraded => "degraded",
-            HealthState::Down => "down",
-            HealthState::Recovering => "recovering",
-        }
-    }
-}
+/// A WAN's health as its probes see it (the health monitor's own state).
+pub use crate::plan::HealthState;
 
 /// What a WAN does for the router, decided by the daemon (in this order: an operator's
 /// decision first, then whether it carries new connections).
@@ -222,7 +194,7 @@ pub struct WanReport {
     pub address: Option<ipnet::Ipv4Net>,
     pub present: bool,
     pub carrier: bool,
-    /// Health from the probes (null before the first round after start).
+    /// HealthVerdict from the probes (null before the first round after start).
     pub state: Option<HealthState>,
     /// Unix ms of the last state change.
     pub since_ms: Option<u64>,

@@ -1,6 +1,6 @@
 //! Which WANs carry traffic, and the routes and rules that follow from it.
 
-use super::input::{Health, Overrides, WanStates};
+use super::input::{HealthVerdict, Overrides, WanFactsByName};
 use super::model::*;
 use crate::config::{BalanceMode, Resolved};
 use ipnet::Ipv4Net;
@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 /// One configured WAN with everything the planner derived about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WanView {
+pub struct PlannedWan {
     pub name: String,
     pub table: u32,
     pub mark: u32,
@@ -27,7 +27,7 @@ pub struct WanView {
 }
 
 /// Derive every WAN's view from config, numbers and runtime state, in config order.
-pub fn wan_views(resolved: &Resolved, states: &WanStates, ov: &Overrides) -> Vec<WanView> {
+pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -> Vec<PlannedWan> {
     resolved
         .wans()
         .map(|wan| {
@@ -36,7 +36,7 @@ pub fn wan_views(resolved: &Resolved, states: &WanStates, ov: &Overrides) -> Vec
             let gateway = w.gateway.or(rt.link.gateway);
             let routable = rt.link.present && gateway.is_some();
             let disabled = ov.is_out(&w.name);
-            WanView {
+            PlannedWan {
                 name: w.name.clone(),
                 table,
                 mark,
@@ -46,7 +46,7 @@ pub fn wan_views(resolved: &Resolved, states: &WanStates, ov: &Overrides) -> Vec
                 address: rt.link.address.map(|a| a.addr()),
                 subnet: rt.link.address.map(|a| a.trunc()),
                 routable,
-                usable: routable && rt.link.carrier && rt.health == Health::Up && !disabled,
+                usable: routable && rt.link.carrier && rt.health == HealthVerdict::Up && !disabled,
                 disabled,
             }
         })
@@ -56,8 +56,8 @@ pub fn wan_views(resolved: &Resolved, states: &WanStates, ov: &Overrides) -> Vec
 /// The WANs new connections are spread over. In failover mode only the best (lowest)
 /// priority tier. When nothing is usable, keep using every routable WAN that the
 /// operator did not disable: a guess beats a blackhole (fail-static).
-pub fn active_wans(views: &[WanView], mode: BalanceMode) -> Vec<&WanView> {
-    let usable: Vec<&WanView> = views.iter().filter(|w| w.usable).collect();
+pub fn active_wans(views: &[PlannedWan], mode: BalanceMode) -> Vec<&PlannedWan> {
+    let usable: Vec<&PlannedWan> = views.iter().filter(|w| w.usable).collect();
     let pool = if usable.is_empty() {
         views.iter().filter(|w| w.routable && !w.disabled).collect()
     } else {
@@ -74,7 +74,7 @@ pub fn active_wans(views: &[WanView], mode: BalanceMode) -> Vec<&WanView> {
     }
 }
 
-fn hop(w: &WanView, weight: u32) -> NextHop {
+fn hop(w: &PlannedWan, weight: u32) -> NextHop {
     NextHop {
         dev: w.name.clone(),
         gateway: w.gateway,
@@ -85,7 +85,7 @@ fn hop(w: &WanView, weight: u32) -> NextHop {
 /// Default routes: one per routable WAN in its own table (kept while the WAN is down so
 /// its health probes still have a path), plus the weighted main default for the router's
 /// own traffic over the active WANs.
-pub fn routes(views: &[WanView], active: &[&WanView]) -> Vec<RouteSpec> {
+pub fn routes(views: &[PlannedWan], active: &[&PlannedWan]) -> Vec<RouteSpec> {
     let mut routes: Vec<RouteSpec> = views
         .iter()
         .filter(|w| w.routable)
@@ -107,7 +107,7 @@ pub fn routes(views: &[WanView], active: &[&WanView]) -> Vec<RouteSpec> {
 
 /// Policy rules: main-table specifics first, then per WAN its fwmark, source-address and
 /// bound-interface rules.
-pub fn rules(views: &[WanView]) -> Vec<RuleSpec> {
+pub fn rules(views: &[PlannedWan]) -> Vec<RuleSpec> {
     let mut rules = vec![RuleSpec {
         priority: RULE_PRIO_SUPPRESS_MAIN,
         selector: RuleSelector::SuppressMainDefault,

@@ -20,13 +20,54 @@ pub struct LinkInfo {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Verdict of the health checks on one WAN.
+/// The planner's two-valued view of a WAN's health checks: may it carry traffic?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub enum HealthVerdict {
     #[default]
     Up,
     Down,
+}
+
+/// A WAN's health as its probes see it, with hysteresis (the health monitor's state,
+/// shown on the dashboard); the planner only needs its [`HealthVerdict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Answering within the latency and loss thresholds.
+    Up,
+    /// Answering, but slow or lossy: still carries traffic.
+    Degraded,
+    /// Failed rounds in a row, or no carrier.
+    Down,
+    /// Was down and answers again, not trusted yet.
+    Recovering,
+}
+
+impl HealthState {
+    /// Up or degraded: the line passes its health checks and may carry traffic.
+    pub fn is_live(self) -> bool {
+        matches!(self, HealthState::Up | HealthState::Degraded)
+    }
+
+    /// Up/Degraded carry traffic, Down/Recovering do not.
+    pub fn verdict(self) -> HealthVerdict {
+        if self.is_live() {
+            HealthVerdict::Up
+        } else {
+            HealthVerdict::Down
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Up => "up",
+            HealthState::Degraded => "degraded",
+            HealthState::Down => "down",
+            HealthState::Recovering => "recovering",
+        }
+    }
 }
 
 /// Operator decisions that override health (kill-switch, maintenance).
@@ -67,15 +108,15 @@ impl Overrides {
 
 /// Runtime view of every WAN, by interface name.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct WanRuntime {
+pub struct WanFacts {
     pub link: LinkInfo,
-    pub health: Health,
+    pub health: HealthVerdict,
 }
 
-pub type WanStates = BTreeMap<String, WanRuntime>;
+pub type WanFactsByName = BTreeMap<String, WanFacts>;
 
 /// Every WAN of `cfg` present with carrier and never probed: what `--print-plan` plans for.
-pub fn all_up(cfg: &crate::config::Config) -> WanStates {
+pub fn all_up(cfg: &crate::config::Config) -> WanFactsByName {
     let link = LinkInfo {
         present: true,
         carrier: true,
@@ -84,9 +125,9 @@ pub fn all_up(cfg: &crate::config::Config) -> WanStates {
     cfg.wan_interfaces
         .iter()
         .map(|w| {
-            let rt = WanRuntime {
+            let rt = WanFacts {
                 link: link.clone(),
-                ..WanRuntime::default()
+                ..WanFacts::default()
             };
             (w.name.clone(), rt)
         })

@@ -9,7 +9,7 @@ pub mod nft;
 mod render;
 mod weights;
 
-pub use decide::{active_wans, wan_views, WanView};
+pub use decide::{active_wans, wan_views, PlannedWan};
 pub use input::*;
 pub use model::*;
 
@@ -17,7 +17,7 @@ use crate::config::Resolved;
 
 /// Decide the complete kernel state for this moment, from the config with every WAN's
 /// table and mark (see [`WanIds::allocate`](crate::config::WanIds::allocate)).
-pub fn plan(resolved: &Resolved, states: &WanStates, overrides: &Overrides) -> Plan {
+pub fn plan(resolved: &Resolved, states: &WanFactsByName, overrides: &Overrides) -> Plan {
     let cfg = resolved.config();
     let views = wan_views(resolved, states, overrides);
     let active = active_wans(&views, cfg.routing.load_balancing);

@@ -8,7 +8,7 @@
 //! those packets. Balancing, NAT and policies stay IPv4 (their matches say `ip`); the WAN
 //! marks by interface hold for both, so a failover flushes a WAN's IPv6 connections too.
 
-use super::decide::WanView;
+use super::decide::PlannedWan;
 use super::model::MARK_MASK;
 use super::weights::slots;
 use crate::config::{Config, LastResort, PolicyConfig};
@@ -25,7 +25,7 @@ pub const LEGACY_NFT_FAMILY: &str = "ip";
 pub const MANAGEMENT_PORTS: [u16; 3] = [22, 8080, 8081];
 
 /// Render the whole table for the given WAN views and the WANs balanced over.
-pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
+pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> String {
     let lan = &cfg.lan.interface;
     // Destinations the main table reaches directly (LAN, WAN subnets such as the ISP's
     // modem) leave by their own interface whatever a pick says: not balanced; the egress
@@ -72,7 +72,7 @@ pub fn render(cfg: &Config, views: &[WanView], active: &[&WanView]) -> String {
     choose.extend(pick_wan(active.iter().copied()));
     t.chain("choose_wan", choose);
     for p in &cfg.policies {
-        let via: Vec<&WanView> = usable_via(p, views).collect();
+        let via: Vec<&PlannedWan> = usable_via(p, views).collect();
         if !via.is_empty() {
             t.chain(&policy_chain(p), policy_rules(p, &via));
         }
@@ -187,11 +187,11 @@ fn wan_input() -> Vec<String> {
 
 /// DNAT rules: from the WANs a forward listens on, and from the LAN to those WANs'
 /// addresses (hairpin).
-fn port_forwards(cfg: &Config, views: &[WanView]) -> Vec<String> {
+fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
     let lan = &cfg.lan.interface;
     let mut rules = Vec::new();
     for f in &cfg.port_forwards {
-        let wans: Vec<&WanView> = views
+        let wans: Vec<&PlannedWan> = views
             .iter()
             .filter(|w| f.wans.is_empty() || f.wans.contains(&w.name))
             .collect();
@@ -226,7 +226,7 @@ fn restore_mark() -> String {
 }
 
 /// The rule that sets a new connection's mark by weight over `wans` (none if empty).
-fn pick_wan<'a>(wans: impl Iterator<Item = &'a WanView>) -> Option<String> {
+fn pick_wan<'a>(wans: impl Iterator<Item = &'a PlannedWan>) -> Option<String> {
     let weighted: Vec<(u32, u32)> = wans.map(|w| (w.mark, w.weight)).collect();
     match weighted.as_slice() {
         [] => None,
@@ -245,7 +245,10 @@ fn pick_wan<'a>(wans: impl Iterator<Item = &'a WanView>) -> Option<String> {
     }
 }
 
-fn usable_via<'a>(p: &'a PolicyConfig, views: &'a [WanView]) -> impl Iterator<Item = &'a WanView> {
+fn usable_via<'a>(
+    p: &'a PolicyConfig,
+    views: &'a [PlannedWan],
+) -> impl Iterator<Item = &'a PlannedWan> {
     views.iter().filter(|w| w.usable && p.via.contains(&w.name))
 }
 
@@ -253,7 +256,7 @@ fn policy_chain(p: &PolicyConfig) -> String {
     format!("policy_{}", p.name)
 }
 
-fn affinity_set(p: &PolicyConfig, w: &WanView) -> String {
+fn affinity_set(p: &PolicyConfig, w: &PlannedWan) -> String {
     format!("{}_{}", policy_chain(p), w.mark >> 8)
 }
 
@@ -283,7 +286,7 @@ fn policy_match(p: &PolicyConfig) -> String {
 
 /// The `choose_wan` rule for one policy: jump to its chain, drop, or nothing (fall through
 /// to default balancing) when none of its WANs is usable.
-fn policy_dispatch(p: &PolicyConfig, views: &[WanView]) -> Option<String> {
+fn policy_dispatch(p: &PolicyConfig, views: &[PlannedWan]) -> Option<String> {
     let matcher = policy_match(p);
     let sep = if matcher.is_empty() { "" } else { " " };
     if usable_via(p, views).next().is_some() {
@@ -298,7 +301,7 @@ fn policy_dispatch(p: &PolicyConfig, views: &[WanView]) -> Option<String> {
 
 /// A policy's own chain: host affinity first (if sticky), then a weighted pick that is
 /// remembered for the host.
-fn policy_rules(p: &PolicyConfig, via: &[&WanView]) -> Vec<String> {
+fn policy_rules(p: &PolicyConfig, via: &[&PlannedWan]) -> Vec<String> {
     let mut rules = Vec::new();
     let sticky = p.sticky_timeout.is_some();
     if sticky {

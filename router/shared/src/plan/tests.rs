@@ -28,7 +28,7 @@ fn edited(cfg: Config, edit: impl FnOnce(&mut RawConfig)) -> Config {
 }
 
 /// Every WAN present, carrier up, healthy, with an address.
-fn healthy(cfg: &Config) -> WanStates {
+fn healthy(cfg: &Config) -> WanFactsByName {
     cfg.wan_interfaces
         .iter()
         .enumerate()
@@ -42,18 +42,18 @@ fn healthy(cfg: &Config) -> WanStates {
             };
             (
                 w.name.clone(),
-                WanRuntime {
+                WanFacts {
                     link,
-                    health: Health::Up,
+                    health: HealthVerdict::Up,
                 },
             )
         })
         .collect()
 }
 
-fn down(mut states: WanStates, names: &[&str]) -> WanStates {
+fn down(mut states: WanFactsByName, names: &[&str]) -> WanFactsByName {
     for n in names {
-        states.get_mut(*n).unwrap().health = Health::Down;
+        states.get_mut(*n).unwrap().health = HealthVerdict::Down;
     }
     states
 }
@@ -63,7 +63,7 @@ fn resolved(cfg: &Config) -> Resolved<'_> {
     WanIds::allocate(cfg, &WanIds::default()).unwrap().resolved
 }
 
-fn plan_of(cfg: &Config, states: &WanStates) -> Plan {
+fn plan_of(cfg: &Config, states: &WanFactsByName) -> Plan {
     plan(&resolved(cfg), states, &Overrides::default())
 }
 

@@ -22,13 +22,13 @@ use super::{dns, lan_services, Options};
 use crate::alerts::Alerter;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::{Applier, ApplyError, LinkObserver};
-use crate::health::{Round, Transition, WanMonitor, WanState, WanStats};
+use crate::health::{HealthState, Round, Transition, WanMonitor, WanStats};
 use config_change::CommitConfirm;
 use drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
 use resets::InService;
 use routeros_shared::config::{Allocation, Config, WanIds};
 use routeros_shared::events::{Event, EventKind, EventLog};
-use routeros_shared::plan::{self, Overrides, WanStates, WanView, MARK_MASK};
+use routeros_shared::plan::{self, Overrides, PlannedWan, WanFactsByName, MARK_MASK};
 use serde_json::json;
 pub use status_report::{StatusBoard, StatusPublisher};
 use std::collections::BTreeMap;
@@ -48,7 +48,7 @@ pub type Resets = BTreeMap<String, u64>;
 pub struct Supervisor<P: Platform> {
     opts: Options,
     cfg: Config,
-    states: WanStates,
+    states: WanFactsByName,
     overrides: Overrides,
     overrides_store: StateFile<Overrides>,
     /// Every WAN's table and mark, by name; saved in `wan-ids.json`.
@@ -99,7 +99,7 @@ impl<P: Platform> Supervisor<P> {
             alerter: Alerter::new(&cfg.alerts),
             opts,
             cfg,
-            states: WanStates::new(),
+            states: WanFactsByName::new(),
             monitors: BTreeMap::new(),
             stats: BTreeMap::new(),
             since: BTreeMap::new(),
@@ -173,7 +173,7 @@ impl<P: Platform> Supervisor<P> {
             let start = self
                 .monitors
                 .get(&w.name)
-                .map_or(WanState::Up, |m| m.state());
+                .map_or(HealthState::Up, |m| m.state());
             monitors.insert(w.name.clone(), WanMonitor::new(hc, start));
             let s = self
                 .stats
@@ -209,7 +209,7 @@ impl<P: Platform> Supervisor<P> {
     /// Log a WAN state change; true if the planner's view of the WAN changed.
     fn note_transition(&mut self, wan: &str, t: Transition) -> bool {
         self.since.insert(wan.to_string(), self.clock.now_ms());
-        let kind = if t.to == WanState::Degraded && t.cause.contains("latency") {
+        let kind = if t.to == HealthState::Degraded && t.cause.contains("latency") {
             EventKind::HighLatency
         } else {
             EventKind::StateChange
@@ -225,7 +225,7 @@ impl<P: Platform> Supervisor<P> {
 
     /// Copy a monitor's verdict into the planner's input; true if it changed.
     fn sync_health(&mut self, wan: &str) -> bool {
-        let Some(health) = self.monitors.get(wan).map(|m| m.state().health()) else {
+        let Some(health) = self.monitors.get(wan).map(|m| m.state().verdict()) else {
             return false;
         };
         let entry = self.states.entry(wan.to_string()).or_default();
@@ -295,7 +295,7 @@ impl<P: Platform> Supervisor<P> {
     /// Give the config's WANs their numbers (kept by name, see [`WanIds`]) and save them
     /// before anything uses them, so that a crash cannot forget a mark still to be flushed;
     /// then every WAN's view and the plan from the config resolved with those numbers.
-    fn decide(&mut self) -> Result<(Vec<WanView>, plan::Plan), ApplyError> {
+    fn decide(&mut self) -> Result<(Vec<PlannedWan>, plan::Plan), ApplyError> {
         let Allocation { ids, resolved } = WanIds::allocate(&self.cfg, &self.ids)?;
         if ids != self.ids {
             self.id_store
@@ -314,7 +314,7 @@ impl<P: Platform> Supervisor<P> {
 
     /// Every WAN's view from the current inputs, for reports (read-only: allocating again
     /// gives the numbers [`Router::decide`] saved; empty only if none can be found).
-    pub fn views(&self) -> Vec<WanView> {
+    pub fn views(&self) -> Vec<PlannedWan> {
         WanIds::allocate(&self.cfg, &self.ids)
             .map(|a| plan::wan_views(&a.resolved, &self.states, &self.overrides))
             .unwrap_or_default()

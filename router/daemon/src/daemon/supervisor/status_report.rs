@@ -8,10 +8,7 @@ use super::drivers::Platform;
 use super::resets::{self, InService};
 use super::Supervisor;
 use crate::daemon::counters::{ByteCounters, Counters};
-use crate::health::WanState;
-use routeros_shared::control::{
-    HealthState, RouterStatus, StatusReport, TakeOutEffect, WanReport, WanRole,
-};
+use routeros_shared::control::{RouterStatus, StatusReport, TakeOutEffect, WanReport, WanRole};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -19,19 +16,8 @@ use tokio::sync::watch;
 /// Window of the latency/loss figures in the status.
 const STATUS_WINDOW: Duration = Duration::from_secs(60);
 
-impl From<WanState> for HealthState {
-    fn from(s: WanState) -> Self {
-        match s {
-            WanState::Up => HealthState::Up,
-            WanState::Degraded => HealthState::Degraded,
-            WanState::Down => HealthState::Down,
-            WanState::Recovering => HealthState::Recovering,
-        }
-    }
-}
-
 /// A WAN's role from the operator's overrides and the applied plan. Usability is the
-/// planner's (`WanView::usable`); this only names what the WAN does with it.
+/// planner's (`PlannedWan::usable`); this only names what the WAN does with it.
 pub fn role(disabled: bool, maintenance: bool, active: bool) -> WanRole {
     if disabled {
         WanRole::Disabled
@@ -88,7 +74,7 @@ impl<P: Platform> Supervisor<P> {
                     address: link.address,
                     present: link.present,
                     carrier: link.carrier,
-                    state: self.monitors.get(&w.name).map(|m| m.state().into()),
+                    state: self.monitors.get(&w.name).map(|m| m.state()),
                     since_ms: self.since.get(&w.name).copied(),
                     latency_ms: summary.as_ref().and_then(|s| s.latency_ms),
                     jitter_ms: summary.as_ref().and_then(|s| s.jitter_ms),
