@@ -1,10 +1,12 @@
 //! Commit-confirm through the control socket on a real lab: a change is live at once, kept
-//! when confirmed, rolled back by itself when not, and refused whole when invalid.
+//! when confirmed, rolled back by itself when not, and refused whole when invalid; a bad
+//! file on reload is refused the same way and the kernel state stays as it was.
 
 mod common;
 
 use common::lab::*;
 use routeros_shared::control::Request;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn apply(lab: &Lab, toml: String, confirm_seconds: u32) -> serde_json::Value {
@@ -184,4 +186,105 @@ fn log_file_is_root_only_and_never_followed_through_a_symlink() {
     assert!(line.contains("symlink"), "{line}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn bad_config_is_refused_and_rules_stay() {
+    let lab = Lab::up("t5", LabOpts::default());
+    let config = lab.config_path();
+    let good = std::fs::read_to_string(&config).expect("lab config");
+    let before = lab.kernel_state();
+
+    // weight = 0 on the first WAN and an unknown key on the second.
+    let bad = replace_once(&good, "weight = 2\n", "weight = 0\n");
+    let bad = replace_once(&bad, "weight = 1\n", "weight = 1\ncolour = \"blue\"\n");
+    std::fs::write(&config, &bad).expect("write bad config");
+
+    let answer = lab.control(&Request::Reload).expect("reload answer");
+    println!("reload of the bad config: {answer}");
+    assert_eq!(answer["ok"], false, "bad config must be refused: {answer}");
+    let paths: Vec<&str> = answer["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("answer has an `errors` array: {answer}"))
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    for want in ["wan_interfaces[0].weight", "wan_interfaces[1].colour"] {
+        assert!(
+            paths.contains(&want),
+            "errors must name {want}; got {paths:?} in {answer}"
+        );
+    }
+
+    let check = Command::new(env!("CARGO_BIN_EXE_routeros-watchdog"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run routeros-watchdog --check");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        !check.status.success(),
+        "--check must fail: {}\n{printed}",
+        check.status
+    );
+    for want in ["wan_interfaces[0].weight", "wan_interfaces[1].colour"] {
+        assert!(
+            printed.contains(want),
+            "--check must print {want}:\n{printed}"
+        );
+    }
+
+    // SIGHUP takes the same path; wait for its verdict in the log so the daemon has had
+    // its chance to touch the kernel before we compare.
+    let log_pos = lab.daemon_log_len();
+    let pid: i32 = std::fs::read_to_string(lab.dir.join("daemon.pid"))
+        .expect("daemon pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP the daemon");
+    let line = lab.wait_log_line(log_pos, "SIGHUP", Duration::from_secs(5));
+    assert!(
+        line.contains("\"ok\":false"),
+        "SIGHUP reload must be refused too: {line}"
+    );
+
+    let status = lab
+        .control(&Request::Status)
+        .expect("daemon still answers status");
+    assert_eq!(status["ok"], true, "{status}");
+    assert_eq!(
+        status["wans"][0]["weight"], 2,
+        "old config still in force: {status}"
+    );
+    let after = lab.kernel_state();
+    assert_state_eq(&before, &after, "after the refused reload");
+
+    // A valid config with weights 3:1 is taken.
+    let changed = replace_once(&good, "weight = 2\n", "weight = 3\n");
+    std::fs::write(&config, &changed).expect("write new config");
+    let answer = lab.control(&Request::Reload).expect("reload answer");
+    assert_eq!(answer["ok"], true, "valid config must be applied: {answer}");
+    let nft = lab.nft_table();
+    assert!(
+        nft.contains("numgen random mod 4 map { 0-2 : 0x00000100, 3 : 0x00000200 }"),
+        "weights 3:1 in the nft table:\n{nft}"
+    );
+    let routes = lab.routes();
+    assert!(
+        routes.contains("nexthop via 192.0.2.1 dev wan1 weight 3")
+            && routes.contains("nexthop via 198.51.100.1 dev wan2 weight 1"),
+        "main multipath default with weights 3:1:\n{routes}"
+    );
+    assert_eq!(lab.rules(), before.rules, "rules do not depend on weights");
 }

@@ -178,3 +178,17 @@ fn parse_ct_line(line: &str) -> Option<CtEntry> {
         line: line.to_string(),
     })
 }
+
+/// Fail naming what differs (nft table, routes or rules) and when.
+pub fn assert_state_eq(before: &KernelState, after: &KernelState, when: &str) {
+    for (what, a, b) in [
+        ("nft list table inet routeros", &before.nft, &after.nft),
+        ("ip -4 route show table all", &before.routes, &after.routes),
+        ("ip rule", &before.rules, &after.rules),
+    ] {
+        assert!(
+            a == b,
+            "`{what}` changed {when}:\n--- before\n{a}\n--- after\n{b}"
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The supervisor driven by recording fakes: no root, no kernel, no sleeping. The fakes
+//! share one [`World`] that the tests set (link facts, connections per mark, failures) and
+//! read back (nft scripts applied, marks flushed, probers and units restarted); time is a
+//! [`FakeClock`] the tests move forward. State files live in a temp dir.
+
+use super::drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
+use super::Supervisor;
+use crate::apply::conntrack::ConntrackDriver;
+use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDrift, RouteDriver};
+use crate::daemon::control::{self, Request};
+use crate::daemon::Options;
+use crate::health::Round;
+use routeros_shared::config::Config;
+use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the fake kernel, probers and systemd hold and were asked to do.
+#[derive(Default)]
+struct World {
+    links: BTreeMap<String, LinkInfo>,
+    routes: Vec<RouteSpec>,
+    rules: Vec<RuleSpec>,
+    /// Every nft script applied, in order.
+    nft: Vec<String>,
+    /// Connections per mark: what a flush deletes and reports.
+    connections: BTreeMap<u32, usize>,
+    /// Every mark flushed, in order.
+    flushed: Vec<u32>,
+    /// The WANs of every prober restart.
+    probers: Vec<Vec<String>>,
+    /// Every unit restarted.
+    units: Vec<String>,
+    /// Route syncs fail (an apply is refused by the kernel).
+    fail_routes: bool,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Arc<Mutex<World>>);
+
+impl Fake {
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+impl RouteDriver for Fake {
+    async fn sync(&mut self, routes: &[RouteSpec], rules: &[RuleSpec]) -> Result<(), ApplyError> {
+        self.with(|w| {
+            if w.fail_routes {
+                return Err(ApplyError::Socket {
+                    what: "refused by the fake",
+                    source: std::io::Error::from_raw_os_error(libc::EPERM),
+                });
+            }
+            (w.routes, w.rules) = (routes.to_vec(), rules.to_vec());
+            Ok(())
+        })
+    }
+    async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError> {
+        Ok(self.with(|w| (w.routes.clone(), w.rules.clone())))
+    }
+    async fn drift(
+        &mut self,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> Result<RouteDrift, ApplyError> {
+        let (have_routes, have_rules) = RouteDriver::current(self).await?;
+        Ok(RouteDrift::between(
+            (routes, rules),
+            (&have_routes, &have_rules),
+        ))
+    }
+}
+
+impl LinkObserver for Fake {
+    async fn observe(&mut self, ifname: &str) -> Result<LinkInfo, ApplyError> {
+        Ok(self.with(|w| w.links.get(ifname).cloned().unwrap_or_default()))
+    }
+    async fn byte_counters(&mut self) -> Result<HashMap<String, (u64, u64)>, ApplyError> {
+        Ok(HashMap::new())
+    }
+}
+
+impl FirewallDriver for Fake {
+    async fn apply(&mut self, script: &str) -> Result<(), ApplyError> {
+        self.with(|w| w.nft.push(script.to_string()));
+        Ok(())
+    }
+    async fn current(&mut self) -> Result<Option<String>, ApplyError> {
+        Ok(self.with(|w| w.nft.last().cloned()))
+    }
+}
+
+impl ConntrackDriver for Fake {
+    async fn flush_mark(&mut self, mark: u32, mask: u32) -> Result<usize, ApplyError> {
+        assert_eq!(mask, MARK_MASK);
+        Ok(self.with(|w| {
+            w.flushed.push(mark);
+            w.connections.remove(&mark).unwrap_or(0)
+        }))
+    }
+    async fn count_mark(&mut self, mark: u32, _mask: u32) -> Result<usize, ApplyError> {
+        Ok(self.with(|w| w.connections.get(&mark).copied().unwrap_or(0)))
+    }
+}
+
+impl Probers for Fake {
+    fn restart(&mut self, wans: &[String], _: &[Ipv4Addr], _: Duration, _: Duration) {
+        self.with(|w| w.probers.push(wans.to_vec()));
+    }
+}
+
+impl ServiceManager for Fake {
+    fn try_restart(&mut self, unit: &str) {
+        self.with(|w| w.units.push(unit.to_string()));
+    }
+}
+
+#[derive(Clone)]
+struct FakeClock(Arc<AtomicU64>);
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Fakes;
+
+impl Platform for Fakes {
+    type Routes = Fake;
+    type Firewall = Fake;
+    type Conntrack = Fake;
+    type Probers = Fake;
+    type Services = Fake;
+    type Clock = FakeClock;
+}
+
+/// The configs' default probe target.
+const TARGET: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
+
+/// 2026-01-01T00:00:00Z: any fixed time will do.
+const T0: u64 = 1_767_225_600_000;
+
+const TWO_WANS: &str = r#"
+[[wan_interfaces]]
+name = "wan1"
+gateway = "10.0.1.1"
+[[wan_interfaces]]
+name = "wan2"
+gateway = "10.0.2.1"
+[lan]
+interface = "lan0"
+address = "192.168.1.1/24"
+"#;
+
+/// Failover by priority, moving connections back to wan1 when it recovers.
+const MOVE_BACK: &str = r#"
+[[wan_interfaces]]
+name = "wan1"
+gateway = "10.0.1.1"
+priority = 1
+[[wan_interfaces]]
+name = "wan2"
+gateway = "10.0.2.1"
+priority = 2
+[lan]
+interface = "lan0"
+address = "192.168.1.1/24"
+[routing]
+load_balancing = "failover"
+move_back_on_recovery = true
+"#;
+
+/// One supervisor over the fakes, its config file and state in a temp dir.
+struct Lab {
+    sup: Supervisor<Fakes>,
+    world: Fake,
+    clock: Arc<AtomicU64>,
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Lab {
+    /// Started (first plan applied) with every WAN present, with carrier and healthy.
+    fn start(toml: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("routeros.toml"), toml).unwrap();
+        let world = Fake::default();
+        world.with(|w| {
+            for (n, wan) in (1u8..).zip(["wan1", "wan2"]) {
+                w.links.insert(wan.to_string(), link(n, true));
+            }
+        });
+        let clock = Arc::new(AtomicU64::new(T0));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sup = Self::supervisor(dir.path(), &world, &clock, &rt);
+        let mut lab = Lab {
+            sup,
+            world,
+            clock,
+            dir,
+            rt,
+        };
+        lab.rt.block_on(lab.sup.start());
+        lab
+    }
+
+    /// A supervisor over the files in `dir` (as after a restart of the daemon).
+    fn supervisor(
+        dir: &std::path::Path,
+        world: &Fake,
+        clock: &Arc<AtomicU64>,
+        rt: &tokio::runtime::Runtime,
+    ) -> Supervisor<Fakes> {
+        let opts = Options {
+            config: dir.join("routeros.toml"),
+            state_dir: dir.join("state"),
+            socket: dir.join("control.sock"),
+            socket_group: None,
+            dhcp_unit: Some("lan-dnsmasq.service".into()),
+            log_dir: dir.join("log"),
+        };
+        std::fs::create_dir_all(&opts.state_dir).unwrap();
+        let cfg = Config::load(&opts.config).unwrap();
+        let drivers = Drivers::<Fakes> {
+            routes: world.clone(),
+            firewall: world.clone(),
+            conntrack: world.clone(),
+            probers: world.clone(),
+            services: world.clone(),
+            clock: FakeClock(clock.clone()),
+        };
+        // Inside the runtime: the alerter spawns its tasks there (none without alerts).
+        let _guard = rt.enter();
+        Supervisor::new(opts, cfg, drivers)
+    }
+
+    /// The answer as a control client gets it on the wire.
+    fn request(&mut self, req: Request) -> Value {
+        control::to_wire(&self.rt.block_on(self.sup.handle(req)))
+    }
+
+    fn second(&mut self) {
+        self.rt.block_on(self.sup.on_second());
+    }
+
+    fn advance_to(&self, ms: u64) {
+        self.clock.store(ms, Ordering::SeqCst);
+    }
+
+    fn set_carrier(&mut self, wan: &str, carrier: bool) {
+        self.world
+            .with(|w| w.links.get_mut(wan).unwrap().carrier = carrier);
+        self.rt.block_on(self.sup.on_link_event());
+    }
+
+    /// Carrier back, then the probe rounds a recovery needs (`recovery_count`, 3).
+    fn recover(&mut self, wan: &str) {
+        self.set_carrier(wan, true);
+        let good = Round::new(vec![(TARGET, Some(Duration::from_millis(10)))]);
+        for _ in 0..3 {
+            self.rt.block_on(self.sup.on_round(wan, good.clone()));
+        }
+    }
+
+    fn lose_rounds(&mut self, wan: &str, n: usize) {
+        for _ in 0..n {
+            self.rt
+                .block_on(self.sup.on_round(wan, Round::all_lost(&[TARGET])));
+        }
+    }
+
+    fn mark(&self, wan: &str) -> u32 {
+        self.sup.ids.get(wan).unwrap().mark
+    }
+
+    /// Marks flushed since the last call.
+    fn take_flushed(&self) -> Vec<u32> {
+        self.world.with(|w| std::mem::take(&mut w.flushed))
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.sup
+            .events
+            .query(0, None, None)
+            .iter()
+            .map(|e| e.message.clone())
+            .collect()
+    }
+
+    fn config_file(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("routeros.toml")).unwrap()
+    }
+}
+
+fn link(n: u8, carrier: bool) -> LinkInfo {
+    LinkInfo {
+        present: true,
+        carrier,
+        address: Some(format!("10.0.{n}.2/24").parse().unwrap()),
+        gateway: None,
+    }
+}
+
+/// The reply said yes (the one place that reads the reply's shape).
+fn ok(reply: &Value) -> bool {
+    reply["ok"] == true
+}
+
+fn error(reply: &Value) -> String {
+    reply["error"].as_str().unwrap_or_default().to_string()
+}
+
+fn wan_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+mod commit_confirm;
+mod overrides;
+mod start_and_resets;
