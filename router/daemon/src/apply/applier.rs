@@ -103,7 +103,6 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::RouteDrift;
     use routeros_shared::plan::{RouteSpec, RuleSelector, RuleSpec};
     use std::sync::{Arc, Mutex};
 
@@ -143,17 +142,6 @@ mod tests {
         async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError> {
             let k = self.kernel.lock().unwrap();
             Ok((k.routes.clone(), k.rules.clone()))
-        }
-        async fn drift(
-            &mut self,
-            routes: &[RouteSpec],
-            rules: &[RuleSpec],
-        ) -> Result<RouteDrift, ApplyError> {
-            let (have_routes, have_rules) = RouteDriver::current(self).await?;
-            Ok(RouteDrift::between(
-                (routes, rules),
-                (&have_routes, &have_rules),
-            ))
         }
     }
 

@@ -87,12 +87,19 @@ pub trait RouteDriver {
     async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError>;
 
     /// How the kernel differs from these routes and rules (what [`RouteDriver::sync`] would
-    /// change); empty when it holds exactly them. Read-only.
+    /// change); empty when it holds exactly them. Read-only. A driver that stores routes in
+    /// another form than the planner writes them (netlink) compares canonical forms instead.
     async fn drift(
         &mut self,
         routes: &[RouteSpec],
         rules: &[RuleSpec],
-    ) -> Result<RouteDrift, ApplyError>;
+    ) -> Result<RouteDrift, ApplyError> {
+        let (have_routes, have_rules) = self.current().await?;
+        Ok(RouteDrift::between(
+            (routes, rules),
+            (&have_routes, &have_rules),
+        ))
+    }
 }
 
 /// Interface facts (carrier, address, learned gateway), through rtnetlink.

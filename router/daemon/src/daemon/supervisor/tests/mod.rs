@@ -6,7 +6,7 @@
 use super::drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
 use super::Supervisor;
 use crate::apply::conntrack::ConntrackDriver;
-use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDrift, RouteDriver};
+use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDriver};
 use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
 use crate::health::Round;
@@ -63,17 +63,6 @@ impl RouteDriver for Fake {
     }
     async fn current(&mut self) -> Result<(Vec<RouteSpec>, Vec<RuleSpec>), ApplyError> {
         Ok(self.with(|w| (w.routes.clone(), w.rules.clone())))
-    }
-    async fn drift(
-        &mut self,
-        routes: &[RouteSpec],
-        rules: &[RuleSpec],
-    ) -> Result<RouteDrift, ApplyError> {
-        let (have_routes, have_rules) = RouteDriver::current(self).await?;
-        Ok(RouteDrift::between(
-            (routes, rules),
-            (&have_routes, &have_rules),
-        ))
     }
 }
 
