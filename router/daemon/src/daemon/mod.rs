@@ -76,9 +76,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             Some(()) = links.recv() => supervisor.on_link_event().await,
             Some((req, reply)) = requests.recv() => {
                 let answer = supervisor.answer(req).await;
-                // A client that reads the status after its change sees it.
+                // Published before the answer, so a client that reads the status after its
+                // change sees it; then the end-of-turn publish below would only repeat it.
                 supervisor.publish_status();
                 let _ = reply.send(answer);
+                continue;
             }
             _ = hup.recv() => {
                 // The answer as a control client would get it (tests read it in the log).
