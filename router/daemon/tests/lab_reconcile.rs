@@ -57,6 +57,20 @@ fn restores(lab: &Lab) -> u64 {
         .expect("status has kernel_restores")
 }
 
+/// The restore count once it has reached `want` (or after a second): `status` is answered
+/// from a snapshot published at the end of the daemon's turn, so the kernel can show the
+/// restored state a moment before the count does.
+fn restores_settled(lab: &Lab, want: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let n = restores(lab);
+        if n >= want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Every established client still answers through the WAN it started on.
 fn still_sticky(clients: &mut [EchoClient], tag: &str) {
     for (i, c) in clients.iter_mut().enumerate() {
@@ -113,7 +127,7 @@ fn deleted_routes_rules_and_nft_table_come_back() {
         "ip rule del 1100: back in {:.0} ms",
         took.as_secs_f64() * 1000.0
     );
-    assert_eq!(restores(&lab), 1);
+    assert_eq!(restores_settled(&lab, 1), 1);
 
     // 2. A WAN table flushed.
     run_ok("ip", &["-n", &rtr, "route", "flush", "table", "100"]);
@@ -124,7 +138,7 @@ fn deleted_routes_rules_and_nft_table_come_back() {
         "ip route flush table 100: back in {:.0} ms",
         took.as_secs_f64() * 1000.0
     );
-    assert_eq!(restores(&lab), 2);
+    assert_eq!(restores_settled(&lab, 2), 2);
 
     // 3. A burst: every rule and both tables at once, the way networkd clears foreign
     // entries. One burst, one restore.
@@ -161,7 +175,11 @@ fn deleted_routes_rules_and_nft_table_come_back() {
         "{deleted} deletions in one batch: rules back in {:.0} ms",
         took.as_secs_f64() * 1000.0
     );
-    assert_eq!(restores(&lab), 3, "one burst of deletions, one restore");
+    assert_eq!(
+        restores_settled(&lab, 3),
+        3,
+        "one burst of deletions, one restore"
+    );
 
     // Our own re-adds raise events too: they must not start a loop of restores.
     thread::sleep(Duration::from_millis(1500));
@@ -194,7 +212,7 @@ fn deleted_routes_rules_and_nft_table_come_back() {
     assert_eq!(list_nft(), "", "the table is gone");
     let took = time_until(&lab, "the nft table", &nft, NFT_RESTORE, list_nft);
     println!("nft delete table: back in {:.2} s", took.as_secs_f64());
-    assert_eq!(restores(&lab), 4);
+    assert_eq!(restores_settled(&lab, 4), 4);
     let sources = probe_sources(&lab.lan(), server.addr, 40).expect("40 new connections");
     let split = assert_weighted_split(&sources, &[1, 1]);
     println!("new connections after the nft table is back: {split}");
