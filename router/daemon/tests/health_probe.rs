@@ -257,8 +257,15 @@ fn a_100ms_prober_delivers_about_15_rounds_in_1_5_s_even_when_its_wan_is_dead() 
         let every = Duration::from_millis(100);
         let timeout = Duration::from_millis(80);
         let targets = vec![TARGET, TARGET2];
-        let p1 = spawn_wan_prober("wan1".into(), targets.clone(), every, timeout, tx.clone());
-        let p2 = spawn_wan_prober("wan2".into(), targets, every, timeout, tx);
+        let p1 = spawn_wan_prober(
+            "wan1".into(),
+            "wan1".into(),
+            targets.clone(),
+            every,
+            timeout,
+            tx.clone(),
+        );
+        let p2 = spawn_wan_prober("wan2".into(), "wan2".into(), targets, every, timeout, tx);
         let got = collect(&mut rx, Duration::from_millis(1500)).await;
         p1.abort();
         p2.abort();
@@ -287,6 +294,7 @@ fn the_prober_rebinds_when_its_interface_is_recreated() {
     run(async {
         let (tx, mut rx) = mpsc::channel(64);
         let prober = spawn_wan_prober(
+            "wan1".into(),
             "wan1".into(),
             vec![TARGET],
             Duration::from_millis(100),

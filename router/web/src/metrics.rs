@@ -164,6 +164,8 @@ mod tests {
     fn renders_every_metric() {
         let wan = WanReport {
             name: "wan1".into(),
+            device: "wan1".into(),
+            line: Default::default(),
             table: 100,
             mark: 0x100,
             weight: 1,

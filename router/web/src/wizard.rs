@@ -153,6 +153,11 @@ impl Wizard {
                     table: prev.and_then(|p| p.table),
                     mark: prev.and_then(|p| p.mark),
                     priority: prev.map_or(1, |p| p.priority),
+                    mode: prev.and_then(|p| p.mode),
+                    address: prev.and_then(|p| p.address),
+                    vlan: prev.and_then(|p| p.vlan),
+                    mac: prev.and_then(|p| p.mac),
+                    pppoe: prev.and_then(|p| p.pppoe.clone()),
                 }
             })
             .collect();

@@ -97,7 +97,7 @@ impl ByteCounters {
         let bytes: HashMap<String, (u64, u64)> = links.byte_counters().await.unwrap_or_default();
         report.router.bytes_at_ms = Some(now_ms());
         for w in &mut report.wans {
-            let b = bytes.get(&w.name);
+            let b = bytes.get(&w.device);
             w.rx_bytes = b.map(|b| b.0);
             w.tx_bytes = b.map(|b| b.1);
         }

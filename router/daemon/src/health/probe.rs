@@ -114,7 +114,8 @@ fn identifier(ifname: &str) -> PingIdentifier {
     PingIdentifier(hash ^ pid)
 }
 
-/// Run a probe round every `interval` through `ifname` and send `(ifname, round)` to `tx`.
+/// Run a probe round every `interval` through `ifname` (the WAN's device) and send
+/// `(wan, round)` to `tx`.
 ///
 /// Rounds never overlap: a round that outlasts the interval (timeout >= interval) makes
 /// the missed ticks be skipped, not burst. The socket is rebuilt when the interface
@@ -122,6 +123,7 @@ fn identifier(ifname: &str) -> PingIdentifier {
 /// index would never see traffic again. Without the interface, rounds report every target
 /// lost. Ends when the receiver is dropped. Must be called inside a tokio runtime.
 pub fn spawn_wan_prober(
+    wan: String,
     ifname: String,
     targets: Vec<Ipv4Addr>,
     interval: Duration,
@@ -142,7 +144,7 @@ pub fn spawn_wan_prober(
             };
             // Wraps after 65536 rounds; by then the old waiter has long timed out.
             seq = seq.wrapping_add(1);
-            if tx.send((ifname.clone(), round)).await.is_err() {
+            if tx.send((wan.clone(), round)).await.is_err() {
                 break;
             }
         }

@@ -6,6 +6,7 @@
 //! only way to a [`Config`]) -> [`WanIds::allocate`] -> [`Resolved`] (every WAN with its
 //! routing table and mark), which the planner takes.
 
+mod access;
 mod model;
 mod parse;
 mod validate;

@@ -10,6 +10,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use super::access::{MacAddr, PppoeConfig, WanMode};
+
 /// A config document as written (TOML file or its JSON form), not yet validated. Turn it
 /// into a [`Config`](super::Config) with [`Config::from_raw`](super::Config::from_raw).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +98,20 @@ pub struct WanConfig {
     /// Failover mode: lower is preferred.
     #[serde(default = "one")]
     pub priority: u32,
+    /// How the router brings the line up (see [`WanMode`]); absent: the system does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WanMode>,
+    /// Static mode: the line's address with the ISP subnet's prefix, e.g. "203.0.113.5/29".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Net>,
+    /// 802.1Q tag the ISP expects on the port (e.g. 7), in any mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// MAC address the port presents to the ISP (clone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pppoe: Option<PppoeConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -102,6 +102,18 @@ fn check_wans(cfg: &RawConfig, errs: &mut Errors) {
                 );
             }
         }
+        let dev = wan.device();
+        if dev != wan.name {
+            if let Some(other) = cfg.wan_interfaces.iter().position(|o| o.name == dev) {
+                errs.add(
+                    at("name"),
+                    format!("its device `{dev}` is the name of wan_interfaces[{other}]"),
+                );
+            }
+        }
+        for (field, reason) in super::access::access_problems(wan) {
+            errs.add(at(field), reason);
+        }
         if wan.dns.len() > MAX_DNS {
             errs.add(
                 at("dns"),

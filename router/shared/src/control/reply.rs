@@ -181,6 +181,10 @@ pub enum WanRole {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WanReport {
     pub name: String,
+    /// The device its traffic uses: the port, `<port>.<vlan>` or `ppp-<port>`.
+    pub device: String,
+    /// How its line is brought up (and a PPPoE line's session).
+    pub line: LineReport,
     /// Routing table and conntrack mark the daemon gave it.
     pub table: u32,
     pub mark: u32,
@@ -218,6 +222,45 @@ pub struct WanReport {
     pub maintenance_until: Option<u64>,
     /// Carries new connections now.
     pub active: bool,
+}
+
+/// How a WAN's line is brought up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LineReport {
+    /// `dhcp`, `static` or `pppoe`; null when the system's network config brings it up.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub mode: Option<crate::config::WanMode>,
+    pub vlan: Option<u16>,
+    /// A PPPoE line's session (null for the other modes).
+    pub session: Option<SessionReport>,
+}
+
+/// A PPPoE session as the daemon's pppd supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionReport {
+    pub state: SessionState,
+    /// Why the last session ended or failed (e.g. "authentication failed").
+    pub last_error: Option<String>,
+    /// Unix ms of the last state change.
+    pub since_ms: Option<u64>,
+    /// pppd restarts since the daemon started.
+    pub restarts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// pppd is discovering the access concentrator or negotiating.
+    Connecting,
+    /// The session is up: the ppp device has its address.
+    Up,
+    /// The last session ended or failed; pppd is restarted after a backoff.
+    Down,
+    /// The ISP refused the username or password; retried after a longer backoff.
+    AuthFailed,
 }
 
 /// What taking a WAN out of service would do, by the daemon's own rule.

@@ -10,6 +10,8 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedWan {
     pub name: String,
+    /// The device its traffic uses: the port, its VLAN or its ppp device.
+    pub dev: String,
     pub table: u32,
     pub mark: u32,
     pub weight: u32,
@@ -34,10 +36,12 @@ pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -
             let (w, table, mark) = (wan.config, wan.table, wan.mark);
             let rt = states.get(&w.name).cloned().unwrap_or_default();
             let gateway = w.gateway.or(rt.link.gateway);
-            let routable = rt.link.present && gateway.is_some();
+            // A point-to-point link (PPP) needs no gateway: the device reaches the peer.
+            let routable = rt.link.present && (gateway.is_some() || rt.link.point_to_point);
             let disabled = ov.is_out(&w.name);
             PlannedWan {
                 name: w.name.clone(),
+                dev: w.device(),
                 table,
                 mark,
                 weight: w.weight,
@@ -76,7 +80,7 @@ pub fn active_wans(views: &[PlannedWan], mode: BalanceMode) -> Vec<&PlannedWan> 
 
 fn hop(w: &PlannedWan, weight: u32) -> NextHop {
     NextHop {
-        dev: w.name.clone(),
+        dev: w.dev.clone(),
         gateway: w.gateway,
         weight: weight.clamp(1, 255) as u8,
     }
@@ -131,7 +135,7 @@ pub fn rules(views: &[PlannedWan]) -> Vec<RuleSpec> {
         }
         rules.push(RuleSpec {
             priority: RULE_PRIO_OIF + i,
-            selector: RuleSelector::Oif(w.name.clone()),
+            selector: RuleSelector::Oif(w.dev.clone()),
             table: w.table,
         });
     }

@@ -18,6 +18,9 @@ pub struct LinkInfo {
     /// Gateway learned from a default route on this interface that is not ours
     /// (installed by DHCP or netplan in any table but our WAN tables).
     pub gateway: Option<Ipv4Addr>,
+    /// A point-to-point link (IFF_POINTOPOINT, e.g. a PPP session): routed without a gateway.
+    #[serde(default)]
+    pub point_to_point: bool,
 }
 
 /// The planner's two-valued view of a WAN's health checks: may it carry traffic?
@@ -117,16 +120,17 @@ pub type WanFactsByName = BTreeMap<String, WanFacts>;
 
 /// Every WAN of `cfg` present with carrier and never probed: what `--print-plan` plans for.
 pub fn all_up(cfg: &crate::config::Config) -> WanFactsByName {
-    let link = LinkInfo {
-        present: true,
-        carrier: true,
-        ..LinkInfo::default()
-    };
     cfg.wan_interfaces
         .iter()
         .map(|w| {
+            let link = LinkInfo {
+                present: true,
+                carrier: true,
+                point_to_point: w.mode == Some(crate::config::WanMode::Pppoe),
+                ..LinkInfo::default()
+            };
             let rt = WanFacts {
-                link: link.clone(),
+                link,
                 ..WanFacts::default()
             };
             (w.name.clone(), rt)

@@ -35,7 +35,7 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
             .chain(views.iter().filter_map(|w| w.subnet))
             .map(|n| n.to_string()),
     );
-    let wan_set = quoted_set(views.iter().map(|w| w.name.as_str()));
+    let wan_set = quoted_set(views.iter().map(|w| w.dev.as_str()));
     let mut t = Table::default();
 
     for p in &cfg.policies {
@@ -53,7 +53,7 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
     pre.extend(views.iter().map(|w| {
         format!(
             "iifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
-            w.name, w.mark
+            w.dev, w.mark
         )
     }));
     pre.push(restore_mark());
@@ -98,7 +98,7 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
             .chain(views.iter().map(|w| {
                 format!(
                     "oifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
-                    w.name, w.mark
+                    w.dev, w.mark
                 )
             }))
             .collect(),
@@ -125,12 +125,15 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
         "forward",
         "filter hook forward priority filter",
         "drop",
-        vec![
-            "ct state established,related accept".into(),
-            "ct state invalid drop".into(),
-            format!("iifname \"{lan}\" oifname {wan_set} accept"),
-            "ct status dnat accept".into(),
-        ],
+        mss_clamp(cfg)
+            .into_iter()
+            .chain([
+                "ct state established,related accept".into(),
+                "ct state invalid drop".into(),
+                format!("iifname \"{lan}\" oifname {wan_set} accept"),
+                "ct status dnat accept".into(),
+            ])
+            .collect(),
     );
 
     if !cfg.port_forwards.is_empty() {
@@ -145,7 +148,7 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
     // IPv4 only: in an inet table a bare masquerade would also NAT IPv6.
     let mut snat: Vec<String> = views
         .iter()
-        .map(|w| format!("meta nfproto ipv4 oifname \"{}\" masquerade", w.name))
+        .map(|w| format!("meta nfproto ipv4 oifname \"{}\" masquerade", w.dev))
         .collect();
     if !cfg.port_forwards.is_empty() {
         // Hairpin: a LAN client reaching a LAN server through the public address must see
@@ -187,6 +190,25 @@ fn wan_input() -> Vec<String> {
 
 /// DNAT rules: from the WANs a forward listens on, and from the LAN to those WANs'
 /// addresses (hairpin).
+/// TCP MSS clamping on PPPoE sessions (MTU below Ethernet's 1500): without it, hosts whose
+/// path-MTU discovery is blocked somewhere stall on full-size segments. SYNs leaving by the
+/// session get the route's MTU; SYNs (and SYN-ACKs) arriving by it at most the session's.
+fn mss_clamp(cfg: &Config) -> Vec<String> {
+    cfg.wan_interfaces
+        .iter()
+        .filter_map(|w| Some((w.device(), w.pppoe.as_ref()?.mtu)))
+        .flat_map(|(dev, mtu)| {
+            let mss = mtu.saturating_sub(40);
+            [
+                format!("oifname \"{dev}\" tcp flags syn tcp option maxseg size set rt mtu"),
+                format!(
+                    "iifname \"{dev}\" tcp flags syn tcp option maxseg size > {mss} tcp option maxseg size set {mss}"
+                ),
+            ]
+        })
+        .collect()
+}
+
 fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
     let lan = &cfg.lan.interface;
     let mut rules = Vec::new();
@@ -201,7 +223,7 @@ fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
         };
         let proto = f.protocol.nft_name();
         let port = f.wan_port;
-        let names = quoted_set(wans.iter().map(|w| w.name.as_str()));
+        let names = quoted_set(wans.iter().map(|w| w.dev.as_str()));
         rules.push(format!(
             "iifname {names} {proto} dport {port} dnat ip to {target}"
         ));

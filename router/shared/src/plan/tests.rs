@@ -39,6 +39,7 @@ fn healthy(cfg: &Config) -> WanFactsByName {
                 carrier: true,
                 address: Some(addr),
                 gateway: None,
+                point_to_point: false,
             };
             (
                 w.name.clone(),
@@ -369,4 +370,44 @@ fn firewall_covers_ipv6_on_the_wans() {
     for rule in chain_rules(&nft, "port_forward") {
         assert!(rule.contains(" dnat ip to "), "{rule}");
     }
+}
+
+/// A static line, a tagged DHCP line and a PPPoE session: routes, rules and NAT use each
+/// line's device, and the ppp device is routed without a gateway.
+#[test]
+fn golden_access_types_use_their_devices() {
+    let cfg = Config::from_toml(
+        r#"
+[[wan_interfaces]]
+name = "wan1"
+mode = "static"
+address = "192.0.2.2/29"
+gateway = "192.0.2.1"
+
+[[wan_interfaces]]
+name = "wan2"
+mode = "dhcp"
+vlan = 7
+
+[[wan_interfaces]]
+name = "wan3"
+mode = "pppoe"
+[wan_interfaces.pppoe]
+username = "u"
+password = "p"
+
+[lan]
+interface = "lan0"
+address = "192.168.1.1/24"
+"#,
+    )
+    .unwrap();
+    let mut states = healthy(&cfg);
+    states.get_mut("wan2").unwrap().link.gateway = Some("192.0.2.9".parse().unwrap());
+    let ppp = &mut states.get_mut("wan3").unwrap().link;
+    ppp.point_to_point = true;
+    ppp.address = Some("100.64.0.2/32".parse().unwrap());
+    let plan = plan_of(&cfg, &states);
+    assert_eq!(plan.active_wans, ["wan1", "wan2", "wan3"]);
+    insta::assert_snapshot!(plan.to_string());
 }

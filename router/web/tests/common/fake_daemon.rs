@@ -59,6 +59,8 @@ struct Inner {
 fn wan(i: u32, name: &str, up: bool, active: bool, connections: u64) -> WanReport {
     WanReport {
         name: name.into(),
+        device: name.into(),
+        line: Default::default(),
         table: 100 * (i + 1),
         mark: (i + 1) << 8,
         weight: if i == 0 { 2 } else { 1 },

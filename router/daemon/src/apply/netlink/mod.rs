@@ -40,6 +40,7 @@ struct Link {
     index: u32,
     name: String,
     carrier: bool,
+    point_to_point: bool,
     /// (rx, tx) byte counters.
     bytes: Option<(u64, u64)>,
 }
@@ -122,6 +123,7 @@ impl NetlinkDriver {
                     index: m.header.index,
                     name,
                     carrier: m.header.flags.contains(LinkFlags::LowerUp),
+                    point_to_point: m.header.flags.contains(LinkFlags::Pointopoint),
                     bytes,
                 })
             })
@@ -376,6 +378,7 @@ impl LinkObserver for NetlinkDriver {
             carrier: link.carrier,
             address,
             gateway,
+            point_to_point: link.point_to_point,
         })
     }
 }

@@ -35,10 +35,10 @@ pub struct Drivers<P: Platform> {
 
 /// Probe tasks, one per WAN, sending their rounds to the event loop.
 pub trait Probers {
-    /// Stop every prober and start one per WAN in `wans`.
+    /// Stop every prober and start one per WAN in `wans`: (WAN name, device to probe through).
     fn restart(
         &mut self,
-        wans: &[String],
+        wans: &[(String, String)],
         targets: &[Ipv4Addr],
         interval: Duration,
         timeout: Duration,
@@ -96,7 +96,7 @@ pub struct IcmpProbers {
 impl Probers for IcmpProbers {
     fn restart(
         &mut self,
-        wans: &[String],
+        wans: &[(String, String)],
         targets: &[Ipv4Addr],
         interval: Duration,
         timeout: Duration,
@@ -104,9 +104,10 @@ impl Probers for IcmpProbers {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        for wan in wans {
+        for (wan, device) in wans {
             self.tasks.push(spawn_wan_prober(
                 wan.clone(),
+                device.clone(),
                 targets.to_vec(),
                 interval,
                 timeout,

@@ -185,11 +185,11 @@ impl<P: Platform> Supervisor<P> {
         }
         self.monitors = monitors;
         self.stats = stats;
-        let wans: Vec<String> = self
+        let wans: Vec<(String, String)> = self
             .cfg
             .wan_interfaces
             .iter()
-            .map(|w| w.name.clone())
+            .map(|w| (w.name.clone(), w.device()))
             .collect();
         let targets = self.cfg.health_targets();
         self.probers.restart(&wans, &targets, interval, timeout);
@@ -256,14 +256,14 @@ impl<P: Platform> Supervisor<P> {
     /// loss takes a WAN down at once, without waiting for probes.
     async fn refresh_links(&mut self) -> bool {
         let mut changed = false;
-        let wans: Vec<String> = self
+        let wans: Vec<(String, String)> = self
             .cfg
             .wan_interfaces
             .iter()
-            .map(|w| w.name.clone())
+            .map(|w| (w.name.clone(), w.device()))
             .collect();
-        for wan in wans {
-            let link = match self.applier.routes().observe(&wan).await {
+        for (wan, device) in wans {
+            let link = match self.applier.routes().observe(&device).await {
                 Ok(link) => link,
                 Err(e) => {
                     tracing::warn!(wan, "cannot read link state: {e}");

@@ -99,8 +99,11 @@ impl ConntrackDriver for Fake {
 }
 
 impl Probers for Fake {
-    fn restart(&mut self, wans: &[String], _: &[Ipv4Addr], _: Duration, _: Duration) {
-        self.with(|w| w.probers.push(wans.to_vec()));
+    fn restart(&mut self, wans: &[(String, String)], _: &[Ipv4Addr], _: Duration, _: Duration) {
+        self.with(|w| {
+            w.probers
+                .push(wans.iter().map(|(wan, _)| wan.clone()).collect())
+        });
     }
 }
 
@@ -297,6 +300,7 @@ fn link(n: u8, carrier: bool) -> LinkInfo {
         carrier,
         address: Some(format!("10.0.{n}.2/24").parse().unwrap()),
         gateway: None,
+        point_to_point: false,
     }
 }
 
