@@ -3,6 +3,8 @@
 # shaped links, an "internet" host and a LAN client. Run as root.
 #
 #   ci/lab.sh up|down|status|daemon-start|daemon-stop
+#   ci/lab.sh isp-dhcp I FIRST [LAST]   (re)start ISP I's DHCP server handing out FIRST..LAST
+#   ci/lab.sh networkctl ARGS...        networkctl of the router's own networkd (LAB_WAN_MODES)
 #
 # Topology (P = $LAB_PREFIX, i = 1..$LAB_WANS):
 #
@@ -20,6 +22,12 @@
 #   LAB_WANS [2]              number of ISPs, 1..16
 #   LAB_RATES ["100 50"]      Mbit/s per ISP (both directions); missing entries are 50
 #   LAB_WEIGHTS ["2 1"]       weight per WAN in the generated config; missing entries are 1
+#   LAB_WAN_MODES [""]        per WAN: "-" (the lab sets the router's address, no `mode` in the
+#                             config), "dhcp" (`mode = "dhcp"`, dnsmasq in the ISP hands out the
+#                             router address) or "static" (`mode = "static"` with address and
+#                             gateway); missing entries are "-". With any mode set the router
+#                             namespace runs its own systemd-networkd (ci/lib/lab-networkd.sh)
+#                             and the daemon brings those lines up through it.
 #   LAB_BIN [target/release]  folder with routeros-watchdog (relative paths: from the repo root)
 #   LAB_DIR [/run/routeros-lab/$LAB_PREFIX]  config, state dir, socket, logs, pid
 #   LAB_EXTRA_TOML            file appended to the generated config (e.g. [[policies]])
@@ -49,6 +57,7 @@ LAB_PREFIX=${LAB_PREFIX:-pnr}
 LAB_WANS=${LAB_WANS:-2}
 LAB_RATES=${LAB_RATES:-100 50}
 LAB_WEIGHTS=${LAB_WEIGHTS:-2 1}
+LAB_WAN_MODES=${LAB_WAN_MODES:-}
 LAB_BIN=${LAB_BIN:-target/release}
 LAB_DIR=${LAB_DIR:-/run/routeros-lab/$LAB_PREFIX}
 LAB_EXTRA_TOML=${LAB_EXTRA_TOML:-}
@@ -100,6 +109,7 @@ validate_knobs() {
             die "LAB_RATES entry $i is not a positive integer: '$r'"
         fi
         [[ $w =~ ^[0-9]+$ ]] || die "LAB_WEIGHTS entry $i is not an integer: '$w'"
+        [[ $(wan_mode "$i") =~ ^(-|dhcp|static)$ ]] || die "LAB_WAN_MODES entry $i is not -, dhcp or static: '$(wan_mode "$i")'"
     done
     local t
     # shellcheck disable=SC2086  # LAB_TARGETS is a space-separated list
@@ -117,6 +127,10 @@ validate_knobs() {
 wan_rate() { nth_word "$1" 50 $LAB_RATES; }
 # shellcheck disable=SC2086
 wan_weight() { nth_word "$1" 1 $LAB_WEIGHTS; }
+# shellcheck disable=SC2086
+wan_mode() { nth_word "$1" - $LAB_WAN_MODES; }
+# Whether any WAN is brought up by the daemon (then the router runs its own networkd).
+any_managed() { [[ -n ${LAB_WAN_MODES//[ -]/} ]]; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 ns_exists() { [[ -e /run/netns/$1 ]]; }
@@ -179,17 +193,65 @@ setup_isp() {
     make_ns "$isp"
     nsx "$isp" sysctl -qw net.ipv4.ip_forward=1
 
-    # Router side. No default route in the router: the config names each WAN's gateway.
+    # Router side. No default route in the router: the config names each WAN's gateway (or
+    # DHCP brings it). A line with a mode gets its address from the daemon's networkd files.
     ip -n "$RTR" link add name "wan$i" type veth peer name down netns "$isp"
-    ip -n "$RTR" addr add "$rtr_a/29" dev "wan$i"
+    if [[ $(wan_mode "$i") == - ]]; then ip -n "$RTR" addr add "$rtr_a/29" dev "wan$i"; fi
     ip -n "$isp" addr add "$isp_a/29" dev down
     ip -n "$RTR" link set dev "wan$i" up
     ip -n "$isp" link set dev down up
+    if [[ $(wan_mode "$i") == dhcp ]]; then isp_dhcp "$i" "$rtr_a" "$rtr_a"; fi
 
     link_isp_uplink "$isp" "$INET" "$i"
 
     shape "$isp" down "$rate"   # download: ISP -> router
     shape "$isp" up "$rate"     # upload:   ISP -> internet
+}
+
+# isp_dhcp I FIRST LAST: (re)start ISP I's DHCP server (dnsmasq, no DNS) on its side of WAN I,
+# handing out FIRST..LAST with the ISP as the router, 2-minute leases. Authoritative, so a
+# renew of an address it no longer hands out is refused at once (NAK) and the client asks anew.
+isp_dhcp() {
+    local i=$1 first=$2 last=$3 isp=$P-isp$1 pidfile=$LAB_DIR/isp$1-dhcp.pid n
+    if [[ -s $pidfile ]]; then
+        kill "$(<"$pidfile")" 2>/dev/null || true
+        for ((n = 0; n < 50; n++)); do kill -0 "$(<"$pidfile")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    setsid ip netns exec "$isp" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 \
+        --interface=down --bind-interfaces --dhcp-authoritative \
+        --dhcp-range="$first,$last,255.255.255.248,2m" \
+        --dhcp-option="option:router,$(wan_isp_addr "$i")" \
+        --dhcp-leasefile="$LAB_DIR/isp$i.leases" --pid-file= --log-dhcp --log-facility=- \
+        </dev/null >>"$LAB_DIR/isp$i-dhcp.log" 2>&1 &
+    echo $! >"$pidfile"
+}
+
+# The router namespace's own systemd-networkd (and D-Bus) in a private mount namespace, for
+# the lines the daemon brings up; its pid in networkd.pid (the daemon joins its namespaces).
+start_networkd() {
+    local pidfile=$LAB_DIR/networkd.pid n
+    setsid ip netns exec "$RTR" unshare --mount --propagation private \
+        "$LAB_REPO_ROOT/ci/lib/lab-networkd.sh" "$LAB_REPO_ROOT/overlay/usr/lib/systemd/networkd.conf.d/10-routeros.conf" \
+        </dev/null >>"$LAB_DIR/networkd.log" 2>&1 &
+    echo $! >"$pidfile"
+    for ((n = 0; n < 100; n++)); do
+        if nsenter --target "$(<"$pidfile")" --mount --net networkctl list >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$(<"$pidfile")" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$LAB_DIR/networkd.log" >&2 || true
+    die "the router's systemd-networkd did not answer on its D-Bus within 10 s"
+}
+
+# Run a command in the router namespace: inside its networkd's mount namespace when it has one.
+rtr_exec() {
+    if [[ -s $LAB_DIR/networkd.pid ]]; then
+        nsenter --target "$(<"$LAB_DIR/networkd.pid")" --mount --net -- "$@"
+    else
+        ip netns exec "$RTR" "$@"
+    fi
 }
 
 build_topology() {
@@ -198,6 +260,7 @@ build_topology() {
     setup_inet
     local i
     for ((i = 1; i <= LAB_WANS; i++)); do setup_isp "$i"; done
+    if any_managed; then start_networkd; fi
 }
 
 # --- config and daemon ----------------------------------------------------------------------
@@ -220,9 +283,14 @@ write_config() {
 [[wan_interfaces]]
 name = "wan$i"
 weight = $(wan_weight "$i")
-gateway = "$(wan_isp_addr "$i")"
 dns = ["$(wan_isp_addr "$i")"]
 EOF
+            case $(wan_mode "$i") in
+                -) echo "gateway = \"$(wan_isp_addr "$i")\"" ;;
+                dhcp) echo 'mode = "dhcp"' ;;
+                static) printf 'mode = "static"\naddress = "%s/29"\ngateway = "%s"\n' \
+                    "$(wan_rtr_addr "$i")" "$(wan_isp_addr "$i")" ;;
+            esac
         done
         cat <<EOF
 
@@ -302,9 +370,13 @@ cmd_daemon_start() {
     # The inner shell records its own pid and then execs `ip netns exec`, which execs the
     # daemon (no fork in between), so PIDFILE holds the daemon's pid.
     echo "=== $(date '+%F %T') daemon-start" >>"$DAEMON_LOG"
+    local enter=(ip netns exec "$RTR")
+    if [[ -s $LAB_DIR/networkd.pid ]]; then
+        enter=(nsenter --target "$(<"$LAB_DIR/networkd.pid")" --mount --net --)
+    fi
     # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
-        ip netns exec "$RTR" prlimit --nofile="$(unit_nofile routeros-watchdog.service)" -- "$WATCHDOG" \
+        "${enter[@]}" prlimit --nofile="$(unit_nofile routeros-watchdog.service)" -- "$WATCHDOG" \
         --config "$CONFIG" --state-dir "$LAB_DIR/state" --socket "$SOCKET" --log-dir "$LAB_DIR" \
         </dev/null >>"$DAEMON_LOG" 2>&1 &
 
@@ -429,6 +501,7 @@ cmd_up() {
     local mode=check
     [[ $LAB_INSTALL == 1 ]] && mode=install
     ensure_tools "$mode" ip tc nft iperf3 conntrack
+    if any_managed; then ensure_tools "$mode" dnsmasq dbus-daemon networkctl nsenter; fi
     [[ $LAB_NO_DAEMON == 1 ]] || ensure_binary   # before tearing anything down: a build can fail
 
     cmd_down   # re-running `up` starts from scratch
@@ -478,6 +551,8 @@ main() {
         status) cmd_status ;;
         daemon-start) cmd_daemon_start ;;
         daemon-stop) cmd_daemon_stop ;;
+        isp-dhcp) shift; (($# >= 2)) || usage; isp_dhcp "$1" "$2" "${3:-$2}" ;;
+        networkctl) shift; rtr_exec networkctl "$@" ;;
         *) usage ;;
     esac
 }

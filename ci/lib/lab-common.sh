@@ -14,6 +14,7 @@ die() { printf '[lab %s] ERROR: %s\n' "${LAB_PREFIX:-?}" "$*" >&2; exit 1; }
 declare -A LAB_TOOL_PKG=(
     [ip]=iproute2 [tc]=iproute2 [nft]=nftables [iperf3]=iperf3
     [conntrack]=conntrack [socat]=socat [python3]=python3
+    [dnsmasq]=dnsmasq-base [dbus-daemon]=dbus [networkctl]=systemd [nsenter]=util-linux
 )
 
 # missing_pkgs TOOL... -> prints the (deduplicated) apt packages of the tools not on PATH.

@@ -6,3 +6,4 @@ pub mod alerts;
 pub mod apply;
 pub mod daemon;
 pub mod health;
+pub mod lines;

@@ -30,6 +30,9 @@ struct Args {
     /// must not make it write elsewhere).
     #[arg(long, default_value = daemon::DEFAULT_LOG_DIR)]
     log_dir: PathBuf,
+    /// Where the systemd-networkd files of the lines with a `mode` are written.
+    #[arg(long, default_value = routeros_daemon::lines::NETWORKD_DIR)]
+    network_dir: PathBuf,
     /// Validate the configuration, list every error, and exit.
     #[arg(long)]
     check: bool,
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         socket_group: args.socket_group,
         dhcp_unit: Some(args.dhcp_unit).filter(|u| !u.is_empty()),
         log_dir: args.log_dir,
+        network_dir: args.network_dir,
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

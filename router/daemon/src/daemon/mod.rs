@@ -2,6 +2,7 @@
 //! overrides; re-plans and applies whenever one of them changes (see [`supervisor`]).
 
 mod config_store;
+pub(crate) use config_store::write_atomic;
 pub mod control;
 mod counters;
 mod dns;
@@ -37,6 +38,8 @@ pub struct Options {
     pub dhcp_unit: Option<String>,
     /// `[logging] file` must lie inside this directory.
     pub log_dir: PathBuf,
+    /// systemd-networkd's directory for the lines the router brings up.
+    pub network_dir: PathBuf,
 }
 
 /// Run until SIGTERM/SIGINT. On exit the kernel keeps the last plan (fail-static): routes,
@@ -52,7 +55,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
     let (socket, socket_group) = (opts.socket.clone(), opts.socket_group.clone());
-    let mut supervisor = Supervisor::new(opts, cfg, Drivers::connect(probe_tx)?);
+    let drivers = Drivers::connect(probe_tx, &opts.network_dir)?;
+    let mut supervisor = Supervisor::new(opts, cfg, drivers);
     supervisor.start().await;
 
     supervisor.publish_status();

@@ -66,6 +66,9 @@ pub struct LabOpts {
     pub wans: usize,
     /// LAB_WEIGHTS, one per WAN
     pub weights: Vec<u32>,
+    /// LAB_WAN_MODES: per WAN "-" (the lab addresses it), "dhcp" or "static" (the daemon
+    /// brings the line up through the router's own networkd); empty = all "-".
+    pub wan_modes: Vec<&'static str>,
     /// LAB_CHECK_INTERVAL: `[health_check] check_interval` in seconds.
     pub check_interval: f64,
     /// LAB_CHECK_TIMEOUT: `[health_check] timeout_seconds`.
@@ -90,6 +93,7 @@ impl Default for LabOpts {
         Self {
             wans: 2,
             weights: vec![2, 1],
+            wan_modes: Vec::new(),
             check_interval: 1.0,
             check_timeout: 1.0,
             retry_count: 3,
@@ -195,8 +199,14 @@ impl Lab {
 
     /// `ci/lab.sh SUB` with this lab's environment (and no LAB_* knobs from the caller's).
     pub fn script(&self, sub: &str) -> Output {
+        self.script_args(&[sub])
+    }
+
+    /// `ci/lab.sh ARGS...` (a subcommand and its arguments), as [`Lab::script`].
+    pub fn script_args(&self, args: &[&str]) -> Output {
+        let sub = args.first().copied().unwrap_or_default();
         let mut cmd = Command::new("bash");
-        cmd.arg(self.repo.join("ci/lab.sh")).arg(sub);
+        cmd.arg(self.repo.join("ci/lab.sh")).args(args);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("LAB_") {
                 cmd.env_remove(key);
@@ -208,6 +218,7 @@ impl Lab {
             .env("LAB_DIR", &self.dir)
             .env("LAB_WANS", self.opts.wans.to_string())
             .env("LAB_WEIGHTS", weights.join(" "))
+            .env("LAB_WAN_MODES", self.opts.wan_modes.join(" "))
             .env("LAB_CHECK_INTERVAL", self.opts.check_interval.to_string())
             .env("LAB_CHECK_TIMEOUT", self.opts.check_timeout.to_string())
             .env("LAB_RETRY_COUNT", self.opts.retry_count.to_string())
@@ -225,7 +236,13 @@ impl Lab {
 
     /// `ci/lab.sh SUB`, panicking with its output if it fails.
     pub fn script_ok(&self, sub: &str) -> String {
-        let out = self.script(sub);
+        self.script_args_ok(&[sub])
+    }
+
+    /// `ci/lab.sh ARGS...`, panicking with its output if it fails.
+    pub fn script_args_ok(&self, args: &[&str]) -> String {
+        let sub = args.join(" ");
+        let out = self.script_args(args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

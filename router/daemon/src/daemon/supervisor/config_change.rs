@@ -108,6 +108,9 @@ impl<P: Platform> Supervisor<P> {
     /// Switch to an already validated config; on a failed apply go back to the old one.
     async fn switch_config(&mut self, new: Config) -> Result<(), String> {
         let old = std::mem::replace(&mut self.cfg, new);
+        if old.wan_interfaces != self.cfg.wan_interfaces {
+            self.bring_up_lines().await;
+        }
         self.refresh_links().await;
         match self.replan("config change").await {
             Ok(_) => {
@@ -122,7 +125,11 @@ impl<P: Platform> Supervisor<P> {
                 Ok(())
             }
             Err(e) => {
+                let lines_changed = old.wan_interfaces != self.cfg.wan_interfaces;
                 self.cfg = old;
+                if lines_changed {
+                    self.bring_up_lines().await;
+                }
                 let _ = self.replan("revert").await;
                 Err(format!("apply failed, previous config kept: {e}"))
             }

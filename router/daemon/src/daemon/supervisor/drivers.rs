@@ -1,6 +1,6 @@
 //! Everything the [`Supervisor`](super::Supervisor) reaches outside its own state, as one
 //! set of drivers: the kernel (routes and links, the nft table, conntrack), the probers,
-//! the service manager and the clock. [`Kernel`] is the real set; the unit tests use
+//! the service manager, the clock and the line owner (networkd files, pppd). [`Kernel`] is the real set; the unit tests use
 //! recording fakes, so the daemon's decisions are tested without root.
 
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
@@ -8,7 +8,10 @@ use crate::apply::{
     ApplyError, FirewallDriver, LinkObserver, NetlinkDriver, NftDriver, RouteDriver,
 };
 use crate::health::{spawn_wan_prober, Round};
+pub use crate::lines::LineDriver;
+use crate::lines::Networkd;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,6 +24,7 @@ pub trait Platform {
     type Probers: Probers;
     type Services: ServiceManager;
     type Clock: Clock;
+    type Lines: LineDriver;
 }
 
 /// The drivers themselves, handed to [`Supervisor::new`](super::Supervisor::new).
@@ -31,6 +35,7 @@ pub struct Drivers<P: Platform> {
     pub probers: P::Probers,
     pub services: P::Services,
     pub clock: P::Clock,
+    pub lines: P::Lines,
 }
 
 /// Probe tasks, one per WAN, sending their rounds to the event loop.
@@ -68,11 +73,15 @@ impl Platform for Kernel {
     type Probers = IcmpProbers;
     type Services = Systemd;
     type Clock = SystemClock;
+    type Lines = Networkd;
 }
 
 impl Drivers<Kernel> {
     /// Open the netlink sockets (in the current network namespace); probe rounds go to `rounds`.
-    pub fn connect(rounds: mpsc::Sender<(String, Round)>) -> Result<Self, ApplyError> {
+    pub fn connect(
+        rounds: mpsc::Sender<(String, Round)>,
+        network_dir: &Path,
+    ) -> Result<Self, ApplyError> {
         Ok(Self {
             routes: NetlinkDriver::connect()?,
             firewall: NftDriver,
@@ -83,6 +92,9 @@ impl Drivers<Kernel> {
             },
             services: Systemd,
             clock: SystemClock,
+            lines: Networkd {
+                dir: network_dir.to_path_buf(),
+            },
         })
     }
 }

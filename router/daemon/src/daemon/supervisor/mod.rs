@@ -10,6 +10,7 @@
 mod commands;
 mod config_change;
 pub mod drivers;
+mod lines;
 mod overrides;
 mod resets;
 mod status_report;
@@ -59,6 +60,9 @@ pub struct Supervisor<P: Platform> {
     probers: P::Probers,
     services: P::Services,
     clock: P::Clock,
+    lines: P::Lines,
+    /// Why the lines could not be brought up as configured (None: they were).
+    line_error: Option<String>,
     monitors: BTreeMap<String, WanMonitor>,
     stats: BTreeMap<String, WanStats>,
     /// Unix ms of each WAN's last state change.
@@ -92,6 +96,8 @@ impl<P: Platform> Supervisor<P> {
             probers: drivers.probers,
             services: drivers.services,
             clock: drivers.clock,
+            lines: drivers.lines,
+            line_error: None,
             overrides: overrides_store.load(),
             overrides_store,
             ids: id_store.load(),
@@ -120,6 +126,7 @@ impl<P: Platform> Supervisor<P> {
     /// and `oif` rules in place, or the first round is lost and a healthy WAN starts out
     /// looking lossy. A failed first apply is retried every second (see [`Self::on_second`]).
     pub async fn start(&mut self) {
+        self.bring_up_lines().await;
         self.refresh_links().await;
         if let Err(e) = self.replan("start").await {
             tracing::error!("initial apply failed, retrying: {e}");

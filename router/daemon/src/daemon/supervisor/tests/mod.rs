@@ -3,13 +3,15 @@
 //! read back (nft scripts applied, marks flushed, probers and units restarted); time is a
 //! [`FakeClock`] the tests move forward. State files live in a temp dir.
 
-use super::drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
+use super::drivers::{Clock, Drivers, LineDriver, Platform, Probers, ServiceManager};
 use super::Supervisor;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDriver};
 use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
 use crate::health::Round;
+use crate::lines::networkd::UnitFile;
+use crate::lines::{FilesChanged, LineError};
 use routeros_shared::config::Config;
 use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
 use serde_json::Value;
@@ -37,6 +39,8 @@ struct World {
     units: Vec<String>,
     /// Route syncs fail (an apply is refused by the kernel).
     fail_routes: bool,
+    /// The networkd files in place, by name.
+    network_files: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -131,6 +135,33 @@ impl Platform for Fakes {
     type Probers = Fake;
     type Services = Fake;
     type Clock = FakeClock;
+    type Lines = Fake;
+}
+
+impl LineDriver for Fake {
+    async fn set_network_files(&mut self, files: &[UnitFile]) -> Result<FilesChanged, LineError> {
+        self.with(|w| {
+            let new: BTreeMap<String, String> = files
+                .iter()
+                .map(|f| (f.name.clone(), f.text.clone()))
+                .collect();
+            let changed = FilesChanged {
+                written: new
+                    .iter()
+                    .filter(|(n, t)| w.network_files.get(*n) != Some(*t))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+                removed: w
+                    .network_files
+                    .keys()
+                    .filter(|n| !new.contains_key(*n))
+                    .cloned()
+                    .collect(),
+            };
+            w.network_files = new;
+            Ok(changed)
+        })
+    }
 }
 
 /// The configs' default probe target.
@@ -220,6 +251,7 @@ impl Lab {
             socket_group: None,
             dhcp_unit: Some("lan-dnsmasq.service".into()),
             log_dir: dir.join("log"),
+            network_dir: dir.join("network"),
         };
         std::fs::create_dir_all(&opts.state_dir).unwrap();
         let cfg = Config::load(&opts.config).unwrap();
@@ -230,6 +262,7 @@ impl Lab {
             probers: world.clone(),
             services: world.clone(),
             clock: FakeClock(clock.clone()),
+            lines: world.clone(),
         };
         // Inside the runtime: the alerter spawns its tasks there (none without alerts).
         let _guard = rt.enter();
@@ -318,5 +351,6 @@ fn wan_names(names: &[&str]) -> Vec<String> {
 }
 
 mod commit_confirm;
+mod lines;
 mod overrides;
 mod start_and_resets;

@@ -1,0 +1,69 @@
+//! Lines the config gives a `mode`: their networkd files follow every config change, also
+//! a change that is rolled back, and the status says how each line is brought up.
+
+use super::*;
+
+/// TWO_WANS with wan2 as a tagged DHCP line.
+fn tagged_wan2() -> String {
+    TWO_WANS.replacen(
+        "gateway = \"10.0.2.1\"",
+        "gateway = \"10.0.2.1\"\nmode = \"dhcp\"\nvlan = 7",
+        1,
+    )
+}
+
+fn files(lab: &Lab) -> Vec<String> {
+    lab.world
+        .with(|w| w.network_files.keys().cloned().collect())
+}
+
+fn apply(lab: &mut Lab, toml: &str) -> Value {
+    lab.request(Request::ApplyConfig {
+        toml: toml.into(),
+        confirm_seconds: 30,
+        by: "admin".into(),
+    })
+}
+
+#[test]
+fn files_follow_the_config_and_its_rollback() {
+    let mut lab = Lab::start(TWO_WANS);
+    assert!(files(&lab).is_empty(), "no mode, no files");
+
+    assert!(ok(&apply(&mut lab, &tagged_wan2())));
+    assert_eq!(
+        files(&lab),
+        [
+            "05-routeros-wan2.7.netdev",
+            "05-routeros-wan2.7.network",
+            "05-routeros-wan2.network"
+        ]
+    );
+    let status = lab.request(Request::Status);
+    let wan2 = &status["wans"][1];
+    assert_eq!(wan2["device"], "wan2.7");
+    assert_eq!(wan2["line"]["mode"], "dhcp");
+    assert_eq!(wan2["line"]["vlan"], 7);
+    assert_eq!(status["wans"][0]["line"]["mode"], Value::Null);
+
+    // Not confirmed: the rollback takes the files away again.
+    lab.advance_to(T0 + 31_000);
+    lab.second();
+    assert!(files(&lab).is_empty(), "rolled back: {:?}", files(&lab));
+}
+
+#[test]
+fn a_refused_apply_puts_the_old_files_back() {
+    let mut lab = Lab::start(&tagged_wan2());
+    let before = files(&lab);
+    assert_eq!(before.len(), 3);
+    lab.world.with(|w| w.fail_routes = true);
+    let static_wan2 = TWO_WANS.replacen(
+        "gateway = \"10.0.2.1\"",
+        "gateway = \"10.0.2.1\"\nmode = \"static\"\naddress = \"10.0.2.2/24\"",
+        1,
+    );
+    let reply = apply(&mut lab, &static_wan2);
+    assert!(!ok(&reply), "{reply}");
+    assert_eq!(files(&lab), before);
+}

@@ -1,0 +1,158 @@
+//! systemd-networkd files for the lines the router brings up (DHCP, static, VLAN, and the
+//! bare port under a PPPoE session): pure rendering, one `.network` per device plus a
+//! `.netdev` per VLAN.
+//!
+//! Named `05-routeros-<device>.*`: networkd uses the first file (in lexical order, over
+//! /etc, /run and /usr/lib) that matches a link, so ours win over netplan's
+//! `10-netplan-*` for the same port, while ports the router does not manage keep theirs.
+
+use routeros_shared::config::{Config, WanConfig, WanMode};
+use std::fmt::Write;
+
+/// Prefix of every file we write; the writer removes stale files with it and no others.
+pub const FILE_PREFIX: &str = "05-routeros-";
+
+/// One file for networkd's runtime directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Every file for `cfg`'s managed lines, sorted by name.
+pub fn render(cfg: &Config) -> Vec<UnitFile> {
+    let mut files = Vec::new();
+    for (i, w) in cfg.wan_interfaces.iter().enumerate() {
+        let Some(mode) = w.mode else { continue };
+        // Unique per WAN, in config order like the factory netplan's (100 × position): the
+        // daemon learns a DHCP line's gateway from this default route in the main table.
+        let metric = 100 * (i + 1);
+        let header = format!(
+            "# Written by routeros-watchdog for WAN \"{}\" (wan_interfaces[{i}], mode {}); replaced on every change.\n",
+            w.name,
+            mode.as_str()
+        );
+        match w.vlan {
+            None => files.push(network(&header, w, &w.name, addressing(w, mode, metric))),
+            Some(id) => {
+                let vlan = w.link_device();
+                let mut port = String::new();
+                writeln!(port, "VLAN={vlan}").unwrap();
+                port.push_str(NO_ADDRESSING);
+                files.push(network(&header, w, &w.name, port));
+                files.push(UnitFile {
+                    name: format!("{FILE_PREFIX}{vlan}.netdev"),
+                    text: format!("{header}[NetDev]\nName={vlan}\nKind=vlan\n\n[VLAN]\nId={id}\n"),
+                });
+                // The MAC is the port's; the VLAN device inherits it.
+                let body = addressing(w, mode, metric);
+                files.push(UnitFile {
+                    name: format!("{FILE_PREFIX}{vlan}.network"),
+                    text: format!(
+                        "{header}[Match]\nName={vlan}\n\n[Link]\nRequiredForOnline=no\n\n[Network]\n{body}"
+                    ),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    files
+}
+
+/// A device that only carries something else (VLANs, a PPPoE session): up, no addresses.
+const NO_ADDRESSING: &str = "LinkLocalAddressing=no\nIPv6AcceptRA=no\n";
+
+/// The `[Network]` body (and sections after it) that gives the line its address.
+fn addressing(w: &WanConfig, mode: WanMode, metric: usize) -> String {
+    match mode {
+        // No hostname from the lease: a router keeps its own name.
+        WanMode::Dhcp => {
+            format!("DHCP=ipv4\n\n[DHCPv4]\nRouteMetric={metric}\nUseHostname=no\n")
+        }
+        // No Gateway=: the daemon installs the WAN's default routes from `gateway` itself.
+        WanMode::Static => match w.address {
+            Some(a) => format!("Address={a}\nConfigureWithoutCarrier=yes\n"),
+            None => NO_ADDRESSING.to_string(), // refused by validation
+        },
+        WanMode::Pppoe => NO_ADDRESSING.to_string(),
+    }
+}
+
+/// The `.network` file of the port itself.
+fn network(header: &str, w: &WanConfig, dev: &str, body: String) -> UnitFile {
+    let mac = w
+        .mac
+        .map(|m| format!("MACAddress={m}\n"))
+        .unwrap_or_default();
+    UnitFile {
+        name: format!("{FILE_PREFIX}{dev}.network"),
+        text: format!(
+            "{header}[Match]\nName={dev}\n\n[Link]\n{mac}RequiredForOnline=no\n\n[Network]\n{body}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_every_mode() {
+        let cfg = Config::from_toml(
+            r#"
+[[wan_interfaces]]
+name = "wan1"
+mode = "static"
+address = "203.0.113.5/29"
+gateway = "203.0.113.1"
+
+[[wan_interfaces]]
+name = "wan2"
+mode = "dhcp"
+vlan = 7
+mac = "02:00:5e:10:00:01"
+
+[[wan_interfaces]]
+name = "wan3"
+mode = "pppoe"
+[wan_interfaces.pppoe]
+username = "u"
+password = "p"
+
+[[wan_interfaces]]
+name = "wan4"
+mode = "pppoe"
+vlan = 35
+[wan_interfaces.pppoe]
+username = "u"
+password = "p"
+
+[[wan_interfaces]]
+name = "wan5"
+mode = "dhcp"
+
+[[wan_interfaces]]
+name = "wan6"
+
+[lan]
+interface = "lan"
+address = "192.168.1.1/24"
+"#,
+        )
+        .unwrap();
+        let all: String = render(&cfg)
+            .iter()
+            .map(|f| format!("=== {}\n{}", f.name, f.text))
+            .collect();
+        insta::assert_snapshot!(all);
+    }
+
+    #[test]
+    fn unmanaged_wans_get_no_files() {
+        let cfg = Config::from_toml(
+            "[[wan_interfaces]]\nname = \"wan1\"\n[lan]\ninterface = \"lan\"\naddress = \"192.168.1.1/24\"\n",
+        )
+        .unwrap();
+        assert!(render(&cfg).is_empty());
+    }
+}
