@@ -9,6 +9,7 @@ mod dns;
 mod instance_lock;
 mod lan_services;
 mod logging;
+pub mod pppoe_secrets;
 pub use logging::DEFAULT_LOG_DIR;
 mod state_file;
 mod supervisor;

@@ -14,6 +14,7 @@ use crate::daemon::control::{
     Applied, ConfigReply, Done, PendingInfo, Refusal, RefusalCode, CONFIRM_SECONDS,
     MAX_CONFIRM_SECONDS, MIN_CONFIRM_SECONDS,
 };
+use crate::daemon::pppoe_secrets;
 use routeros_shared::config::{parse_size, Config, ConfigErrors, FieldError};
 use routeros_shared::events::{Event, EventKind};
 use serde_json::json;
@@ -203,10 +204,24 @@ impl<P: Platform> Supervisor<P> {
             Ok(cfg) => cfg,
             Err(errors) => return Err(self.refused("change", &errors)),
         };
-        let locked = root_only_changes(&self.cfg, &new);
+        let secrets = pppoe_secrets::secrets_dir(&self.opts.config);
+        let mut locked = root_only_changes(&self.cfg, &new);
+        locked.extend(pppoe_secrets::foreign_password_files(
+            &self.cfg, &new, &secrets,
+        ));
         if !locked.is_empty() {
             return Err(self.refused("change", &ConfigErrors(locked)));
         }
+        // Saved (and kept in the history) without the PPPoE passwords given inline.
+        let (text, new) =
+            match pppoe_secrets::move_inline_passwords(&text, &secrets, self.clock.now_ms()) {
+                Ok(None) => (text, new),
+                Ok(Some(moved)) => match Config::from_toml(&moved) {
+                    Ok(cfg) => (moved, cfg),
+                    Err(e) => return Err(Refusal::internal(format!("{e}"))),
+                },
+                Err(e) => return Err(Refusal::internal(e)),
+            };
         let previous = match self.config_store.read() {
             Ok(t) => t,
             Err(e) => {

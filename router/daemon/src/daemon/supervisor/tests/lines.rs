@@ -67,3 +67,48 @@ fn a_refused_apply_puts_the_old_files_back() {
     assert!(!ok(&reply), "{reply}");
     assert_eq!(files(&lab), before);
 }
+
+/// TWO_WANS with wan2 as a PPPoE line whose account ends in `account`.
+fn pppoe_wan2(account: &str) -> String {
+    TWO_WANS.replacen(
+        "gateway = \"10.0.2.1\"",
+        &format!("mode = \"pppoe\"\n[wan_interfaces.pppoe]\nusername = \"u\"\n{account}"),
+        1,
+    )
+}
+
+#[test]
+fn pppoe_passwords_are_stored_apart_and_never_read_back() {
+    let mut lab = Lab::start(TWO_WANS);
+    let reply = apply(&mut lab, &pppoe_wan2("password = \"s3cret\""));
+    let id = reply["pending"]["id"].as_str().unwrap().to_string();
+    assert!(ok(&lab.request(Request::ConfirmConfig { id })));
+    let saved = lab.config_file();
+    assert!(
+        !saved.contains("s3cret"),
+        "saved config holds the password:\n{saved}"
+    );
+    let got = lab.request(Request::GetConfig);
+    assert!(!got.to_string().contains("s3cret"), "{got}");
+    let history = lab.request(Request::ConfigHistory);
+    assert!(!history.to_string().contains("s3cret"), "{history}");
+    let p = lab.sup.cfg.wan_interfaces[1].pppoe.clone().unwrap();
+    let file = p.password_file.clone().unwrap();
+    assert!(
+        file.starts_with(lab.dir.path().join("secrets")),
+        "{}",
+        file.display()
+    );
+    assert_eq!(
+        crate::daemon::pppoe_secrets::read_password(&p).unwrap(),
+        "s3cret"
+    );
+
+    // Over the socket, password_file may only name the router's own secret files.
+    let reply = apply(&mut lab, &pppoe_wan2("password_file = \"/etc/shadow\""));
+    assert!(!ok(&reply), "{reply}");
+    assert_eq!(
+        reply["errors"][0]["path"], "wan_interfaces[1].pppoe.password_file",
+        "{reply}"
+    );
+}
