@@ -1,6 +1,7 @@
 //! The router daemon (runs as root): `apply` talks to the kernel (netlink, nftables,
 //! conntrack); `health` probes each WAN; `alerts` sends mail and webhooks; `daemon` ties
-//! them together behind the control socket. Deciding is done by `routeros_shared::plan`.
+//! them together behind the control socket; `lines` brings up the WAN lines the daemon
+//! owns (systemd-networkd files, PPPoE sessions through pppd). Deciding is done by `routeros_shared::plan`.
 
 pub mod alerts;
 pub mod apply;

@@ -6,6 +6,7 @@
 //! the system's own network config, as before.
 
 pub mod networkd;
+pub mod pppd;
 
 use futures::TryStreamExt;
 use networkd::{UnitFile, FILE_PREFIX};
