@@ -64,6 +64,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
         Just(EventKind::Failover),
         Just(EventKind::ConfigChange),
         Just(EventKind::Operator),
+        Just(EventKind::Session),
     ]
 }
 

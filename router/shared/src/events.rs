@@ -19,6 +19,8 @@ pub enum EventKind {
     ConfigChange,
     /// Kill-switch or maintenance action.
     Operator,
+    /// A PPPoE session came up, went down or was refused.
+    Session,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -363,6 +363,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Failover => "failover",
         EventKind::ConfigChange => "config_change",
         EventKind::Operator => "operator",
+        EventKind::Session => "session",
     }
 }
 
@@ -382,6 +383,7 @@ pub fn summary(alert: &Alert) -> String {
         (EventKind::Failover, _) => "failover".into(),
         (EventKind::ConfigChange, _) => "config change".into(),
         (EventKind::Operator, _) => "operator action".into(),
+        (EventKind::Session, _) => "PPPoE session".into(),
     };
     let message = one_line(&e.message, 160);
     match &e.wan {

@@ -56,7 +56,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
     let (socket, socket_group) = (opts.socket.clone(), opts.socket_group.clone());
-    let drivers = Drivers::connect(probe_tx, &opts.network_dir)?;
+    let (drivers, mut sessions) = Drivers::connect(probe_tx, &opts.network_dir)?;
     let mut supervisor = Supervisor::new(opts, cfg, drivers);
     supervisor.start().await;
 
@@ -79,6 +79,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             Some((wan, round)) = rounds.recv() => supervisor.on_round(&wan, round).await,
             Some(()) = links.recv() => supervisor.on_link_event().await,
+            Some(change) = sessions.recv() => supervisor.on_session_change(change),
             Some((req, reply)) = requests.recv() => {
                 let answer = supervisor.answer(req).await;
                 // Published before the answer, so a client that reads the status after its
@@ -109,6 +110,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         supervisor.publish_status();
     }
     tracing::info!("stopping; the kernel keeps the last applied routes and rules");
+    supervisor.stop_lines().await;
     systemd::stopping();
     let _ = std::fs::remove_file(&socket);
     Ok(())

@@ -1,17 +1,20 @@
 //! The WAN lines the router brings up itself (`mode` set in the config): systemd-networkd
 //! files for DHCP, static and VLAN lines ([`networkd`]), pppd for PPPoE sessions.
 //!
-//! The files are rendered from the config alone (pure, golden-tested); [`Networkd`] puts
-//! them in networkd's runtime directory and has it reload. Lines without `mode` are left to
-//! the system's own network config, as before.
+//! The files are rendered from the config alone (pure, golden-tested); [`SystemLines`] puts
+//! them in networkd's runtime directory and has it reload, and keeps one pppd per PPPoE
+//! line ([`pppd::PppdSupervisor`]). Lines without `mode` are left to the system's own
+//! network config, as before.
 
 pub mod networkd;
 pub mod pppd;
 
 use futures::TryStreamExt;
 use networkd::{UnitFile, FILE_PREFIX};
+use pppd::{LineSnapshot, PppdSupervisor, PppoeLine, SessionChange, SupervisorConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// networkd's runtime directory: rebuilt from the config at every start, so a removed WAN
 /// leaves nothing behind across reboots.
@@ -51,18 +54,45 @@ pub trait LineDriver {
     /// Make our files in networkd's directory exactly `files` and, when that changed
     /// anything, have networkd apply them.
     async fn set_network_files(&mut self, files: &[UnitFile]) -> Result<FilesChanged, LineError>;
+    /// Run exactly these PPPoE sessions (started, restarted when changed, stopped when gone).
+    fn set_pppoe(&mut self, lines: Vec<PppoeLine>) -> Result<(), String>;
+    /// Every PPPoE line's session.
+    fn sessions(&self) -> Vec<LineSnapshot>;
+    /// End the PPPoE sessions (daemon exit).
+    async fn stop(&mut self);
 }
 
 /// The real driver: files in [`NETWORKD_DIR`] (or another directory, for tests), reload
 /// over the system bus, VLAN devices of removed `.netdev` files deleted (networkd never
-/// deletes a device whose file went away).
-pub struct Networkd {
-    pub dir: PathBuf,
+/// deletes a device whose file went away); pppd for PPPoE.
+pub struct SystemLines {
+    pub network_dir: PathBuf,
+    pub pppd: PppdSupervisor,
 }
 
-impl LineDriver for Networkd {
+impl SystemLines {
+    /// The driver and the channel of its PPPoE session changes (for the event loop).
+    pub fn new(network_dir: PathBuf) -> (Self, UnboundedReceiver<SessionChange>) {
+        let (pppd, changes) = PppdSupervisor::new(SupervisorConfig::default());
+        (Self { network_dir, pppd }, changes)
+    }
+}
+
+impl LineDriver for SystemLines {
+    fn set_pppoe(&mut self, lines: Vec<PppoeLine>) -> Result<(), String> {
+        self.pppd.set_lines(lines).map_err(|e| e.to_string())
+    }
+
+    fn sessions(&self) -> Vec<LineSnapshot> {
+        self.pppd.snapshot()
+    }
+
+    async fn stop(&mut self) {
+        self.pppd.shutdown().await;
+    }
+
     async fn set_network_files(&mut self, files: &[UnitFile]) -> Result<FilesChanged, LineError> {
-        let changed = sync_dir(&self.dir, files)?;
+        let changed = sync_dir(&self.network_dir, files)?;
         if changed.is_empty() {
             return Ok(changed);
         }

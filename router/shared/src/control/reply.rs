@@ -261,6 +261,8 @@ pub enum SessionState {
     Down,
     /// The ISP refused the username or password; retried after a longer backoff.
     AuthFailed,
+    /// pppd is not running (the line is being restarted after a config change).
+    Stopped,
 }
 
 /// What taking a WAN out of service would do, by the daemon's own rule.

@@ -8,12 +8,14 @@ use crate::apply::{
     ApplyError, FirewallDriver, LinkObserver, NetlinkDriver, NftDriver, RouteDriver,
 };
 use crate::health::{spawn_wan_prober, Round};
+use crate::lines::pppd::SessionChange;
 pub use crate::lines::LineDriver;
-use crate::lines::Networkd;
+use crate::lines::SystemLines;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 /// The types of one set of drivers (named once, so the supervisor has one type parameter).
@@ -73,16 +75,18 @@ impl Platform for Kernel {
     type Probers = IcmpProbers;
     type Services = Systemd;
     type Clock = SystemClock;
-    type Lines = Networkd;
+    type Lines = SystemLines;
 }
 
 impl Drivers<Kernel> {
-    /// Open the netlink sockets (in the current network namespace); probe rounds go to `rounds`.
+    /// Open the netlink sockets (in the current network namespace); probe rounds go to
+    /// `rounds`, PPPoE session changes to the returned receiver.
     pub fn connect(
         rounds: mpsc::Sender<(String, Round)>,
         network_dir: &Path,
-    ) -> Result<Self, ApplyError> {
-        Ok(Self {
+    ) -> Result<(Self, UnboundedReceiver<SessionChange>), ApplyError> {
+        let (lines, sessions) = SystemLines::new(network_dir.to_path_buf());
+        let drivers = Self {
             routes: NetlinkDriver::connect()?,
             firewall: NftDriver,
             conntrack: ConntrackNetlink::connect()?,
@@ -92,10 +96,9 @@ impl Drivers<Kernel> {
             },
             services: Systemd,
             clock: SystemClock,
-            lines: Networkd {
-                dir: network_dir.to_path_buf(),
-            },
-        })
+            lines,
+        };
+        Ok((drivers, sessions))
     }
 }
 

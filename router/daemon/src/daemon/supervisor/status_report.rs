@@ -8,9 +8,7 @@ use super::drivers::Platform;
 use super::resets::{self, InService};
 use super::Supervisor;
 use crate::daemon::counters::{ByteCounters, Counters};
-use routeros_shared::control::{
-    LineReport, RouterStatus, StatusReport, TakeOutEffect, WanReport, WanRole,
-};
+use routeros_shared::control::{RouterStatus, StatusReport, TakeOutEffect, WanReport, WanRole};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -118,18 +116,6 @@ impl<P: Platform> Supervisor<P> {
             bytes_at_ms: None,
         };
         StatusReport { router, wans }
-    }
-
-    /// How `wan`'s line is brought up, from the config.
-    fn line_report(&self, wan: &str) -> LineReport {
-        let Some(w) = self.cfg.wan_interfaces.iter().find(|w| w.name == wan) else {
-            return LineReport::default();
-        };
-        LineReport {
-            mode: w.mode,
-            vlan: w.vlan,
-            session: None,
-        }
     }
 }
 

@@ -104,6 +104,37 @@ fn pppoe_passwords_are_stored_apart_and_never_read_back() {
         "s3cret"
     );
 
+    // pppd gets the line with the password read back from its file.
+    let asked = lab.world.with(|w| w.pppoe.clone());
+    assert_eq!(
+        asked.get("wan2"),
+        Some(&(
+            "wan2".into(),
+            "ppp-wan2".into(),
+            "u".into(),
+            "s3cret".into()
+        ))
+    );
+    // Its session state is in the status.
+    lab.world.with(|w| {
+        w.sessions = vec![LineSnapshot {
+            wan: "wan2".into(),
+            ifname: "ppp-wan2".into(),
+            state: crate::lines::pppd::SessionState::AuthFailed {
+                last_error: "authentication failed".into(),
+            },
+            last_error: Some("authentication failed".into()),
+            since_ms: T0,
+            restarts: 2,
+            retry_at_ms: None,
+        }]
+    });
+    let status = lab.request(Request::Status);
+    let session = &status["wans"][1]["line"]["session"];
+    assert_eq!(session["state"], "auth_failed", "{status}");
+    assert_eq!(session["last_error"], "authentication failed");
+    assert_eq!(status["wans"][1]["device"], "ppp-wan2");
+
     // Over the socket, password_file may only name the router's own secret files.
     let reply = apply(&mut lab, &pppoe_wan2("password_file = \"/etc/shadow\""));
     assert!(!ok(&reply), "{reply}");

@@ -11,6 +11,7 @@ use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
 use crate::health::Round;
 use crate::lines::networkd::UnitFile;
+use crate::lines::pppd::{LineSnapshot, PppoeLine};
 use crate::lines::{FilesChanged, LineError};
 use routeros_shared::config::Config;
 use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
@@ -41,6 +42,10 @@ struct World {
     fail_routes: bool,
     /// The networkd files in place, by name.
     network_files: BTreeMap<String, String>,
+    /// The PPPoE sessions asked for, by WAN: (port, ppp device, user, password).
+    pppoe: BTreeMap<String, (String, String, String, String)>,
+    /// What the fake pppd supervisor reports.
+    sessions: Vec<LineSnapshot>,
 }
 
 #[derive(Clone, Default)]
@@ -161,6 +166,21 @@ impl LineDriver for Fake {
             w.network_files = new;
             Ok(changed)
         })
+    }
+    fn set_pppoe(&mut self, lines: Vec<PppoeLine>) -> Result<(), String> {
+        self.with(|w| {
+            w.pppoe = lines
+                .into_iter()
+                .map(|l| (l.wan, (l.port, l.ifname, l.username, l.password)))
+                .collect();
+        });
+        Ok(())
+    }
+    fn sessions(&self) -> Vec<LineSnapshot> {
+        self.with(|w| w.sessions.clone())
+    }
+    async fn stop(&mut self) {
+        self.with(|w| w.pppoe.clear());
     }
 }
 
