@@ -19,7 +19,7 @@ BACKUP_ROOT=/var/backups/routeros-setup
 UNITS=(routeros-watchdog.service routeros-web.service routeros-dnsmasq.service)
 # dnsmasq-base: the LAN's DHCP/DNS server for routeros-dnsmasq.service (the binary only, not
 # Debian's dnsmasq package and its service); python3: that unit's fallback config writer.
-DEPS=(nftables iproute2 conntrack netplan.io dnsmasq-base python3)
+DEPS=(nftables iproute2 conntrack netplan.io dnsmasq-base python3 ppp)
 PKG=routeros
 
 usage() {
