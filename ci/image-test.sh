@@ -270,6 +270,11 @@ if has_stage network; then
         check "$action: our routes and rules are all there afterwards (after ${took} s, 1 s polls over SSH)" \
             test "$took" != never
     done
+    # The seed gives both lines a mode: the daemon's networkd files bring them up, also after
+    # networkd's restart and `netplan apply` (which regenerates only netplan's own files).
+    files=$(imgvm_ssh 'networkctl status wan1 wan2 2>/dev/null | grep -c "Network File: /run/systemd/network/05-routeros-wan[12].network"' 2>/dev/null || true)
+    check "networkd runs wan1 (static) and wan2 (DHCP) from the daemon's files, after the restart and netplan apply ($files of 2)" \
+        test "$files" = 2
     # Information, not a check: a DHCP client that drops and re-adds an address takes the
     # routes through it along, drop-in or not, and then the daemon restores them.
     restores1=$(restores)
