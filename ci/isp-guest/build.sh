@@ -32,6 +32,7 @@ MODULES=(virtio_pci virtio_net virtio_rng pppoe ppp_async 8021q)
 
 work=$(mktemp -d "${out%/}.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 apt=$work/apt pkg=$work/pkg root=$work/root
 mkdir -p "$apt"/{lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d} "$pkg" "$root"
 touch "$apt/status"
@@ -55,7 +56,8 @@ apt-get "${aopts[@]}" -qq --download-only install "${PACKAGES[@]}" >/dev/null
 for d in "$apt"/*.deb "$apt"/cache/archives/*.deb; do dpkg-deb -x "$d" "$pkg"; done
 {
     echo "# Debian packages in this ISP guest (name version)"
-    for d in "$apt"/*.deb "$apt"/cache/archives/*.deb; do dpkg-deb -f "$d" Package Version | paste -sd' '; done | sort
+    # shellcheck disable=SC2016  # dpkg-deb's own ${field} syntax
+    for d in "$apt"/*.deb "$apt"/cache/archives/*.deb; do dpkg-deb -W --showformat '${Package} ${Version}\n' "$d"; done | sort
 } >"$work/manifest.txt"
 
 kver=${kpkg#linux-image-}

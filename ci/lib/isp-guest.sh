@@ -32,7 +32,20 @@
 # sessions get 192.0.2.18-.22, MTU 1492; VLAN 7 line: server 192.0.2.25/29, DHCP .26-.30,
 # gateway and DNS .25; DNS on both lines answers internet.test = 203.0.113.10. Routed, no NAT.
 # NICs have fixed MACs 52:54:00:15:0R:0N (R 0 server, 1 client; N 1 uplink, 2 pppoe, 3 vlan);
-# the guest names them by N.
+# the guest names them by N. Server parameters (isp.KEY=VALUE, values of A-Za-z0-9._:,/@+-):
+# user, pass (the PPPoE account; default isp-user / isp-pass), auth (chap|pap|any), mtu,
+# service (PPPoE service name offered; default: any), ac, vlan, vlan_addr, dhcp_range, lease,
+# uplink, uplink_gw, ppp_local, ppp_first, ppp_sessions (see ci/isp-guest/isp).
+#
+# Wiring the router of ci/image-test.sh (two more WAN taps, made and opened like its others):
+#   ispg_start isp server "$IMGLAB_P-iu" "$IMGLAB_P-ip" "$IMGLAB_P-iv" isp.user=U isp.pass=P
+#   imgvm_start ...; imglab_attach                           # router with taps P-w3, P-w4
+#   ispg_uplink "$IMGLAB_P-inet" "$IMGLAB_P-iu"               # ISP -> internet host
+#   ispg_bridge "$IMGLAB_P-l3" "$IMGLAB_P-ip" "$IMGLAB_P-w3"  # the PPPoE line
+#   ispg_bridge "$IMGLAB_P-l4" "$IMGLAB_P-iv" "$IMGLAB_P-w4"  # the VLAN 7 DHCP line
+#   ispg_wait_ready isp 60
+#   ispg_cmd isp 'isp kill-sessions'; ispg_cmd isp 'isp pppoe-server restart'; ...
+#   ispg_down                                                 # guest, its taps, l3 and l4
 
 ISPG_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Built kernel + initramfs, one folder per recipe hash; outside the clone so CI builds once.
