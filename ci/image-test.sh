@@ -6,6 +6,10 @@
 #             internet host through both WANs; the web UI and SSH answer from the LAN and not
 #             from a WAN (SSH: IPv4, and IPv6 link-local and global); a port forward works from the internet and from the LAN (hairpin);
 #             cutting ISP 1's uplink moves new traffic (and DNS) to ISP 2
+#   lines     (after network, same boot) WAN 3 and 4 wired to the ISP guest (ci/lib/isp-guest.sh):
+#             a PPPoE line and a VLAN 7 DHCP line come up next to the static and DHCP ones and
+#             carry traffic; the ISP ending the session takes wan3 out within 1 s and it comes
+#             back by itself; a wrong password shows "authentication failed" (ci/lib/image-lines.sh)
 #   upgrade   the web UI's upgrade page (its API, from the LAN client) has version 2 installed
 #             (bundle over HTTP) into slot B; the router reboots, B boots and is marked good,
 #             the page says so; config, SSH host key and machine id are kept
@@ -42,6 +46,8 @@ source "$(dirname "$0")/lib/image-common.sh"
 source "$(dirname "$0")/lib/image-lab.sh"
 # shellcheck source=ci/lib/image-vm.sh
 source "$(dirname "$0")/lib/image-vm.sh"
+# shellcheck source=ci/lib/image-lines.sh
+source "$(dirname "$0")/lib/image-lines.sh"
 
 build=1
 keep=0
@@ -154,7 +160,7 @@ wait_routing() { # TIMEOUT -> 0 when the LAN client has an address and reaches t
     done
     return 1
 }
-if has_stage network || has_stage watchdog || has_stage upgrade || has_stage rollback; then
+if has_stage network || has_stage lines || has_stage watchdog || has_stage upgrade || has_stage rollback; then
     imglab_up
     img_log "booting router_$V1 (TCG); serial console: $IMGVM_SERIAL"
     boot_t0=$SECONDS
@@ -303,6 +309,11 @@ if has_stage network; then
     ans=$(imglab_ns lan dig +short +time=3 +tries=3 "@$IMGLAB_ROUTER_LAN" isp.test A || true)
     check "failover: DNS follows the live WAN (isp.test answered by ISP 2: $ans)" test "$ans" = "$IMGLAB_WAN2_ISP"
     imglab_isp_restore 1
+fi
+
+# --- lines: PPPoE and VLAN lines against the ISP guest (same boot) --------------------------
+if has_stage lines; then
+    lines_stage
 fi
 
 # --- upgrade --------------------------------------------------------------------------------
@@ -567,9 +578,10 @@ fi
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Times (TCG, $(nproc) host cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
-for k in build1 build2 build3 boot1 failover networkd_restart netplan_apply watchdog upgrade_write boot2 rollback live_boot install factory_boot; do
+for k in build1 build2 build3 boot1 failover networkd_restart netplan_apply lines_up ppp_back watchdog upgrade_write boot2 rollback live_boot install factory_boot; do
     [[ -n ${timing[$k]:-} ]] && printf '  %-14s %5d s\n' "$k" "${timing[$k]}"
 done
+[[ -n ${timing[ppp_down_ms]:-} ]] && printf '  %-14s %5d ms (the ISP ends the PPPoE session -> wan3 out of service)\n' ppp_down "${timing[ppp_down_ms]}"
 echo "  (boot1: power-on to LAN routed incl. cloud-init first boot; boot2: upgrade reboot to LAN routed)"
 printf '  %-14s %5d s  (the whole run: builds and stages %s)\n' total "$SECONDS" "$stages"
 echo "Image sizes:"

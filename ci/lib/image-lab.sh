@@ -31,9 +31,15 @@ IMGLAB_ROUTER_LAN=192.168.1.1
 IMGLAB_TAP_LAN=$IMGLAB_P-l
 IMGLAB_TAP_W1=$IMGLAB_P-w1
 IMGLAB_TAP_W2=$IMGLAB_P-w2
+# WAN 3 (PPPoE) and WAN 4 (VLAN 7 + DHCP) lead to the ISP guest (ci/lib/image-lines.sh); until
+# it is wired they are taps without a peer.
+IMGLAB_TAP_W3=$IMGLAB_P-w3
+IMGLAB_TAP_W4=$IMGLAB_P-w4
 IMGLAB_MAC_LAN=52:54:00:52:00:03
 IMGLAB_MAC_W1=52:54:00:52:00:01
 IMGLAB_MAC_W2=52:54:00:52:00:02
+IMGLAB_MAC_W3=52:54:00:52:00:04
+IMGLAB_MAC_W4=52:54:00:52:00:05
 
 imglab_ns() { local ns=$1; shift; ip netns exec "$IMGLAB_P-$ns" "$@"; }
 
@@ -58,14 +64,14 @@ imglab_down() {
             ip netns del "$IMGLAB_P-$ns" 2>/dev/null || true
         fi
     done
-    for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2"; do
+    for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2" "$IMGLAB_TAP_W3" "$IMGLAB_TAP_W4"; do
         ip link del "$f" 2>/dev/null || true
     done
     rm -rf /etc/netns/"$IMGLAB_P"-lan
     return 0
 }
 
-# imglab_up: namespaces, ISPs, internet host and the three taps (still in the root namespace).
+# imglab_up: namespaces, ISPs, internet host and the five taps (still in the root namespace).
 imglab_up() {
     imglab_down
     rm -rf "$IMGLAB_DIR" # no leases, logs or pids of an earlier lab
@@ -82,7 +88,7 @@ imglab_up() {
         imglab_ns "isp$i" sysctl -qw net.ipv4.ip_forward=1
         link_isp_uplink "$IMGLAB_P-isp$i" "$IMGLAB_P-inet" "$i"
     done
-    for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2"; do
+    for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2" "$IMGLAB_TAP_W3" "$IMGLAB_TAP_W4"; do
         ip tuntap add dev "$f" mode tap
     done
     # The LAN client resolves through what DHCP gives it (dhclient writes this file).

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The QEMU router of ci/image-test.sh: q35 + OVMF (UEFI, a private copy of the variables so
-# boot entries and boot counting persist across the VM's reboots), TCG only, three virtio
-# NICs on the taps of ci/lib/image-lab.sh, the disk as a qcow2 overlay of the built image and
+# boot entries and boot counting persist across the VM's reboots), TCG only, five virtio
+# NICs (LAN, wan1..wan4) on the taps of ci/lib/image-lab.sh, the disk as a qcow2 overlay of the built image and
 # the NoCloud seed as a second disk. Source it after image-lab.sh.
 
 IMGVM_DIR=${IMGVM_DIR:-$IMG_TARGET/test}
@@ -50,6 +50,10 @@ imgvm_boot() {
         -device "virtio-net-pci,netdev=wan1,mac=$IMGLAB_MAC_W1"
         -netdev "tap,id=wan2,ifname=$IMGLAB_TAP_W2,script=no,downscript=no"
         -device "virtio-net-pci,netdev=wan2,mac=$IMGLAB_MAC_W2"
+        -netdev "tap,id=wan3,ifname=$IMGLAB_TAP_W3,script=no,downscript=no"
+        -device "virtio-net-pci,netdev=wan3,mac=$IMGLAB_MAC_W3"
+        -netdev "tap,id=wan4,ifname=$IMGLAB_TAP_W4,script=no,downscript=no"
+        -device "virtio-net-pci,netdev=wan4,mac=$IMGLAB_MAC_W4"
         -object rng-random,id=rng,filename=/dev/urandom -device virtio-rng-pci,rng=rng
         # The serial console: logged to a file, and a socket to log in on (socat - UNIX-CONNECT:...).
         -chardev "socket,id=ser0,path=$IMGVM_DIR/console.sock,server=on,wait=off,logfile=$IMGVM_SERIAL"

@@ -1,0 +1,171 @@
+# shellcheck shell=bash disable=SC2034  # timing[] is image-test.sh's (reported there)
+# The "lines" stage of ci/image-test.sh, in the network stage's boot: the router's WAN 3 and
+# WAN 4 are wired to the ISP guest (ci/lib/isp-guest.sh: Debian's kernel, pppoe-server,
+# dnsmasq), the config gains a PPPoE line (wan3) and a VLAN 7 DHCP line (wan4) next to the
+# static wan1 and DHCP wan2, and the checks are what a user of those lines would see:
+#
+#   both lines come up (PPPoE session, VLAN lease) and carry LAN traffic with the others
+#   the ISP ends the PPPoE session: wan3 leaves service within 1 s, and comes back by itself
+#   a wrong PPPoE password: the status says "authentication failed", the others carry on
+#
+# Afterwards the router's config is put back as it was (the later stages expect it). Source it
+# after image-lab.sh and image-vm.sh; uses check/ok/nok/timing of image-test.sh.
+
+# shellcheck source=ci/lib/isp-guest.sh
+source "$(dirname "${BASH_SOURCE[0]}")/isp-guest.sh"
+
+LINES_USER=router-test
+LINES_PASS="line-pass-1"
+# What the ISP guest hands out (ci/isp-guest/isp): PPPoE sessions and VLAN 7 leases.
+LINES_PPP_RE='^192\.0\.2\.(1[89]|2[0-2])$'
+LINES_VLAN_RE='^192\.0\.2\.(2[6-9]|30)$'
+LINES_CONFIG=/opt/routeros/config/routeros.toml
+
+# lines_eval EXPR: a Python expression over the router's status `s` (w(name): one WAN);
+# prints its value ("" when the status cannot be read).
+lines_eval() {
+    imgvm_ssh sudo routeros-kill-switch --status --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+def w(name):
+    return next((x for x in s["wans"] if x["name"] == name), {})
+def session(name):
+    return ((w(name).get("line") or {}).get("session") or {})
+def addr(name):
+    return (w(name).get("address") or "").split("/")[0]
+print(eval(sys.argv[1]))' "$1" 2>/dev/null || true
+}
+
+# lines_wait TIMEOUT EXPR: until EXPR is True; prints the seconds it took (or "never").
+lines_wait() {
+    local t0=$SECONDS
+    while ((SECONDS - t0 <= $1)); do
+        [[ $(lines_eval "$2") == True ]] && { echo $((SECONDS - t0)); return 0; }
+        sleep 1
+    done
+    echo never
+    return 1
+}
+
+# The config additions: a PPPoE line and a tagged DHCP line (appended: TOML allows more
+# [[wan_interfaces]] after other tables).
+lines_toml() {
+    cat <<EOF
+
+[[wan_interfaces]]
+name = "wan3"
+weight = 1
+mode = "pppoe"
+dns = ["192.0.2.17"]
+[wan_interfaces.pppoe]
+username = "$LINES_USER"
+password = "$LINES_PASS"
+
+[[wan_interfaces]]
+name = "wan4"
+weight = 1
+mode = "dhcp"
+vlan = 7
+dns = ["192.0.2.25"]
+EOF
+}
+
+# The router's config is kept aside (byte for byte) and given the two lines; put back later.
+LINES_BACKUP=/run/routeros-lines-test.toml
+lines_add_to_config() {
+    lines_toml | imgvm_ssh "sudo cp -p $LINES_CONFIG $LINES_BACKUP && sudo sh -c 'cat $LINES_BACKUP - >$LINES_CONFIG' && sudo systemctl reload routeros-watchdog"
+}
+lines_restore_config() {
+    imgvm_ssh "sudo cp -p $LINES_BACKUP $LINES_CONFIG && sudo rm $LINES_BACKUP && sudo systemctl reload routeros-watchdog"
+}
+
+# The router's clock minus the host's, in ms (half an SSH round trip of error).
+lines_clock_offset() {
+    local a b r
+    a=$(ispg_now_ms)
+    r=$(imgvm_ssh date +%s%3N 2>/dev/null)
+    b=$(ispg_now_ms)
+    echo $((r - (a + b) / 2))
+}
+
+# lines_sources N: "addr=count ..." of N new connections from the LAN to the internet host.
+lines_sources() { sources "$1"; }
+
+lines_stage() {
+    local t took seen down_at off sent returned
+    ispg_build >/dev/null
+    t=$SECONDS
+    ispg_start isp server "$IMGLAB_P-iu" "$IMGLAB_P-ip" "$IMGLAB_P-iv" \
+        "isp.user=$LINES_USER" "isp.pass=$LINES_PASS"
+    ispg_uplink "$IMGLAB_P-inet" "$IMGLAB_P-iu"
+    ispg_bridge "$IMGLAB_P-l3" "$IMGLAB_P-ip" "$IMGLAB_TAP_W3"
+    ispg_bridge "$IMGLAB_P-l4" "$IMGLAB_P-iv" "$IMGLAB_TAP_W4"
+    if ! took=$(ispg_wait_ready isp 120); then
+        nok "ISP guest: not serving within 120 s"
+        ispg_tail isp 30 | sed 's/^/  isp: /'
+        return 1
+    fi
+    ok "ISP guest (PPPoE server, VLAN 7 DHCP) serving ${took} s after its QEMU started"
+
+    lines_add_to_config || nok "could not give the router its PPPoE and VLAN lines"
+    t=$SECONDS
+    took=$(lines_wait 90 "session('wan3').get('state') == 'up' and w('wan3').get('usable') and w('wan4').get('usable')" || true)
+    if [[ $took != never ]]; then timing["lines_up"]=$took; fi
+    check "PPPoE line wan3 (session up, device $(lines_eval "w('wan3').get('device')") $(lines_eval "addr('wan3')")) and VLAN line wan4 ($(lines_eval "w('wan4').get('device')") $(lines_eval "addr('wan4')")) in service after ${took} s" \
+        test "$took" != never
+    check "the PPPoE session's address is one the ISP hands out ($(lines_eval "addr('wan3')"))" \
+        bash -c "[[ '$(lines_eval "addr('wan3')")' =~ $LINES_PPP_RE ]]"
+    check "the VLAN 7 lease is one the ISP hands out ($(lines_eval "addr('wan4')") on $(lines_eval "w('wan4').get('device')"))" \
+        bash -c "[[ '$(lines_eval "addr('wan4')")' =~ $LINES_VLAN_RE && '$(lines_eval "w('wan4').get('device')")' == wan4.7 ]]"
+    local vfile
+    vfile=$(imgvm_ssh 'networkctl status wan4.7 2>/dev/null | grep -c "Network File: /run/systemd/network/05-routeros-wan4.7.network"' 2>/dev/null || true)
+    check "networkd runs wan4.7 from the daemon's file" test "$vfile" = 1
+
+    # Static (wan1), PPPoE (wan3) and VLAN (wan4) lines all carry new LAN connections.
+    local ppp_addr vlan_addr
+    ppp_addr=$(lines_eval "addr('wan3')")
+    vlan_addr=$(lines_eval "addr('wan4')")
+    all3() { [[ $1 == *"$IMGLAB_WAN1_RTR="* && $1 == *"$ppp_addr="* && $1 == *"$vlan_addr="* && $1 != *fail=* ]]; }
+    t=$SECONDS
+    seen=$(lines_sources 40)
+    while ! all3 "$seen" && ((SECONDS - t < 60)); do sleep 3; seen=$(lines_sources 40); done
+    check "static, PPPoE and VLAN lines all carry LAN traffic (sources: $seen)" all3 "$seen"
+
+    # The ISP ends the session: the line leaves service at once (its ppp device goes), and
+    # pppd dials again by itself.
+    off=$(lines_clock_offset)
+    sent=$(ispg_now_ms)
+    ispg_cmd isp 'isp kill-sessions' >/dev/null || nok "could not end the PPPoE session on the ISP guest"
+    returned=$(ispg_now_ms)
+    took=$(lines_wait 20 "not w('wan3').get('usable')" || true)
+    down_at=$(lines_eval "w('wan3').get('since_ms')")
+    local lo=never hi=never
+    if [[ $took != never && $down_at =~ ^[0-9]+$ ]]; then
+        lo=$((down_at - off - returned))
+        hi=$((down_at - off - sent))
+        timing["ppp_down_ms"]=$hi
+    fi
+    check "ISP ends the PPPoE session: wan3 out of service $lo..$hi ms later (from the kill command's return..its sending; router clock)" \
+        bash -c "[[ '$lo' =~ ^-?[0-9]+$ ]] && (( $lo <= 1000 ))"
+    took=$(lines_wait 60 "session('wan3').get('state') == 'up' and w('wan3').get('usable')" || true)
+    if [[ $took != never ]]; then timing["ppp_back"]=$took; fi
+    check "the PPPoE line comes back by itself (in service again after ${took} s)" test "$took" != never
+
+    # A wrong password (the ISP changes the account): authentication failed, shown as such;
+    # the other lines carry the traffic.
+    ispg_cmd isp "isp secret $LINES_USER not-the-password" >/dev/null
+    ispg_cmd isp 'isp kill-sessions' >/dev/null
+    took=$(lines_wait 60 "session('wan3').get('state') == 'auth_failed'" || true)
+    check "wrong PPPoE password: wan3 shows auth_failed (\"$(lines_eval "session('wan3').get('last_error')")\") after ${took} s" \
+        bash -c "[[ '$took' != never && '$(lines_eval "session('wan3').get('last_error')")' == *'authentication failed'* ]]"
+    seen=$(lines_sources 20)
+    check "with wan3 refused, the other lines carry the LAN's connections (sources: $seen)" \
+        bash -c "[[ '$seen' != *fail=* && '$seen' != *'$ppp_addr='* ]]"
+
+    # Back to the config the later stages expect.
+    ispg_cmd isp "isp secret $LINES_USER $LINES_PASS" >/dev/null
+    lines_restore_config || nok "could not put the router's config back"
+    took=$(lines_wait 30 "not w('wan3') and not w('wan4')" || true)
+    check "config put back: wan3 and wan4 gone from the status after ${took} s" test "$took" != never
+    ispg_down
+}
