@@ -121,7 +121,10 @@ mod tests {
             .unwrap()
             .build()
             .await;
-        let refusal = unavailable(bus.err().expect("no bus at that path"));
+        let Err(e) = bus else {
+            panic!("a bus at /nonexistent")
+        };
+        let refusal = unavailable(e);
         assert_eq!(refusal.code, RefusalCode::Unsupported);
         assert!(refusal.message.contains("timedated"), "{}", refusal.message);
     }
