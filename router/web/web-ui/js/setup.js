@@ -492,7 +492,10 @@ export async function mount(main, ctx) {
         ctx.setSession({ ...(s || ctx.session), setup_required: false, wizard_done: true });
         if (res && res.pending) showPending(res.pending, res.confirm_seconds);
         const tz = res && res.timezone;
-        if (tz && tz.set === false) toast(`Time zone not set: ${tz.message || 'the system could not set it'}. Everything else was applied.`, 'error');
+        if (tz && tz.set === false) {
+          const why = String(tz.message || 'the system could not set it').replace(/^time zone not set:\s*/i, '');
+          toast(`Time zone ${tz.name} not set: ${why}. Everything else was applied.`, 'error');
+        }
         ctx.goHome();
       },
     };
