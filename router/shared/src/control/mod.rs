@@ -134,3 +134,39 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
     serde_json::from_slice(line).map_err(|e| Refusal::bad_request(format!("bad request: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zone_names_are_relative_paths_of_plain_characters() {
+        for good in [
+            "UTC",
+            "Europe/Berlin",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+        ] {
+            assert_eq!(timezone_name_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../etc/passwd",
+            "Europe/../../etc",
+            "Europe/",
+            "a//b",
+            "a b",
+            "Europe/Berlin\n",
+            "./UTC",
+        ] {
+            assert!(timezone_name_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(timezone_name_problem(&"A".repeat(65)).is_some());
+        let wire = serde_json::to_value(Request::SetTimezone { name: "UTC".into() }).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"cmd": "set_timezone", "name": "UTC"})
+        );
+    }
+}
