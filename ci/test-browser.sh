@@ -5,7 +5,10 @@
 # (a LAN client, 192.168.1.100) and talks to http://192.168.1.1:8080; the lab's ISPs and
 # internet host are namespaces too, so no traffic leaves the machine.
 #
-# Steps: first-boot wizard -> log in with the new password -> both WANs up -> cut ISP2 (wan2
+# Steps: first-boot wizard (wan1 and wan2 static, wan3 PPPoE: the lab has three ISPs; its
+# kernel has no PPP, so wan3 stays down) -> the config has each line's mode and the PPPoE
+# account without its password -> the dashboard shows wan3 as PPPoE with its session state
+# -> log in with the new password -> both static WANs up -> cut ISP2 (wan2
 # loses carrier) -> wan2's card turns down within 2 s without a reload (the time is printed) ->
 # disable wan1 through the confirmation dialog (with and without another line to take over) ->
 # audit log -> a bad weight in the config form shows its field error -> the System page of a
@@ -53,7 +56,7 @@ echo "2026-11-28T14:00:00Z installed 0.1.0.1 from 0.1.0.0 (1 tries)" >"$APPLIANC
 printf 'ID=debian\nIMAGE_ID=routeros\nIMAGE_VERSION=0.1.0.1\n' >"$APPLIANCE/os-release"
 
 lab() {
-  LAB_PREFIX=$PREFIX LAB_BIN=target/debug LAB_WEB=1 LAB_WEB_LOCAL='' \
+  LAB_PREFIX=$PREFIX LAB_WANS=3 LAB_BIN=target/debug LAB_WEB=1 LAB_WEB_LOCAL='' \
     LAB_WEB_ARGS="--upgrade-dir $APPLIANCE/upgrade --os-release $APPLIANCE/os-release" "$@"
 }
 teardown() {

@@ -5,8 +5,12 @@
 //
 // Steps (a screenshot of each in $ARTIFACTS; figures in $ARTIFACTS/figures.json):
 //   first-boot wizard: admin/routeros123 -> new password (a short one is refused at the field)
-//   -> WANs (static: the lab has no DHCP) -> LAN/DHCP -> weights -> time zone -> summary ->
-//   apply, and confirm the commit-confirm banner -> log out; the default password is refused;
+//   -> WANs (wan1 and wan2 static: the lab has no DHCP; wan3 PPPoE: refused at the username
+//   field while it is empty, then with a username and password) -> LAN/DHCP -> weights ->
+//   time zone (the host's own, so that a host with timedated is not changed) -> summary ->
+//   apply, and confirm the commit-confirm banner -> the config has each line's mode and the
+//   PPPoE account, never its password -> the wan3 card shows PPPoE, its ppp device and its
+//   session state (the lab's kernel has no PPP: it stays down) -> log out; the default password is refused;
 //   log in with the new one -> both WAN cards up -> cut ISP2 (wan2 loses carrier) -> wan2's
 //   card turns down within 2 s without a reload (the time is printed, split into the daemon's
 //   detection and the web's display) -> disable wan1 through the confirmation dialog: with
@@ -45,6 +49,9 @@ const BASE = process.env.WEB_URL || 'http://192.168.1.1:8080';
 const OUT = process.env.ARTIFACTS || 'target/artifacts/browser';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const NEW_PASSWORD = 'lab-browser-Pass-42';
+const PPPOE_USER = 'lab-customer@isp3.example';
+const PPPOE_PASSWORD = 'lab-Pppoe-Secret-7';
+const SESSION_STATES = ['none', 'connecting', 'down', 'auth_failed'];
 const DOWN_WITHIN_MS = 2000;
 const ECHO_HOST = '203.0.113.10'; // the lab's internet host
 const ECHO_PORT = 7007;
@@ -90,6 +97,15 @@ async function step(name, fn) {
   log(`-- ${name}`);
   await fn();
   log(`   ok (${((Date.now() - start) / 1000).toFixed(1)}s)`);
+}
+
+/** The host's time zone (the daemon sets the wizard's through timedated where there is one). */
+function hostZone() {
+  try {
+    return readFileSync('/etc/timezone', 'utf8').trim() || 'UTC';
+  } catch {
+    return 'UTC';
+  }
 }
 
 /** Run a command (ip, conntrack, ...) and return its stdout. */
@@ -220,11 +236,10 @@ async function main() {
       await page.locator(`${tid('setup-form')}[data-step="2"]`).waitFor();
     });
 
-    await step('wizard: WAN lines (wan1 and wan2, static, weights 2 and 1)', async () => {
-      // The router's interfaces are lan0, wan1, wan2: lan0 is the LAN, not a WAN.
+    await step('wizard: WAN lines (wan1 and wan2 static, weights 2 and 1; wan3 PPPoE)', async () => {
+      // The router's interfaces are lan0, wan1, wan2, wan3: lan0 is the LAN, not a WAN.
       await page.setChecked(tid('setup-wan-use-lan0'), false);
-      await page.setChecked(tid('setup-wan-use-wan1'), true);
-      await page.setChecked(tid('setup-wan-use-wan2'), true);
+      for (const w of ['wan1', 'wan2', 'wan3']) await page.setChecked(tid(`setup-wan-use-${w}`), true);
       const wans = [
         ['wan1', '192.0.2.2/29', '192.0.2.1', '2'],
         ['wan2', '198.51.100.2/29', '198.51.100.1', '1'],
@@ -237,6 +252,17 @@ async function main() {
         await page.fill(tid(`setup-wan-dns-${w}`), gw);
         await page.fill(tid(`setup-wan-weight-${w}`), weight);
       }
+      // wan3: PPPoE. Without a username it is refused next to the field.
+      await page.selectOption(tid('setup-wan-mode-wan3'), 'pppoe');
+      check(await page.isVisible(tid('setup-wan-pppoe-wan3')), 'the PPPoE fields show for a PPPoE line');
+      check(!(await page.isVisible(tid('setup-wan-static-wan3'))), 'no static fields on a PPPoE line');
+      await page.fill(tid('setup-wan-pppoe-password-wan3'), PPPOE_PASSWORD);
+      await page.click(tid('setup-next'));
+      const err = page.locator('[data-error-for="wans[2].pppoe.username"]');
+      await err.waitFor();
+      check(/username/i.test(await err.textContent()), 'the error names the PPPoE username');
+      await shot('wizard-pppoe-no-username');
+      await page.fill(tid('setup-wan-pppoe-user-wan3'), PPPOE_USER);
       await shot('wizard-wans');
       await page.click(tid('setup-next'));
       await page.locator(`${tid('setup-form')}[data-step="3"]`).waitFor();
@@ -255,6 +281,8 @@ async function main() {
     await step('wizard: time zone', async () => {
       await page.selectOption(tid('setup-timezone-select'), 'Europe/Berlin');
       check((await page.inputValue(tid('setup-timezone'))) === 'Europe/Berlin', 'time zone field follows the list');
+      // The daemon sets it for real where timedated runs: keep the host's own.
+      await page.fill(tid('setup-timezone'), hostZone());
       await shot('wizard-timezone');
       await page.click(tid('setup-next'));
       await page.locator(`${tid('setup-form')}[data-step="5"]`).waitFor();
@@ -262,9 +290,10 @@ async function main() {
 
     await step('wizard: summary and apply', async () => {
       const summary = await page.textContent(tid('setup-summary'));
-      for (const want of ['wan1', '192.0.2.2/29', 'weight 2', 'wan2', 'lan0', '192.168.1.50', 'Europe/Berlin']) {
+      for (const want of ['wan1', '192.0.2.2/29', 'weight 2', 'wan2', 'lan0', '192.168.1.50', hostZone(), `PPPoE ${PPPOE_USER}`]) {
         check(summary.includes(want), `summary mentions ${want}: ${summary}`);
       }
+      check(!summary.includes(PPPOE_PASSWORD), 'the summary does not show the PPPoE password');
       await shot('wizard-summary');
       await page.click(tid('setup-apply'));
       await page.locator(tid('pending-banner')).waitFor();
@@ -273,6 +302,45 @@ async function main() {
       // Commit-confirm: the change is live; confirm it (a fresh request) so it stays.
       await page.click(tid('config-confirm'));
       await page.locator(tid('pending-banner')).waitFor({ state: 'detached' });
+    });
+
+    await step('the config has each line\'s mode and the PPPoE account, never its password', async () => {
+      const got = await page.evaluate(async () => {
+        const r = await fetch('/api/v1/config');
+        return { status: r.status, text: await r.text() };
+      });
+      check(got.status === 200, `GET /config: ${got.status}`);
+      check(!got.text.includes(PPPOE_PASSWORD), 'GET /config does not carry the PPPoE password');
+      const { config, toml } = JSON.parse(got.text);
+      const [w1, w2, w3] = config.wan_interfaces;
+      check(w1.name === 'wan1' && w1.mode === 'static' && w1.address === '192.0.2.2/29' && w1.gateway === '192.0.2.1', `wan1 static: ${JSON.stringify(w1)}`);
+      check(w2.name === 'wan2' && w2.mode === 'static', `wan2 static: ${JSON.stringify(w2)}`);
+      check(w3.name === 'wan3' && w3.mode === 'pppoe' && w3.pppoe && w3.pppoe.username === PPPOE_USER, `wan3 PPPoE: ${JSON.stringify(w3)}`);
+      check(w3.pppoe.password_set === true && !('password' in w3.pppoe), `the password is write-only: ${JSON.stringify(w3.pppoe)}`);
+      check(toml.includes('mode = "pppoe"'), 'the TOML has the PPPoE line');
+      // Nor do the files the web keeps (its audit log, setup.json).
+      for (const f of ['audit.jsonl', 'setup.json']) {
+        const text = existsSync(path.join(WEB_DATA_DIR, f)) ? readFileSync(path.join(WEB_DATA_DIR, f), 'utf8') : '';
+        check(!text.includes(PPPOE_PASSWORD), `${f} does not hold the PPPoE password`);
+      }
+      figures.pppoe_config = { mode: w3.mode, password_set: w3.pppoe.password_set, password_file: w3.pppoe.password_file || null };
+    });
+
+    await step('dashboard: the PPPoE line shows its access type, device and session', async () => {
+      const card = `${tid('wan-card-wan3')}[data-mode="pppoe"]`;
+      await page.waitForSelector(card, { timeout: 15000 });
+      check((await page.textContent(tid('wan-line-wan3'))).startsWith('PPPoE'), 'wan3: access type PPPoE');
+      check((await page.textContent(tid('wan-device-wan3'))).trim() === 'ppp-wan3', 'wan3: device ppp-wan3');
+      check((await page.textContent(tid('wan-line-wan1'))).trim() === 'Static', 'wan1: access type Static');
+      const session = page.locator(tid('wan-session-wan3'));
+      await session.waitFor();
+      const state = await session.getAttribute('data-session');
+      check(SESSION_STATES.includes(state), `wan3 session state shown (${state}): ${await session.textContent()}`);
+      check((await cardState('wan3')) !== 'up', 'wan3 is not up (no PPP in the lab\'s kernel)');
+      figures.pppoe_session_shown = { state, text: await session.textContent() };
+      log(`wan3: ${figures.pppoe_session_shown.text}`);
+      await page.locator(tid('wan-card-wan3')).scrollIntoViewIfNeeded();
+      await shot('dashboard-pppoe-line');
     });
 
     await step('log out; the default password is refused; log in with the new one', async () => {

@@ -101,6 +101,7 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::ConfigHistory),
         (any::<u64>(), text()).prop_map(|(version, by)| Request::RollbackConfig { version, by }),
         proptest::option::of(any::<u64>()).prop_map(|since_ms| Request::Subscribe { since_ms }),
+        text().prop_map(|name| Request::SetTimezone { name }),
     ]
 }
 
@@ -121,9 +122,10 @@ fn variant(req: &Request) -> usize {
         Request::ConfigHistory => 10,
         Request::RollbackConfig { .. } => 11,
         Request::Subscribe { .. } => 12,
+        Request::SetTimezone { .. } => 13,
     }
 }
-const VARIANTS: usize = 13;
+const VARIANTS: usize = 14;
 
 /// Any JSON value, nested a few levels.
 fn json_value() -> impl Strategy<Value = Value> {

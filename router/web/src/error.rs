@@ -110,7 +110,7 @@ impl ApiError {
         }
     }
 
-    fn into_body(self) -> ErrorBody {
+    pub fn into_body(self) -> ErrorBody {
         let error = self.code();
         let (message, fields) = match self {
             ApiError::BadRequest { message, fields } => (message, fields),
@@ -197,6 +197,7 @@ impl From<Refusal> for ApiError {
             | RefusalCode::NoPending
             | RefusalCode::ApplyFailed
             | RefusalCode::Internal
+            | RefusalCode::Unsupported
             | RefusalCode::Unknown => ApiError::Conflict(r.message),
         }
     }

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod pppoe_secret;
 pub mod server;
 pub mod store;
 pub mod telemetry;

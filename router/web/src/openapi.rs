@@ -156,6 +156,11 @@ fn refine(doc: &mut Value) {
         &format!("{schemas}/UpgradeFromUrl/properties/url"),
         json!({"maxLength": MAX_URL, "pattern": "^https?://[^/\\s\\x00-\\x1f\\x7f-\\x9f][^\\s\\x00-\\x1f\\x7f-\\x9f]*$"}),
     );
+    set(
+        doc,
+        &format!("{schemas}/WizardWan/properties/vlan"),
+        json!({"minimum": 1, "maximum": 4094}),
+    );
     let mut kinds = vec![json!("")];
     kinds.extend(status::KINDS.iter().map(|k| json!(k)));
     let param = |doc: &mut Value, path: &str, name: &str, schema: Value| {
@@ -297,5 +302,14 @@ mod tests {
         assert!(schemas["PendingAnswer"]["properties"]
             .get("confirm_seconds")
             .is_some());
+
+        // The PPPoE password is write-only; VLAN ids are 1..=4094.
+        let pppoe = &schemas["WizardPppoe"]["properties"];
+        assert_eq!(pppoe["password"]["writeOnly"], true, "{pppoe}");
+        let vlan = &schemas["WizardWan"]["properties"]["vlan"];
+        assert_eq!(
+            (&vlan["minimum"], &vlan["maximum"]),
+            (&json!(1), &json!(4094))
+        );
     }
 }

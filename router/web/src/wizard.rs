@@ -1,12 +1,15 @@
-//! The first-boot wizard: its answer (WANs, LAN, time zone) checked field by field and turned
-//! into a [`Config`] on top of the running one, and the record that it was done
-//! (`setup.json`). Parts the router config has no place for yet (WAN mode, static WAN
-//! address, time zone) are checked and kept in `setup.json` only.
+//! The first-boot wizard: its answer (WAN lines, LAN, time zone) checked field by field and
+//! turned into a [`Config`] on top of the running one, and the record that it was done
+//! (`setup.json`: when and by whom, and the time zone; never a password). Each WAN's access
+//! (mode, static address, VLAN, MAC, PPPoE account) goes into the config like every other
+//! key; the time zone is set by the daemon (systemd-timedated), see `api::setup`.
 
 use super::error::FieldError;
+use super::pppoe_secret;
 use super::store;
 use ipnet::Ipv4Net;
-use routeros_shared::config::{Config, LanConfig, WanConfig};
+use routeros_shared::config::{self, Config, LanConfig, MacAddr, PppoeConfig, WanConfig};
+use routeros_shared::control::timezone_name_problem;
 use routeros_shared::events::now_ms;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -23,7 +26,17 @@ pub enum WanMode {
     Pppoe,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+impl From<WanMode> for config::WanMode {
+    fn from(m: WanMode) -> Self {
+        match m {
+            WanMode::Dhcp => config::WanMode::Dhcp,
+            WanMode::Static => config::WanMode::Static,
+            WanMode::Pppoe => config::WanMode::Pppoe,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WizardWan {
     pub name: String,
@@ -32,6 +45,7 @@ pub struct WizardWan {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub address: Option<Ipv4Net>,
+    /// Static mode: the ISP's gateway, inside `address`.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub gateway: Option<Ipv4Addr>,
@@ -40,13 +54,49 @@ pub struct WizardWan {
     pub dns: Vec<Ipv4Addr>,
     #[serde(default = "one")]
     pub weight: u32,
+    /// 802.1Q tag the ISP expects on the port (1..=4094), any mode.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// MAC address the port presents to the ISP (clone), e.g. "02:00:5e:10:00:01".
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub mac: Option<MacAddr>,
+    /// PPPoE mode: the account.
+    #[serde(default)]
+    pub pppoe: Option<WizardPppoe>,
+}
+
+/// The PPPoE account of a wizard WAN.
+#[derive(Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WizardPppoe {
+    #[serde(default)]
+    pub username: String,
+    /// Write-only: never shown back. Absent keeps the WAN's current password (a wizard run
+    /// again); the daemon stores it in a root-only file.
+    #[serde(default)]
+    #[schema(write_only)]
+    pub password: Option<String>,
+    /// Only an access concentrator offering this service answers (some ISPs need it).
+    #[serde(default)]
+    pub service_name: Option<String>,
+}
+
+impl std::fmt::Debug for WizardPppoe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WizardPppoe")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("service_name", &self.service_name)
+            .finish()
+    }
 }
 
 fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WizardLan {
     pub interface: String,
@@ -59,45 +109,23 @@ pub struct WizardLan {
     pub dhcp_end: Ipv4Addr,
 }
 
-/// `POST /api/v1/setup/apply`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `POST /api/v1/setup/apply`. Read only (not `Serialize`): nothing writes the answer, with
+/// its PPPoE password, anywhere.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Wizard {
     pub wans: Vec<WizardWan>,
     pub lan: WizardLan,
-    /// IANA name, e.g. "Europe/Berlin".
+    /// IANA name, e.g. "Europe/Berlin": set as the system time zone.
     pub timezone: String,
 }
 
 impl Wizard {
-    /// Problems the router config cannot see (modes, DHCP range, time zone), by body path.
+    /// Problems the router config cannot see (the DHCP range against the router's own
+    /// address, the time zone), by body path. Everything that goes into the config is
+    /// checked by the config's own validation, in [`Wizard::to_config`].
     pub fn check(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        for (i, w) in self.wans.iter().enumerate() {
-            let at = |f: &str| format!("wans[{i}].{f}");
-            match w.mode {
-                WanMode::Static => {
-                    if w.address.is_none() {
-                        errs.push(FieldError::new(at("address"), "required in static mode"));
-                    }
-                    match (w.gateway, w.address) {
-                        (None, _) => {
-                            errs.push(FieldError::new(at("gateway"), "required in static mode"))
-                        }
-                        (Some(gw), Some(net)) if !net.contains(&gw) => errs.push(FieldError::new(
-                            at("gateway"),
-                            format!("{gw} is not in {}", net.trunc()),
-                        )),
-                        _ => {}
-                    }
-                }
-                WanMode::Dhcp | WanMode::Pppoe => {
-                    if w.address.is_some() {
-                        errs.push(FieldError::new(at("address"), "only for static mode"));
-                    }
-                }
-            }
-        }
         let lan = &self.lan;
         for (name, addr) in [("dhcp_start", lan.dhcp_start), ("dhcp_end", lan.dhcp_end)] {
             if !lan.address.contains(&addr) {
@@ -118,25 +146,22 @@ impl Wizard {
                 format!("{} is before dhcp_start {}", lan.dhcp_end, lan.dhcp_start),
             ));
         }
-        let tz = &self.timezone;
-        let tz_ok = !tz.is_empty()
-            && tz.len() <= 64
-            && !tz.contains("..")
-            && tz
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-        if !tz_ok {
+        if let Some(problem) = timezone_name_problem(&self.timezone) {
+            errs.push(FieldError::new("timezone", problem));
+        } else if zone_known(Path::new(ZONEINFO), &self.timezone) == Some(false) {
             errs.push(FieldError::new(
                 "timezone",
-                format!("`{tz}` is not a time zone name like Europe/Berlin"),
+                format!("`{}` is not a time zone this system knows", self.timezone),
             ));
         }
         errs
     }
 
-    /// The running config with the wizard's WANs, LAN and DHCP range (WANs keep the table,
-    /// mark and priority they had under the same name; the other DHCP settings stay),
-    /// validated; problems are named by the wizard's body paths (see [`wizard_path`]).
+    /// The running config with the wizard's WANs (their access: mode, address, gateway,
+    /// VLAN, MAC, PPPoE account), LAN and DHCP range (WANs keep the table, mark and priority
+    /// they had under the same name, and a PPPoE account sent without a password keeps the
+    /// current one; the other DHCP settings stay), validated; problems are named by the
+    /// wizard's body paths (see [`wizard_path`]).
     pub fn to_config(&self, base: &Config) -> Result<Config, Vec<FieldError>> {
         let mut raw = base.to_raw();
         let old = std::mem::take(&mut raw.wan_interfaces);
@@ -145,7 +170,7 @@ impl Wizard {
             .iter()
             .map(|w| {
                 let prev = old.iter().find(|o| o.name == w.name);
-                WanConfig {
+                let mut wan = WanConfig {
                     name: w.name.clone(),
                     weight: w.weight,
                     gateway: w.gateway,
@@ -153,12 +178,23 @@ impl Wizard {
                     table: prev.and_then(|p| p.table),
                     mark: prev.and_then(|p| p.mark),
                     priority: prev.map_or(1, |p| p.priority),
-                    mode: prev.and_then(|p| p.mode),
-                    address: prev.and_then(|p| p.address),
-                    vlan: prev.and_then(|p| p.vlan),
-                    mac: prev.and_then(|p| p.mac),
-                    pppoe: prev.and_then(|p| p.pppoe.clone()),
-                }
+                    mode: Some(w.mode.into()),
+                    address: w.address,
+                    vlan: w.vlan,
+                    mac: w.mac,
+                    pppoe: w.pppoe.as_ref().map(|p| PppoeConfig {
+                        username: p.username.clone(),
+                        password: p.password.clone(),
+                        password_file: None,
+                        service_name: p.service_name.clone(),
+                        // The MTU is not asked: keep a hand-set one, else the default.
+                        mtu: prev
+                            .and_then(|o| o.pppoe.as_ref())
+                            .map_or(PPPOE_MTU, |o| o.mtu),
+                    }),
+                };
+                pppoe_secret::keep_typed(&mut wan, base);
+                wan
             })
             .collect();
         let mut dhcp = raw.lan.dhcp.clone();
@@ -180,6 +216,18 @@ impl Wizard {
     }
 }
 
+/// The PPPoE MTU a new account gets (the config's default).
+const PPPOE_MTU: u16 = 1492;
+
+/// Where the system's time zones are.
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+/// Whether `zoneinfo` has the zone `name`; None when there is no zoneinfo here to ask
+/// (the daemon then decides).
+fn zone_known(zoneinfo: &Path, name: &str) -> Option<bool> {
+    zoneinfo.is_dir().then(|| zoneinfo.join(name).is_file())
+}
+
 /// A config error path as the wizard's body names it (`wan_interfaces[1].weight` ->
 /// `wans[1].weight`, `lan.dhcp.start` -> `lan.dhcp_start`).
 pub fn wizard_path(toml_path: &str) -> String {
@@ -193,11 +241,16 @@ pub fn wizard_path(toml_path: &str) -> String {
     }
 }
 
+/// `setup.json`: that the wizard was done, and its time zone. WAN and LAN answers live in
+/// the router config only (and so does the PPPoE account, its password in the daemon's
+/// secret file): nothing here is a second copy of them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SetupFile {
     wizard_done_ms: Option<u64>,
     by: Option<String>,
-    wizard: Option<Wizard>,
+    timezone: Option<String>,
+    /// Whether the daemon set the time zone (false: e.g. no systemd-timedated).
+    timezone_set: Option<bool>,
 }
 
 /// Whether (and how) the wizard was completed: `setup.json`.
@@ -224,12 +277,13 @@ impl WizardStore {
             .is_some()
     }
 
-    pub fn mark_done(&self, wizard: &Wizard, by: &str) -> io::Result<()> {
+    pub fn mark_done(&self, wizard: &Wizard, by: &str, timezone_set: bool) -> io::Result<()> {
         let mut state = self.state.write().expect("setup lock");
         let next = SetupFile {
             wizard_done_ms: Some(now_ms()),
             by: Some(by.into()),
-            wizard: Some(wizard.clone()),
+            timezone: Some(wizard.timezone.clone()),
+            timezone_set: Some(timezone_set),
         };
         store::write_json(&self.path, &next)?;
         *state = next;
@@ -254,19 +308,48 @@ pub fn interfaces() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    const BASE: &str = r#"
+[[wan_interfaces]]
+name = "wan1"
+priority = 3
+
+[[wan_interfaces]]
+name = "wan3"
+mode = "pppoe"
+[wan_interfaces.pppoe]
+username = "old"
+password_file = "/opt/routeros/config/secrets/wan3.pppoe"
+mtu = 1480
+
+[lan]
+interface = "lan0"
+address = "192.168.1.1/24"
+"#;
 
     fn wizard() -> Wizard {
-        serde_json::from_value(serde_json::json!({
+        serde_json::from_value(json!({
             "wans": [
                 {"name": "wan1", "mode": "static", "address": "203.0.113.2/24",
                  "gateway": "203.0.113.1", "dns": ["203.0.113.53"], "weight": 2},
-                {"name": "wan2", "mode": "dhcp"}
+                {"name": "wan2", "mode": "dhcp", "vlan": 7, "mac": "02:00:5e:10:00:01"},
+                {"name": "wan3", "mode": "pppoe", "vlan": 35,
+                 "pppoe": {"username": "joe@isp", "password": "s3cret", "service_name": "fiber"}}
             ],
             "lan": {"interface": "lan0", "address": "192.168.1.1/24",
                     "dhcp_start": "192.168.1.100", "dhcp_end": "192.168.1.200"},
-            "timezone": "Europe/Berlin"
+            "timezone": "UTC"
         }))
         .unwrap()
+    }
+
+    fn base() -> Config {
+        Config::from_toml(BASE).unwrap()
+    }
+
+    fn paths(errs: Vec<FieldError>) -> Vec<String> {
+        errs.into_iter().map(|e| e.path).collect()
     }
 
     #[test]
@@ -275,23 +358,98 @@ mod tests {
     }
 
     #[test]
+    fn each_mode_goes_into_the_config() {
+        let cfg = wizard().to_config(&base()).unwrap();
+        let [w1, w2, w3] = &cfg.wan_interfaces[..] else {
+            panic!("three WANs: {cfg:?}")
+        };
+        assert_eq!(w1.mode, Some(config::WanMode::Static));
+        assert_eq!(w1.address, Some("203.0.113.2/24".parse().unwrap()));
+        assert_eq!(w1.gateway, Some("203.0.113.1".parse().unwrap()));
+        assert_eq!(w1.priority, 3, "kept from the running WAN of that name");
+        assert_eq!(w2.mode, Some(config::WanMode::Dhcp));
+        assert_eq!((w2.vlan, w2.device()), (Some(7), "wan2.7".into()));
+        assert_eq!(w2.mac.unwrap().to_string(), "02:00:5e:10:00:01");
+        assert_eq!(w3.mode, Some(config::WanMode::Pppoe));
+        assert_eq!(w3.device(), "ppp-wan3");
+        let p = w3.pppoe.as_ref().unwrap();
+        assert_eq!(p.username, "joe@isp");
+        assert_eq!(p.password.as_deref(), Some("s3cret"));
+        assert_eq!(p.password_file, None, "a new password replaces the file");
+        assert_eq!(p.service_name.as_deref(), Some("fiber"));
+        assert_eq!(p.mtu, 1480, "a hand-set MTU stays");
+        // The TOML the daemon gets.
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("mode = \"pppoe\""), "{text}");
+        assert!(text.contains("vlan = 35"), "{text}");
+    }
+
+    #[test]
+    fn a_pppoe_account_without_password_keeps_the_current_one() {
+        let mut w = wizard();
+        w.wans[2].pppoe.as_mut().unwrap().password = None;
+        let cfg = w.to_config(&base()).unwrap();
+        let p = cfg.wan_interfaces[2].pppoe.as_ref().unwrap();
+        assert_eq!(p.password, None);
+        assert_eq!(
+            p.password_file.as_deref(),
+            Some(Path::new("/opt/routeros/config/secrets/wan3.pppoe"))
+        );
+        // A new line has no password to keep: the config's check names the field.
+        w.wans[2].name = "wan4".into();
+        let errs = paths(w.to_config(&base()).unwrap_err());
+        assert_eq!(errs, ["wans[2].pppoe.password"]);
+    }
+
+    #[test]
+    fn bad_lines_are_named_by_body_path() {
+        let mut w = wizard();
+        w.wans[0].gateway = None; // static without gateway
+        w.wans[1].vlan = Some(0);
+        w.wans[2].pppoe.as_mut().unwrap().username = String::new();
+        assert_eq!(
+            paths(w.to_config(&base()).unwrap_err()),
+            ["wans[0].gateway", "wans[1].vlan", "wans[2].pppoe.username"]
+        );
+        let mut w = wizard();
+        w.wans[0].gateway = Some("198.51.100.1".parse().unwrap()); // outside the prefix
+        w.wans[1].vlan = Some(4095);
+        w.wans[2].pppoe = None;
+        assert_eq!(
+            paths(w.to_config(&base()).unwrap_err()),
+            ["wans[0].gateway", "wans[1].vlan", "wans[2].pppoe"]
+        );
+    }
+
+    #[test]
     fn problems_are_named_by_body_path() {
         let mut w = wizard();
-        w.wans[0].gateway = Some("198.51.100.1".parse().unwrap());
-        w.wans[1].address = Some("10.0.0.2/24".parse().unwrap());
         w.lan.dhcp_end = "10.0.0.9".parse().unwrap();
         w.timezone = "../etc/passwd".into();
-        let paths: Vec<_> = w.check().into_iter().map(|e| e.path).collect();
         assert_eq!(
-            paths,
-            [
-                "wans[0].gateway",
-                "wans[1].address",
-                "lan.dhcp_end",
-                "lan.dhcp_end",
-                "timezone"
-            ]
+            paths(w.check()),
+            ["lan.dhcp_end", "lan.dhcp_end", "timezone"]
         );
         assert_eq!(wizard_path("wan_interfaces[1].weight"), "wans[1].weight");
+        assert_eq!(
+            wizard_path("wan_interfaces[1].pppoe.username"),
+            "wans[1].pppoe.username"
+        );
+    }
+
+    #[test]
+    fn zones_are_looked_up_in_zoneinfo() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("Europe")).unwrap();
+        std::fs::write(dir.path().join("Europe/Berlin"), b"TZif").unwrap();
+        assert_eq!(zone_known(dir.path(), "Europe/Berlin"), Some(true));
+        assert_eq!(zone_known(dir.path(), "Europe"), Some(false));
+        assert_eq!(zone_known(dir.path(), "Mars/Olympus"), Some(false));
+        assert_eq!(zone_known(&dir.path().join("none"), "UTC"), None);
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        assert!(!format!("{:?}", wizard()).contains("s3cret"));
     }
 }

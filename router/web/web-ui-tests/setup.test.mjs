@@ -24,7 +24,7 @@ test('wizard body matches POST /api/v1/setup/apply', () => {
       eth0: { use: true, mode: 'dhcp', address: 'ignored', gateway: '', dns: '9.9.9.9', weight: '2' },
       eth1: { use: true, mode: 'static', address: ' 198.51.100.2/29 ', gateway: '198.51.100.1', dns: '1.1.1.1, 9.9.9.9', weight: '1' },
       eth2: { use: false, mode: 'dhcp', address: '', gateway: '', dns: '', weight: '1' },
-      eth3: { use: true, mode: 'pppoe', address: '', gateway: '', dns: '', weight: '1' },
+      eth3: { use: true, mode: 'pppoe', address: '', gateway: '', dns: '', weight: '1', pppoeUser: 'joe', pppoePassword: 'pw' },
     },
     lan: { interface: 'eth2', address: '192.168.1.1/24 ', dhcp_start: '192.168.1.100', dhcp_end: '192.168.1.200' },
     timezone: ' Europe/Vienna ',
@@ -33,7 +33,7 @@ test('wizard body matches POST /api/v1/setup/apply', () => {
     wans: [
       { name: 'eth0', mode: 'dhcp', dns: [], weight: 2 },
       { name: 'eth1', mode: 'static', dns: ['1.1.1.1', '9.9.9.9'], weight: 1, address: '198.51.100.2/29', gateway: '198.51.100.1' },
-      { name: 'eth3', mode: 'pppoe', dns: [], weight: 1 },
+      { name: 'eth3', mode: 'pppoe', dns: [], weight: 1, pppoe: { username: 'joe', password: 'pw' } },
     ],
     lan: { interface: 'eth2', address: '192.168.1.1/24', dhcp_start: '192.168.1.100', dhcp_end: '192.168.1.200' },
     timezone: 'Europe/Vienna',

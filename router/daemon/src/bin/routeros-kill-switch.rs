@@ -3,8 +3,10 @@
 //!   --status | --disable IF | --enable IF | --maintenance MINUTES [IF]   [--timeout SECONDS]
 
 use clap::{ArgGroup, Parser};
+use routeros_shared::config::WanMode;
 use routeros_shared::control::{
-    self, from_wire, Done, Request, StatusReport, WanRole, DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES,
+    self, from_wire, Done, LineReport, Request, SessionState, StatusReport, WanReport, WanRole,
+    DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,8 +127,18 @@ fn print_status(s: &StatusReport) {
         println!("failover paused (maintenance) until {}", clock(until));
     }
     println!(
-        "{:<10} {:<10} {:<13} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
-        "WAN", "STATE", "ROLE", "WEIGHT", "LATENCY", "LOSS", "CONNS", "ADDRESS", "GATEWAY"
+        "{:<10} {:<10} {:<13} {:<13} {:<12} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
+        "WAN",
+        "STATE",
+        "ROLE",
+        "LINE",
+        "DEVICE",
+        "WEIGHT",
+        "LATENCY",
+        "LOSS",
+        "CONNS",
+        "ADDRESS",
+        "GATEWAY"
     );
     for w in &s.wans {
         // The daemon names the role; a standby WAN that could not carry traffic is "out".
@@ -140,10 +152,12 @@ fn print_status(s: &StatusReport) {
             WanRole::Standby => "out".into(),
         };
         println!(
-            "{:<10} {:<10} {:<13} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
+            "{:<10} {:<10} {:<13} {:<13} {:<12} {:<6} {:<8} {:<6} {:<6} {:<18} {:<15}",
             w.name,
             text(w.state.map(|s| s.as_str().to_string())),
             role,
+            line_text(&w.line),
+            w.device,
             w.weight,
             num(w.latency_ms, "ms"),
             num(w.loss_percent, "%"),
@@ -152,12 +166,106 @@ fn print_status(s: &StatusReport) {
             text(w.gateway.map(|g| g.to_string()))
         );
     }
+    for w in &s.wans {
+        if let Some(session) = session_text(w) {
+            println!("{}: {session}", w.name);
+        }
+    }
     if let Some(e) = &s.router.last_error {
         println!("last apply error: {e}");
     }
 }
 
+/// How the line is brought up: `dhcp`, `static`, `pppoe`, with `/vlan7` when tagged;
+/// `system` when the system's own network config brings it up.
+fn line_text(line: &LineReport) -> String {
+    let mode = line.mode.map_or("system", WanMode::as_str);
+    match line.vlan {
+        Some(id) => format!("{mode}/vlan{id}"),
+        None => mode.to_string(),
+    }
+}
+
+/// A PPPoE line's session, one line under the table: its state, since when, restarts and
+/// why the last session ended (`PPPoE session auth_failed since 10:02Z, 3 restarts:
+/// authentication failed`). None for the other modes.
+fn session_text(w: &WanReport) -> Option<String> {
+    if w.line.mode != Some(WanMode::Pppoe) {
+        return None;
+    }
+    let Some(s) = &w.line.session else {
+        return Some("PPPoE session not started yet".into());
+    };
+    let state = match s.state {
+        SessionState::Connecting => "connecting",
+        SessionState::Up => "up",
+        SessionState::Down => "down",
+        SessionState::AuthFailed => "auth_failed",
+    };
+    let mut out = format!("PPPoE session {state}");
+    if let Some(ms) = s.since_ms {
+        out.push_str(&format!(" since {}", clock(ms / 1000)));
+    }
+    if s.restarts > 0 {
+        out.push_str(&format!(", {} restarts", s.restarts));
+    }
+    if let Some(e) = &s.last_error {
+        out.push_str(&format!(": {e}"));
+    }
+    Some(out)
+}
+
 /// Unix time -> "HH:MM" UTC, enough to tell when a window ends.
 fn clock(unix: u64) -> String {
     format!("{:02}:{:02}Z", unix / 3600 % 24, unix / 60 % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use routeros_shared::control::SessionReport;
+
+    fn wan(line: LineReport) -> WanReport {
+        serde_json::from_value(serde_json::json!({
+            "name": "wan3", "device": "ppp-wan3", "line": line, "table": 300, "mark": 768,
+            "weight": 1, "priority": 1, "gateway": null, "address": null, "present": false,
+            "carrier": false, "state": null, "since_ms": null, "latency_ms": null,
+            "jitter_ms": null, "loss_percent": null, "connections": null, "rx_bytes": null,
+            "tx_bytes": null, "usable": false, "role": "standby", "take_out": {"resets_connections": false, "takeover": []},
+            "disabled": false, "maintenance_until": null, "active": false
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn line_and_session_are_spelt_out() {
+        let mut line = LineReport {
+            mode: Some(WanMode::Pppoe),
+            vlan: Some(7),
+            session: None,
+        };
+        assert_eq!(line_text(&line), "pppoe/vlan7");
+        assert_eq!(
+            session_text(&wan(line.clone())).unwrap(),
+            "PPPoE session not started yet"
+        );
+        line.session = Some(SessionReport {
+            state: SessionState::AuthFailed,
+            last_error: Some("authentication failed".into()),
+            since_ms: Some(3_600_000 * 10 + 120_000),
+            restarts: 3,
+        });
+        assert_eq!(
+            session_text(&wan(line)).unwrap(),
+            "PPPoE session auth_failed since 10:02Z, 3 restarts: authentication failed"
+        );
+        let system = LineReport::default();
+        assert_eq!(line_text(&system), "system");
+        assert_eq!(session_text(&wan(system)), None);
+        let stat = LineReport {
+            mode: Some(WanMode::Static),
+            ..LineReport::default()
+        };
+        assert_eq!(line_text(&stat), "static");
+    }
 }

@@ -73,6 +73,29 @@ pub enum Request {
         #[serde(default)]
         since_ms: Option<u64>,
     },
+    /// Set the system time zone (an IANA name under /usr/share/zoneinfo, see
+    /// [`timezone_name_problem`]) through systemd-timedated; refused with
+    /// [`RefusalCode::Unsupported`] where there is no timedated (the namespace lab, a
+    /// container). Answered [`Done`].
+    SetTimezone { name: String },
+}
+
+/// Why `name` is not shaped like an IANA time zone name (`Europe/Berlin`, `UTC`,
+/// `America/Argentina/Buenos_Aires`, `Etc/GMT+5`): a relative path below the zoneinfo
+/// directory, so no `..`, no leading `/`, only letters, digits and `/ _ + -`. Whether the
+/// zone exists is the daemon's check (its zoneinfo files).
+pub fn timezone_name_problem(name: &str) -> Option<String> {
+    let shaped = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    (!shaped).then(|| format!("`{name}` is not a time zone name like Europe/Berlin"))
 }
 
 /// Seconds a config change made over the socket (the web UI) stays live unconfirmed
@@ -110,4 +133,40 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// back. Never panics, whatever the bytes (invalid UTF-8 included).
 pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
     serde_json::from_slice(line).map_err(|e| Refusal::bad_request(format!("bad request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zone_names_are_relative_paths_of_plain_characters() {
+        for good in [
+            "UTC",
+            "Europe/Berlin",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+        ] {
+            assert_eq!(timezone_name_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../etc/passwd",
+            "Europe/../../etc",
+            "Europe/",
+            "a//b",
+            "a b",
+            "Europe/Berlin\n",
+            "./UTC",
+        ] {
+            assert!(timezone_name_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(timezone_name_problem(&"A".repeat(65)).is_some());
+        let wire = serde_json::to_value(Request::SetTimezone { name: "UTC".into() }).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"cmd": "set_timezone", "name": "UTC"})
+        );
+    }
 }

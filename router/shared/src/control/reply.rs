@@ -47,6 +47,8 @@ pub enum RefusalCode {
     ApplyFailed,
     /// The daemon could not read or save its files.
     Internal,
+    /// This system cannot do it (e.g. no systemd-timedated to set the time zone).
+    Unsupported,
     /// A code this build does not know (a newer daemon).
     #[serde(other)]
     Unknown,

@@ -4,6 +4,7 @@
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{ApiJson, ClientIp};
+use crate::pppoe_secret;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,9 +19,11 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigView {
-    /// The config file as saved.
+    /// The config file as saved, without any PPPoE `password` (write-only).
     pub toml: String,
-    /// The same parsed into its JSON form (null if the file does not validate).
+    /// The same parsed into its JSON form (null if the file does not validate). Each
+    /// `wan_interfaces[i].pppoe` has no `password` (write-only) but `password_set` (bool,
+    /// read-only) and, once the daemon stored it, `password_file`.
     #[schema(value_type = Object)]
     pub config: Value,
     pub version: Option<u64>,
@@ -39,7 +42,10 @@ pub struct PendingAnswer {
     pub confirm_seconds: u32,
 }
 
-/// Either the JSON form (`config`) or the TOML text (`toml`).
+/// Either the JSON form (`config`) or the TOML text (`toml`). A WAN's `pppoe` section with
+/// neither `password` nor `password_file` keeps the WAN's current password; `password` (write
+/// only) sets a new one, which the daemon moves into a root-only file. `password_set` (as
+/// GET shows it) is read-only and ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigPut {
@@ -113,13 +119,15 @@ fn refresh_later(state: &AppState) {
         (status = 403, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn get_config(State(state): State<AppState>, _who: Admin) -> ApiResult<Json<ConfigView>> {
     let answer: ConfigReply = state.daemon.ask(&Request::GetConfig).await?;
-    let toml = answer.toml;
-    let config = Config::from_toml(&toml)
+    let config = Config::from_toml(&answer.toml)
         .ok()
         .and_then(|c| serde_json::to_value(c).ok())
-        .unwrap_or(Value::Null);
+        .map_or(Value::Null, |mut v| {
+            pppoe_secret::redact_json(&mut v);
+            v
+        });
     Ok(Json(ConfigView {
-        toml,
+        toml: pppoe_secret::redact_toml(&answer.toml),
         config,
         version: answer.version,
         pending: answer.pending,
@@ -141,11 +149,20 @@ pub async fn put_config(
     ApiJson(body): ApiJson<ConfigPut>,
 ) -> ApiResult<Json<PendingAnswer>> {
     let (toml, source) = match (body.config, body.toml) {
-        (Some(value), None) => {
+        (Some(mut value), None) => {
+            let running = if pppoe_secret::json_needs_running(&value) {
+                running_config(&state).await?
+            } else {
+                None
+            };
+            pppoe_secret::keep_json(&mut value, running.as_ref());
             let cfg = config_from_json(value).map_err(ApiError::InvalidConfig)?;
             (toml::to_string(&cfg).map_err(ApiError::internal)?, "json")
         }
-        (None, Some(text)) => (text, "toml"),
+        (None, Some(text)) => match running_config_for(&state, &text).await? {
+            Some(running) => (pppoe_secret::keep_toml(&text, &running), "toml"),
+            None => (text, "toml"),
+        },
         _ => {
             return Err(ApiError::bad_field(
                 "config",
@@ -165,6 +182,21 @@ pub async fn put_config(
         )
         .await;
     Ok(Json(answer))
+}
+
+/// The running config, when it validates (else there is nothing to keep passwords from).
+async fn running_config(state: &AppState) -> ApiResult<Option<Config>> {
+    let current: ConfigReply = state.daemon.ask(&Request::GetConfig).await?;
+    Ok(Config::from_toml(&current.toml).ok())
+}
+
+/// The running config when `text` has a PPPoE section that keeps the current password.
+async fn running_config_for(state: &AppState, text: &str) -> ApiResult<Option<Config>> {
+    if pppoe_secret::toml_needs_running(text) {
+        running_config(state).await
+    } else {
+        Ok(None)
+    }
 }
 
 /// Keep the pending change (must be a new request after the change).

@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use routeros_shared::config::Config;
-use routeros_shared::control::{ConfigReply, Request};
+use routeros_shared::control::{ConfigReply, Done, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -102,11 +102,29 @@ pub async fn set_password(
     Ok(response)
 }
 
-/// Apply the wizard's WANs and LAN as a config change (commit-confirm, like PUT /config)
-/// and mark setup done.
+/// The answer to `POST /setup/apply`: the pending config change, and the time zone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupAnswer {
+    #[serde(flatten)]
+    pub applied: PendingAnswer,
+    pub timezone: TimezoneOutcome,
+}
+
+/// Whether the system time zone was set (the rest of the setup applies either way).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimezoneOutcome {
+    pub name: String,
+    pub set: bool,
+    /// The daemon's answer, or why it could not set it (e.g. no systemd-timedated here).
+    pub message: String,
+}
+
+/// Apply the wizard's WAN lines (mode, static address, VLAN, MAC, PPPoE account) and LAN as
+/// a config change (commit-confirm, like PUT /config), set the system time zone, and mark
+/// setup done. Nothing is applied when a field is refused. The PPPoE password is write-only.
 #[utoipa::path(post, path = "/api/v1/setup/apply", tag = "setup",
     request_body = Wizard,
-    responses((status = 200, body = PendingAnswer), (status = 400, body = ErrorBody),
+    responses((status = 200, body = SetupAnswer), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn apply(
@@ -114,7 +132,7 @@ pub async fn apply(
     ClientIp(ip): ClientIp,
     who: Admin,
     ApiJson(body): ApiJson<Wizard>,
-) -> ApiResult<Json<PendingAnswer>> {
+) -> ApiResult<Json<SetupAnswer>> {
     let problems = body.check();
     if !problems.is_empty() {
         return Err(ApiError::InvalidConfig(problems));
@@ -128,20 +146,46 @@ pub async fn apply(
     let new = body.to_config(&base).map_err(ApiError::InvalidConfig)?;
     let toml = toml::to_string(&new).map_err(ApiError::internal)?;
     let answer = apply_toml(&state, &who, toml).await?;
+    let timezone = set_timezone(&state, &body.timezone).await;
     state
         .wizard
-        .mark_done(&body, &who.username)
+        .mark_done(&body, &who.username, timezone.set)
         .map_err(|e| ApiError::Internal(format!("cannot save setup state: {e}")))?;
+    let wans: Vec<_> = body
+        .wans
+        .iter()
+        .map(|w| json!({ "name": w.name, "mode": w.mode, "vlan": w.vlan }))
+        .collect();
     state
         .audit
         .record(
             &who,
             ip,
             "setup.apply",
-            json!({ "wans": body.wans.iter().map(|w| &w.name).collect::<Vec<_>>(),
-                    "lan": body.lan.interface, "timezone": body.timezone,
-                    "pending": answer.pending }),
+            json!({ "wans": wans, "lan": body.lan.interface, "timezone": body.timezone,
+                    "timezone_set": timezone.set, "pending": answer.pending }),
         )
         .await;
-    Ok(Json(answer))
+    Ok(Json(SetupAnswer {
+        applied: answer,
+        timezone,
+    }))
+}
+
+/// Ask the daemon to set the system time zone; a refusal (no timedated here) is reported,
+/// not an error: the config change is live already.
+async fn set_timezone(state: &AppState, name: &str) -> TimezoneOutcome {
+    let req = Request::SetTimezone { name: name.into() };
+    let (set, message) = match state.daemon.ask::<Done>(&req).await {
+        Ok(done) => (true, done.message),
+        Err(e) => (false, e.into_body().message),
+    };
+    if !set {
+        tracing::warn!(timezone = name, "time zone not set: {message}");
+    }
+    TimezoneOutcome {
+        name: name.into(),
+        set,
+        message,
+    }
 }

@@ -1,21 +1,26 @@
 //! A stand-in for routeros-watchdog's control socket, built from the protocol's own types
 //! (`routeros_shared::control`): the web API tests drive it in-process (recording what it
 //! was asked), and `examples/fake_daemon.rs` serves it to ci/bench-web.sh. It answers at
-//! once with canned but plausible figures; byte counters grow with every status.
+//! once with canned but plausible figures; byte counters grow with every status. Like the
+//! daemon, it keeps the config it was last given, with any inline PPPoE password moved out
+//! into a "secret file" (`password_file`; here the secret stays in memory).
 
 #![allow(dead_code)] // each user takes what it needs
 
+use routeros_shared::config::{Config, WanMode};
 use routeros_shared::control::{
     parse_request, to_wire, Applied, ConfigReply, Done, EventsReply, HealthPoint, HealthState,
-    HistoryReply, PendingInfo, Refusal, RefusalCode, Reply, Request, RouterStatus, StatusReport,
-    Subscribed, TakeOutEffect, TakenOut, VersionInfo, VersionsReply, WanReport, WanRole,
-    CONFIRM_SECONDS,
+    HistoryReply, LineReport, PendingInfo, Refusal, RefusalCode, Reply, Request, RouterStatus,
+    SessionReport, SessionState, StatusReport, Subscribed, TakeOutEffect, TakenOut, VersionInfo,
+    VersionsReply, WanReport, WanRole, CONFIRM_SECONDS,
 };
 use routeros_shared::events::{now_ms, Event, EventKind};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -27,7 +32,11 @@ gateway = "192.0.2.1"
 
 [[wan_interfaces]]
 name = "wan2"
-gateway = "198.51.100.1"
+mode = "pppoe"
+
+[wan_interfaces.pppoe]
+username = "customer@isp.example"
+password_file = "/opt/routeros/config/secrets/wan2.pppoe"
 
 [lan]
 interface = "lan0"
@@ -54,6 +63,17 @@ struct Inner {
     statuses: AtomicU64,
     /// What the next disable or maintenance reports as reset.
     resets: AtomicU64,
+    /// The config as saved (GetConfig answers it; ApplyConfig replaces it).
+    config: Mutex<String>,
+    /// PPPoE passwords by WAN, as the daemon's secret files would hold them.
+    secrets: Mutex<BTreeMap<String, String>>,
+    /// Answer set_timezone as a system without systemd-timedated does.
+    no_timedated: AtomicBool,
+}
+
+/// Where the fake says it keeps a WAN's PPPoE password (the daemon's secret file).
+pub fn secret_file(wan: &str) -> String {
+    format!("/opt/routeros/config/secrets/{wan}.pppoe")
 }
 
 fn wan(i: u32, name: &str, up: bool, active: bool, connections: u64) -> WanReport {
@@ -105,6 +125,20 @@ impl FakeDaemon {
         // What the daemon's rule says: wan1 is the last WAN in service (nothing to move its
         // connections to); wan2 is out already.
         wans[1].take_out.takeover = vec!["wan1".into()];
+        // wan2 is a PPPoE line whose ISP refused the password: no ppp device, no address.
+        wans[1].device = "ppp-wan2".into();
+        wans[1].present = false;
+        wans[1].gateway = None;
+        wans[1].line = LineReport {
+            mode: Some(WanMode::Pppoe),
+            vlan: None,
+            session: Some(SessionReport {
+                state: SessionState::AuthFailed,
+                last_error: Some("authentication failed".into()),
+                since_ms: Some(2000),
+                restarts: 3,
+            }),
+        };
         Self::new(wans, vec![125_000, 0])
     }
 
@@ -146,6 +180,12 @@ impl FakeDaemon {
                 subscribers: Mutex::default(),
                 statuses: AtomicU64::new(0),
                 resets: AtomicU64::new(0),
+                config: Mutex::new(CONFIG_TOML.into()),
+                secrets: Mutex::new(BTreeMap::from([(
+                    "wan2".to_string(),
+                    "old-pppoe-secret".to_string(),
+                )])),
+                no_timedated: AtomicBool::new(false),
             }),
         }
     }
@@ -184,6 +224,50 @@ impl FakeDaemon {
             .lock()
             .unwrap()
             .retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    /// The config as the fake saved it.
+    pub fn config_text(&self) -> String {
+        self.inner.config.lock().unwrap().clone()
+    }
+
+    /// Replace the saved config as if edited by hand on the router (nothing moved).
+    pub fn set_config_text(&self, text: &str) {
+        *self.inner.config.lock().unwrap() = text.into();
+    }
+
+    /// The PPPoE password the fake holds for `wan` (its "secret file").
+    pub fn secret(&self, wan: &str) -> Option<String> {
+        self.inner.secrets.lock().unwrap().get(wan).cloned()
+    }
+
+    /// Refuse set_timezone as a system without systemd-timedated (the namespace lab) does.
+    pub fn without_timedated(&self) {
+        self.inner.no_timedated.store(true, Ordering::SeqCst);
+    }
+
+    /// Save an applied config as the daemon does: an inline PPPoE password goes into the
+    /// WAN's secret file and the saved text points there.
+    fn save_config(&self, text: &str) {
+        let Ok(cfg) = Config::from_toml(text) else {
+            *self.inner.config.lock().unwrap() = text.into();
+            return;
+        };
+        let mut raw = cfg.to_raw();
+        for wan in &mut raw.wan_interfaces {
+            if let Some(p) = wan.pppoe.as_mut() {
+                if let Some(pw) = p.password.take() {
+                    self.inner
+                        .secrets
+                        .lock()
+                        .unwrap()
+                        .insert(wan.name.clone(), pw);
+                    p.password_file = Some(secret_file(&wan.name).into());
+                }
+            }
+        }
+        let saved = Config::from_raw(raw).expect("still valid");
+        *self.inner.config.lock().unwrap() = toml::to_string(&saved).unwrap();
     }
 
     /// Connections the next disable or maintenance says it reset.
@@ -354,12 +438,15 @@ impl FakeDaemon {
                 Reply::History(HistoryReply { wan, points })
             }
             Request::GetConfig => Reply::Config(ConfigReply {
-                toml: CONFIG_TOML.into(),
+                toml: self.config_text(),
                 version: Some(3),
                 pending: None,
                 confirm_seconds: CONFIRM_SECONDS,
             }),
-            Request::ApplyConfig { .. } => applied("19abc", 99_000, 4),
+            Request::ApplyConfig { toml, .. } => {
+                self.save_config(&toml);
+                applied("19abc", 99_000, 4)
+            }
             Request::RollbackConfig { .. } => applied("19abd", 99_500, 5),
             Request::ConfirmConfig { id } if id == "19abc" => done("change confirmed".into()),
             Request::ConfirmConfig { .. } => {
@@ -383,6 +470,13 @@ impl FakeDaemon {
                     },
                 ],
             }),
+            Request::SetTimezone { .. } if self.inner.no_timedated.load(Ordering::SeqCst) => {
+                return Err(Refusal::new(
+                    RefusalCode::Unsupported,
+                    "time zone not set: systemd-timedated is not available here",
+                ))
+            }
+            Request::SetTimezone { name } => done(format!("time zone set to {name}")),
             Request::Subscribe { .. } => unreachable!("answered by the session"),
         })
     }

@@ -10,19 +10,49 @@ import { api, ApiError, errorText } from './api.js';
 import { confirmDialog, toast } from './dialogs.js';
 import {
   h, clear, clone, getPath, setPath, parsePath, joinPath, pathAncestors, configTestId,
-  parseList, formatList, parseNumber, humanize, formatTime,
+  parseList, formatList, parseNumber, humanize, formatTime, pppoeWithPassword, pppoePasswordSet,
 } from './util.js';
 
 // ---------- what we know about the schema ----------
 
 const LEVELS = ['ERROR', 'WARN', 'INFO', 'DEBUG', 'TRACE'];
 
+const PPPOE_FIELDS = {
+  username: { label: 'PPPoE username', type: 'text', placeholder: 'customer@isp.example' },
+  password: { label: 'PPPoE password', type: 'secret', help: 'Never shown. Leave empty to keep the current one.' },
+  service_name: { label: 'Service name', type: 'text', optional: true, placeholder: 'any', help: 'Only if your ISP asks for one.' },
+  mtu: { label: 'MTU', type: 'int', min: 576, max: 1500, help: '1492 fits most lines.' },
+  password_file: { label: 'Password file', type: 'text', optional: true, advanced: true, help: 'Where the router keeps the password (root only). Set by the router.' },
+  password_set: { type: 'hidden' },
+};
+
+/** Mode changed: a PPPoE line gets an account to fill in, other modes lose theirs. */
+function modeChanged(form, path, mode) {
+  const wan = parsePath(path).slice(0, -1);
+  const pppoe = joinPath(wan.concat('pppoe'));
+  if (mode === 'pppoe' && !getPath(form.work, pppoe)) form.write(pppoe, { username: '', mtu: 1492 });
+  if (mode !== 'pppoe' && getPath(form.work, pppoe)) form.write(pppoe, undefined);
+  form.onStructure();
+}
+
 const WAN_FIELDS = {
   name: { label: 'Interface', type: 'text', placeholder: 'eth0' },
+  mode: {
+    label: 'Connection', type: 'select', optional: true, changed: modeChanged,
+    options: [['', 'System network config'], ['dhcp', 'DHCP'], ['static', 'Static address'], ['pppoe', 'PPPoE']],
+    help: 'How the router brings the line up; “System” leaves it to the system (netplan, cloud-init).',
+  },
+  address: { label: 'Address (CIDR)', type: 'text', optional: true, placeholder: '203.0.113.5/29', help: 'Static lines only.' },
   weight: { label: 'Weight', type: 'int', min: 1, max: 255, help: 'Share of new connections (1–255).' },
   priority: { label: 'Priority', type: 'int', min: 1, help: 'Failover mode: the lowest live priority carries all traffic.' },
-  gateway: { label: 'Gateway', type: 'text', optional: true, placeholder: 'learned from DHCP', help: 'Leave empty to learn it from DHCP.' },
+  gateway: { label: 'Gateway', type: 'text', optional: true, placeholder: 'learned from DHCP', help: 'Static lines: required. DHCP: leave empty to learn it. PPPoE: none.' },
   dns: { label: 'DNS servers', type: 'list', placeholder: '8.8.8.8, 8.8.4.4', help: 'Comma separated; reached through this line.' },
+  vlan: { label: 'VLAN', type: 'int', optional: true, min: 1, max: 4094, placeholder: 'untagged', help: '802.1Q tag your ISP expects (e.g. 7), any mode.' },
+  mac: { label: 'MAC address', type: 'text', optional: true, placeholder: 'the port’s own', help: 'Clone the address of the box the line was bound to.' },
+  pppoe: {
+    label: 'PPPoE account', toggleLabel: 'PPPoE account', type: 'object', optional: true,
+    make: () => ({ username: '', mtu: 1492 }), fields: PPPOE_FIELDS,
+  },
   table: { label: 'Routing table', type: 'int', optional: true, advanced: true, placeholder: 'default' },
   mark: { label: 'Packet mark', type: 'int', optional: true, advanced: true, placeholder: 'default' },
 };
@@ -303,6 +333,8 @@ class ConfigForm {
       return hint.optional ? undefined : '';
     };
 
+    if (kind === 'hidden') return null;
+    if (kind === 'secret') return this.secretField(path, hint, common);
     if (kind === 'bool') {
       input = h('input', { ...common, type: 'checkbox', checked: !!value });
       input.addEventListener('change', () => write(input.checked));
@@ -316,7 +348,10 @@ class ConfigForm {
       const cur = value === undefined || value === null ? '' : String(value);
       if (![...input.options].some((o) => o.value === cur)) input.append(h('option', { value: cur, text: cur }));
       input.value = cur;
-      input.addEventListener('change', () => write(input.value === '' && hint.optional ? undefined : input.value));
+      input.addEventListener('change', () => {
+        write(input.value === '' && hint.optional ? undefined : input.value);
+        if (hint.changed) hint.changed(this, path, input.value);
+      });
     } else if (kind === 'wans') {
       const names = this.wanNames();
       const cur = Array.isArray(value) ? value : [];
@@ -354,6 +389,31 @@ class ConfigForm {
       h('p', { class: 'field-error', dataset: { errorFor: path }, hidden: true }));
   }
 }
+
+/**
+ * The write-only PPPoE password: an empty field keeps the current one, a "set" / "not set"
+ * badge says whether there is one (`config-password-set-<section path>`, data-set).
+ */
+ConfigForm.prototype.secretField = function secretField(path, hint, common) {
+  const parent = joinPath(parsePath(path).slice(0, -1));
+  const original = getPath(this.work, parent) || {};
+  const isSet = pppoePasswordSet(original);
+  const keptFile = original.password_file;
+  const input = h('input', {
+    ...common, type: 'password', autocomplete: 'new-password', value: '',
+    placeholder: isSet ? 'unchanged' : 'required',
+  });
+  input.addEventListener('input', () => this.write(parent, pppoeWithPassword(getPath(this.work, parent), input.value, keptFile)));
+  const badge = h('span', {
+    class: `badge ${isSet ? 'badge-ok' : 'badge-warn'}`, testid: `config-password-set-${parent}`,
+    dataset: { set: String(isSet) }, text: isSet ? 'set' : 'not set',
+  });
+  return h('div', { class: 'field' },
+    h('label', { for: common.id }, `${hint.label || 'Password'} `, badge),
+    input,
+    hint.help ? h('p', { class: 'help', text: hint.help }) : null,
+    h('p', { class: 'field-error', dataset: { errorFor: path }, hidden: true }));
+};
 
 /** An empty item shaped like `sample` (same keys and value types). */
 function blankLike(sample) {

@@ -8,7 +8,7 @@ import { WanCharts, chartUnavailable, wanColor } from './charts.js';
 import { eventLog } from './events.js';
 import {
   h, clear, DASH, formatMbps, formatMs, formatPercent, formatDuration, formatUptime,
-  formatBytes, formatTime, wanRole, wanDisplayState,
+  formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView,
 } from './util.js';
 
 const MAX_MAINT_MINUTES = 7 * 24 * 60;
@@ -42,6 +42,8 @@ function field(label, testid) {
 
 function buildCard(name, index, ctx, actions) {
   const f = {
+    line: field('Line', `wan-line-${name}`),
+    device: field('Device', `wan-device-${name}`),
     address: field('Address', `wan-address-${name}`),
     gateway: field('Gateway', `wan-gateway-${name}`),
     latency: field('Latency', `wan-latency-${name}`),
@@ -56,6 +58,8 @@ function buildCard(name, index, ctx, actions) {
   const since = h('span', { class: 'since muted', testid: `wan-since-${name}` });
   const weight = h('span', { testid: `wan-weight-${name}`, text: DASH });
   const meta = h('div', { class: 'wan-meta' }, since, h('span', { class: 'muted small' }, 'weight ', weight));
+  // PPPoE lines: the session as pppd reports it (state, and why the last one failed).
+  const session = h('p', { class: 'wan-session small', testid: `wan-session-${name}`, hidden: true });
   const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
   swatch.style.background = wanColor(index);
 
@@ -77,10 +81,13 @@ function buildCard(name, index, ctx, actions) {
       h('h2', { class: 'wan-name' }, swatch, name),
       h('div', { class: 'pills' }, state, role)),
     meta,
+    session,
     h('dl', { class: 'wan-figures' }, Object.values(f).map((x) => x.node)),
     controls);
-  return { card, f, state, role, since, weight, btn, minutes, sinceMs: null, untilMs: null, displayState: 'unknown', health: 'unknown' };
+  return { card, f, state, role, since, weight, session, btn, minutes, sinceMs: null, untilMs: null, displayState: 'unknown', health: 'unknown' };
 }
+
+const wanName = (w) => w.name || DASH;
 
 function updateCard(c, w) {
   const display = wanDisplayState(w);
@@ -101,8 +108,19 @@ function updateCard(c, w) {
   c.role.hidden = out || (role === 'active' && w.usable !== true);
   c.sinceMs = Number(w.since_ms) || null;
   c.untilMs = role === 'maintenance' ? untilMs(w.maintenance_until) : null;
+  const line = w.line || {};
+  c.f.line.dd.textContent = lineText(line);
+  c.card.dataset.mode = line.mode || 'system';
+  c.f.device.dd.textContent = w.device || wanName(w);
+  const s = sessionView(line);
+  c.session.hidden = !s;
+  if (s) {
+    c.session.textContent = `PPPoE session: ${s.text}`;
+    c.session.dataset.session = s.state;
+  }
   c.f.address.dd.textContent = w.address || DASH;
-  c.f.gateway.dd.textContent = w.gateway || (w.address ? 'DHCP' : DASH);
+  // A PPPoE line's next hop is its session's peer (no gateway address).
+  c.f.gateway.dd.textContent = w.gateway || (w.address ? (line.mode === 'pppoe' ? 'PPP peer' : 'DHCP') : DASH);
   c.weight.textContent = w.weight ?? DASH;
   c.f.latency.dd.textContent = formatMs(w.latency_ms);
   c.f.jitter.dd.textContent = formatMs(w.jitter_ms);

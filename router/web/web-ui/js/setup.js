@@ -1,7 +1,8 @@
 // First-boot wizard, shown while the session says setup_required:
-// 1 new admin password -> POST /setup/password; 2 WAN lines; 3 LAN; 4 time zone;
-// 5 summary -> POST /setup/apply. Field errors from the server (by `path`) appear next to the
-// fields on their step and in a list at the top.
+// 1 new admin password -> POST /setup/password; 2 WAN lines (DHCP, static or PPPoE, optional
+// VLAN and MAC); 3 LAN; 4 time zone; 5 summary -> POST /setup/apply (a config change with
+// commit-confirm; the daemon sets the time zone). Field errors from the server (by `path`)
+// appear next to the fields on their step and in a list at the top.
 
 import { api, ApiError, errorText } from './api.js';
 import { toast } from './dialogs.js';
@@ -46,9 +47,19 @@ export function suggestDhcpRange(cidr) {
   return { start: `${base}.100`, end: `${base}.200` };
 }
 
+/** Problems of a VLAN id as typed ('' = untagged): a reason or ''. */
+export function vlanProblem(text) {
+  const t = String(text ?? '').trim();
+  if (t === '') return '';
+  return /^\d+$/.test(t) && Number(t) >= 1 && Number(t) <= 4094 ? '' : 'A VLAN id from 1 to 4094, or empty for none.';
+}
+
 /**
  * The body of POST /setup/apply from the wizard state:
- * {wans:[{name, mode, address?, gateway?, dns:[], weight}], lan:{interface, address, dhcp_start, dhcp_end}, timezone}
+ * {wans:[{name, mode, address?, gateway?, dns:[], weight, vlan?, mac?,
+ *   pppoe?: {username, password?, service_name?}}],
+ *  lan:{interface, address, dhcp_start, dhcp_end}, timezone}
+ * An empty PPPoE password is left out (the server keeps a stored one).
  */
 export function buildApplyBody(state) {
   const wans = state.interfaces
@@ -59,6 +70,17 @@ export function buildApplyBody(state) {
       if (w.mode === 'static') {
         if (w.address.trim()) out.address = w.address.trim();
         if (w.gateway.trim()) out.gateway = w.gateway.trim();
+      }
+      const vlan = String(w.vlan ?? '').trim();
+      if (vlan) out.vlan = /^\d+$/.test(vlan) ? Number(vlan) : vlan;
+      const mac = String(w.mac ?? '').trim();
+      if (mac) out.mac = mac.toLowerCase();
+      if (w.mode === 'pppoe') {
+        const p = { username: String(w.pppoeUser ?? '').trim() };
+        if (w.pppoePassword) p.password = w.pppoePassword;
+        const service = String(w.pppoeService ?? '').trim();
+        if (service) p.service_name = service;
+        out.pppoe = p;
       }
       return out;
     });
@@ -72,6 +94,20 @@ export function buildApplyBody(state) {
     },
     timezone: state.timezone.trim(),
   };
+}
+
+/** One summary line for a WAN of the apply body (never the password). */
+export function wanSummary(w) {
+  let how = 'DHCP';
+  if (w.mode === 'static') how = `static ${w.address || '?'} via ${w.gateway || '?'}`;
+  if (w.mode === 'pppoe') how = `PPPoE ${(w.pppoe && w.pppoe.username) || '?'}${w.pppoe && w.pppoe.service_name ? ` (service ${w.pppoe.service_name})` : ''}`;
+  return [
+    how,
+    w.vlan ? `VLAN ${w.vlan}` : '',
+    w.mac ? `MAC ${w.mac}` : '',
+    `weight ${w.weight}`,
+    w.dns && w.dns.length ? `DNS ${formatList(w.dns)}` : '',
+  ].filter(Boolean).join(' · ');
 }
 
 function browserZone() {
@@ -112,7 +148,10 @@ export async function mount(main, ctx) {
   if (!state.interfaces.length) state.interfaces = ['eth0', 'eth1', 'eth2'];
   const ifs = state.interfaces;
   ifs.forEach((n, i) => {
-    state.wans[n] = { use: ifs.length === 1 || i < ifs.length - 1, mode: 'dhcp', address: '', gateway: '', dns: '', weight: i === 0 && ifs.length > 2 ? 2 : 1 };
+    state.wans[n] = {
+      use: ifs.length === 1 || i < ifs.length - 1, mode: 'dhcp', address: '', gateway: '', dns: '', weight: i === 0 && ifs.length > 2 ? 2 : 1,
+      vlan: '', mac: '', pppoeUser: '', pppoePassword: '', pppoeService: '',
+    };
   });
   state.lan.interface = ifs.length > 1 ? ifs[ifs.length - 1] : '';
 
@@ -233,7 +272,7 @@ export async function mount(main, ctx) {
       const mode = h('select', { testid: `setup-wan-mode-${n}`, id: `setup-wan-mode-${n}`, dataset: { field: 'mode' } },
         h('option', { value: 'dhcp', text: 'DHCP' }),
         h('option', { value: 'static', text: 'Static address' }),
-        h('option', { value: 'pppoe', text: 'PPPoE-ready' }));
+        h('option', { value: 'pppoe', text: 'PPPoE' }));
       mode.value = w.mode;
       const input = (field, placeholder, value) => h('input', { type: 'text', id: `setup-wan-${field}-${n}`, testid: `setup-wan-${field}-${n}`, placeholder, value, dataset: { field }, autocomplete: 'off', spellcheck: 'false' });
       const address = input('address', '203.0.113.2/29', w.address);
@@ -241,13 +280,29 @@ export async function mount(main, ctx) {
       const dns = input('dns', '8.8.8.8, 1.1.1.1', w.dns);
       const weight = h('input', { type: 'number', min: 1, max: 255, step: 1, id: `setup-wan-weight-${n}`, testid: `setup-wan-weight-${n}`, value: String(w.weight), dataset: { field: 'weight' } });
       const lbl = (field, text) => h('label', { for: `setup-wan-${field}-${n}`, text });
-      const fld = (field, text, node, help) => h('div', { class: 'field', dataset: { wanField: field } }, lbl(field, text), node, help ? h('p', { class: 'help', text: help }) : null, errSlot('', { wanField: field }));
+      // `path`: the field under wans[i] the server names (defaults to the input's name).
+      const fld = (field, text, node, help, path = field) => h('div', { class: 'field', dataset: { wanField: path } }, lbl(field, text), node, help ? h('p', { class: 'help', text: help }) : null, errSlot('', { wanField: path }));
       const staticBox = h('div', { class: 'field-grid static-fields', testid: `setup-wan-static-${n}` },
         fld('address', 'Address (CIDR)', address), fld('gateway', 'Gateway', gateway), fld('dns', 'DNS servers', dns, 'Comma separated.'));
-      const pppoeNote = h('p', { class: 'muted small', testid: `setup-wan-pppoe-${n}`, text: 'The interface is brought up without an address, ready for a PPPoE client; its route is learned when the session is up.' });
+      const vlan = input('vlan', 'none', w.vlan);
+      vlan.inputMode = 'numeric';
+      const mac = input('mac', 'the port’s own', w.mac);
+      const pppoeUser = input('pppoe-user', 'customer@isp.example', w.pppoeUser);
+      pppoeUser.dataset.field = 'pppoe.username';
+      const pppoePassword = h('input', { type: 'password', id: `setup-wan-pppoe-password-${n}`, testid: `setup-wan-pppoe-password-${n}`, autocomplete: 'new-password', dataset: { field: 'pppoe.password' } });
+      const pppoeService = input('pppoe-service', 'any', w.pppoeService);
+      pppoeService.dataset.field = 'pppoe.service_name';
+      const pppoeBox = h('div', { class: 'field-grid pppoe-fields', testid: `setup-wan-pppoe-${n}` },
+        fld('pppoe-user', 'PPPoE username', pppoeUser, null, 'pppoe.username'),
+        fld('pppoe-password', 'PPPoE password', pppoePassword, 'Stored readable only by the router; never shown again.', 'pppoe.password'),
+        fld('pppoe-service', 'Service name', pppoeService, 'Only if your ISP asks for one.', 'pppoe.service_name'),
+        errSlot('', { wanField: 'pppoe' }));
+      const lineBox = h('div', { class: 'field-grid', testid: `setup-wan-line-${n}` },
+        fld('vlan', 'VLAN', vlan, 'Only if your ISP tags the line (e.g. 7).'),
+        fld('mac', 'MAC address', mac, 'Only if the line is bound to another box’s address.'));
       const body = h('div', { class: 'wan-setup-body' },
         h('div', { class: 'field-grid' }, fld('mode', 'Connection', mode), fld('weight', 'Weight', weight, 'Share of new connections, e.g. 2 for a line twice as fast.')),
-        staticBox, pppoeNote);
+        staticBox, pppoeBox, lineBox);
       const card = h('fieldset', { class: 'item wan-setup', testid: `setup-wan-${n}`, dataset: { iface: n } },
         h('legend', {}, h('label', { class: 'check', for: `setup-wan-use-${n}` }, use, h('span', {}, 'Use ', h('strong', { text: n }), ' as a WAN line'))),
         errSlot('', { wanField: '' }), body);
@@ -258,18 +313,26 @@ export async function mount(main, ctx) {
         w.gateway = gateway.value;
         w.dns = dns.value;
         w.weight = weight.value;
+        w.vlan = vlan.value;
+        w.mac = mac.value;
+        w.pppoeUser = pppoeUser.value;
+        w.pppoePassword = pppoePassword.value;
+        w.pppoeService = pppoeService.value;
         body.hidden = !w.use;
         staticBox.hidden = w.mode !== 'static';
-        pppoeNote.hidden = w.mode !== 'pppoe';
+        pppoeBox.hidden = w.mode !== 'pppoe';
         card.dataset.use = String(w.use);
         card.dataset.mode = w.mode;
       };
-      for (const x of [use, mode, address, gateway, dns, weight]) {
+      for (const x of [use, mode, address, gateway, dns, weight, vlan, mac, pppoeUser, pppoePassword, pppoeService]) {
         x.addEventListener('input', sync);
         x.addEventListener('change', () => { sync(); renumber(); });
       }
       sync();
-      rows.push({ n, card, nodes: { mode, address, gateway, dns, weight } });
+      rows.push({
+        n, card,
+        nodes: { mode, address, gateway, dns, weight, vlan, mac, 'pppoe.username': pppoeUser, 'pppoe.password': pppoePassword, 'pppoe.service_name': pppoeService },
+      });
       list.append(card);
     }
     // data-path follows the index in the `wans` array sent, i.e. among the used interfaces.
@@ -312,6 +375,9 @@ export async function mount(main, ctx) {
             if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(w.address.trim())) out.push({ path: `wans[${i}].address`, reason: 'An address with prefix, e.g. 203.0.113.2/29.' });
             if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(w.gateway.trim())) out.push({ path: `wans[${i}].gateway`, reason: 'The ISP gateway address, e.g. 203.0.113.1.' });
           }
+          if (w.mode === 'pppoe' && !w.pppoeUser.trim()) out.push({ path: `wans[${i}].pppoe.username`, reason: 'The PPPoE username from your ISP.' });
+          const vp = vlanProblem(w.vlan);
+          if (vp) out.push({ path: `wans[${i}].vlan`, reason: vp });
         });
         return out;
       },
@@ -383,7 +449,7 @@ export async function mount(main, ctx) {
     });
     const el = h('div', { class: 'pane', testid: 'setup-pane-timezone' },
       h('h2', { text: 'Time zone' }),
-      h('p', { class: 'muted', text: 'Saved with the setup for the system clock. The dashboard shows times in your browser\'s time zone.' }),
+      h('p', { class: 'muted', text: 'Set as the router\'s system time zone (its logs and clock). The dashboard shows times in your browser\'s time zone.' }),
       h('div', { class: 'field-grid' },
         h('div', { class: 'field' }, h('label', { for: 'setup-timezone-select', text: 'Common zones' }), sel),
         h('div', { class: 'field' }, h('label', { for: 'setup-timezone', text: 'Time zone' }), text,
@@ -405,11 +471,7 @@ export async function mount(main, ctx) {
         const b = buildApplyBody(state);
         clear(body);
         body.append(h('table', { class: 'table summary-table' }, h('tbody', {},
-          b.wans.map((w) => row(`WAN ${w.name}`, [
-            w.mode === 'static' ? `static ${w.address || '?'} via ${w.gateway || '?'}` : w.mode === 'pppoe' ? 'PPPoE-ready' : 'DHCP',
-            `weight ${w.weight}`,
-            w.dns.length ? `DNS ${formatList(w.dns)}` : '',
-          ].filter(Boolean).join(' · '))),
+          b.wans.map((w) => row(`WAN ${w.name}`, wanSummary(w))),
           row(`LAN ${b.lan.interface}`, `${b.lan.address} · DHCP ${b.lan.dhcp_start || '?'} – ${b.lan.dhcp_end || '?'}`),
           row('Time zone', b.timezone))));
         body.append(h('p', { class: 'muted small', text: 'Applying is live at once. If the LAN address changes, reconnect to the new address. Like every change, it rolls back by itself unless you confirm it in time on the dashboard.' }));
@@ -429,6 +491,11 @@ export async function mount(main, ctx) {
         try { s = await api.get('/session', { quiet: true, noRedirect: true }); } catch { /* keep going */ }
         ctx.setSession({ ...(s || ctx.session), setup_required: false, wizard_done: true });
         if (res && res.pending) showPending(res.pending, res.confirm_seconds);
+        const tz = res && res.timezone;
+        if (tz && tz.set === false) {
+          const why = String(tz.message || 'the system could not set it').replace(/^time zone not set:\s*/i, '');
+          toast(`Time zone ${tz.name} not set: ${why}. Everything else was applied.`, 'error');
+        }
         ctx.goHome();
       },
     };

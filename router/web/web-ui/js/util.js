@@ -238,3 +238,55 @@ export function wanDisplayState(w) {
   if (role === 'disabled' || role === 'maintenance') return 'disabled';
   return w.state ? String(w.state) : 'unknown';
 }
+
+const MODE_TEXT = { dhcp: 'DHCP', static: 'Static', pppoe: 'PPPoE' };
+
+/**
+ * How a WAN's line is brought up, from the status' `line`: "PPPoE · VLAN 7", "DHCP",
+ * "Static"; "System" when the system's own network config brings it up (no `mode`).
+ */
+export function lineText(line) {
+  const l = line || {};
+  const mode = l.mode ? MODE_TEXT[l.mode] || String(l.mode) : 'System';
+  return l.vlan ? `${mode} · VLAN ${l.vlan}` : mode;
+}
+
+const SESSION_TEXT = { connecting: 'connecting', up: 'up', down: 'down', auth_failed: 'authentication failed' };
+
+/**
+ * A PPPoE line's session for its card: {state, text, error}; state is the daemon's
+ * (connecting | up | down | auth_failed) or "none" before pppd reported anything. Null for
+ * lines that are not PPPoE.
+ */
+export function sessionView(line) {
+  if (!line || line.mode !== 'pppoe') return null;
+  const s = line.session;
+  if (!s) return { state: 'none', text: 'not started yet', error: '' };
+  const state = String(s.state || 'none');
+  const error = s.last_error ? String(s.last_error) : '';
+  let text = SESSION_TEXT[state] || state;
+  if (error && state !== 'up' && error !== text) text += `: ${error}`;
+  if (s.restarts > 0 && state !== 'up') text += ` (${s.restarts} ${s.restarts === 1 ? 'retry' : 'retries'})`;
+  return { state, text, error };
+}
+
+/**
+ * A PPPoE section (as edited now) after its password field changed. The password is
+ * write-only: the server shows `password_set` (and `password_file`) instead. Empty text keeps
+ * the current password (the section keeps the `password_file` it came with, `keptFile`, or
+ * none: the server then keeps what it has); a new password replaces the file, which the
+ * server would otherwise refuse next to it.
+ */
+export function pppoeWithPassword(current, typed, keptFile) {
+  const out = { ...(current || {}) };
+  delete out.password;
+  delete out.password_file;
+  if (typed) out.password = typed;
+  else if (keptFile) out.password_file = keptFile;
+  return out;
+}
+
+/** Whether the server says a PPPoE section has a password (or a password file). */
+export function pppoePasswordSet(pppoe) {
+  return !!(pppoe && (pppoe.password_set === true || pppoe.password_file || pppoe.password));
+}

@@ -6,6 +6,7 @@ use routeros_shared::events::Event;
 use tokio::sync::{broadcast, oneshot};
 
 mod server;
+mod timezone;
 
 pub use server::{refuse_if_served, serve, Daemon};
 

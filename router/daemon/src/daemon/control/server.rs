@@ -191,6 +191,10 @@ where
                     to_wire(&Ok(Reply::Status(Box::new(daemon.status.current().await)))),
                     false,
                 ),
+                // Nothing of the routing state: answered here, off the event loop.
+                Ok(Request::SetTimezone { name }) => {
+                    (to_wire(&super::timezone::set(&name).await), false)
+                }
                 Ok(req) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     if daemon.requests.send((req, tx)).await.is_err() {

@@ -118,6 +118,10 @@ impl<P: Platform> Supervisor<P> {
             Request::Subscribe { .. } => Err(Refusal::bad_request(
                 "subscribe is answered by the control server",
             )),
+            // Answered by the control server, off the event loop (control/timezone.rs).
+            Request::SetTimezone { .. } => Err(Refusal::bad_request(
+                "set_timezone is answered by the control server",
+            )),
         }
     }
 
