@@ -370,15 +370,21 @@ cmd_daemon_start() {
     # The inner shell records its own pid and then execs `ip netns exec`, which execs the
     # daemon (no fork in between), so PIDFILE holds the daemon's pid.
     echo "=== $(date '+%F %T') daemon-start" >>"$DAEMON_LOG"
-    local enter=(ip netns exec "$RTR")
+    # Inside the router's own networkd mount namespace when it has one (its files, its bus).
+    # Otherwise the daemon shares this machine's /run and system bus: point it at a private
+    # directory for networkd files and at no bus, so a lab never changes this machine's
+    # network config, time zone or units.
+    local enter=(ip netns exec "$RTR" env "DBUS_SYSTEM_BUS_ADDRESS=unix:path=$LAB_DIR/no-system-bus")
+    local lines=(--network-dir "$LAB_DIR/network")
     if [[ -s $LAB_DIR/networkd.pid ]]; then
         enter=(nsenter --target "$(<"$LAB_DIR/networkd.pid")" --mount --net --)
+        lines=()
     fi
     # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
         "${enter[@]}" prlimit --nofile="$(unit_nofile routeros-watchdog.service)" -- "$WATCHDOG" \
         --config "$CONFIG" --state-dir "$LAB_DIR/state" --socket "$SOCKET" --log-dir "$LAB_DIR" \
-        </dev/null >>"$DAEMON_LOG" 2>&1 &
+        "${lines[@]}" </dev/null >>"$DAEMON_LOG" 2>&1 &
 
     # Ready = the daemon is alive, serves its control socket (it binds it only after its first
     # apply; the socket was removed above) and our nft table exists in the router namespace.

@@ -201,6 +201,7 @@ fn session_text(w: &WanReport) -> Option<String> {
         SessionState::Up => "up",
         SessionState::Down => "down",
         SessionState::AuthFailed => "auth_failed",
+        SessionState::Stopped => "stopped",
     };
     let mut out = format!("PPPoE session {state}");
     if let Some(ms) = s.since_ms {

@@ -68,13 +68,21 @@ pub trait LineDriver {
 pub struct SystemLines {
     pub network_dir: PathBuf,
     pub pppd: PppdSupervisor,
+    /// Files changed but networkd was not told (its reload failed): tell it next time,
+    /// even if the files do not change again.
+    reload_pending: bool,
 }
 
 impl SystemLines {
     /// The driver and the channel of its PPPoE session changes (for the event loop).
     pub fn new(network_dir: PathBuf) -> (Self, UnboundedReceiver<SessionChange>) {
         let (pppd, changes) = PppdSupervisor::new(SupervisorConfig::default());
-        (Self { network_dir, pppd }, changes)
+        let lines = Self {
+            network_dir,
+            pppd,
+            reload_pending: false,
+        };
+        (lines, changes)
     }
 }
 
@@ -93,10 +101,12 @@ impl LineDriver for SystemLines {
 
     async fn set_network_files(&mut self, files: &[UnitFile]) -> Result<FilesChanged, LineError> {
         let changed = sync_dir(&self.network_dir, files)?;
-        if changed.is_empty() {
+        if changed.is_empty() && !self.reload_pending {
             return Ok(changed);
         }
+        self.reload_pending = true;
         reload_networkd().await?;
+        self.reload_pending = false;
         for name in &changed.removed {
             if let Some(dev) = name
                 .strip_prefix(FILE_PREFIX)

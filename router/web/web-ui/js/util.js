@@ -251,7 +251,7 @@ export function lineText(line) {
   return l.vlan ? `${mode} · VLAN ${l.vlan}` : mode;
 }
 
-const SESSION_TEXT = { connecting: 'connecting', up: 'up', down: 'down', auth_failed: 'authentication failed' };
+const SESSION_TEXT = { connecting: 'connecting', up: 'up', down: 'down', auth_failed: 'authentication failed', stopped: 'stopped' };
 
 /**
  * A PPPoE line's session for its card: {state, text, error}; state is the daemon's
