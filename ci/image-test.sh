@@ -311,11 +311,6 @@ if has_stage network; then
     imglab_isp_restore 1
 fi
 
-# --- lines: PPPoE and VLAN lines against the ISP guest (same boot) --------------------------
-if has_stage lines; then
-    lines_stage
-fi
-
 # --- upgrade --------------------------------------------------------------------------------
 rsh() { imgvm_ssh sudo "$@"; }
 config_sum() { rsh sha256sum /opt/routeros/config/routeros.toml 2>/dev/null | cut -c1-64; }
@@ -382,6 +377,11 @@ wait_page_state() { # TIMEOUT STATE...: until the upgrade page shows one of the 
     done
     echo "$st"
 }
+
+# --- lines: PPPoE and VLAN lines against the ISP guest (same boot, through the wizard) -------
+if has_stage lines; then
+    lines_stage
+fi
 
 # --- watchdog: a hung PID 1 is reset by the hardware watchdog --------------------------------
 if has_stage watchdog; then

@@ -47,36 +47,59 @@ lines_wait() {
     return 1
 }
 
-# The config additions: a PPPoE line and a tagged DHCP line (appended: TOML allows more
-# [[wan_interfaces]] after other tables).
-lines_toml() {
+# The wizard's answer as a user gives it on the LAN (web API): the four lines (static, DHCP,
+# PPPoE, DHCP on VLAN 7), the LAN as it is, a time zone.
+lines_wizard_body() {
     cat <<EOF
-
-[[wan_interfaces]]
-name = "wan3"
-weight = 1
-mode = "pppoe"
-dns = ["192.0.2.17"]
-[wan_interfaces.pppoe]
-username = "$LINES_USER"
-password = "$LINES_PASS"
-
-[[wan_interfaces]]
-name = "wan4"
-weight = 1
-mode = "dhcp"
-vlan = 7
-dns = ["192.0.2.25"]
+{"wans": [
+  {"name": "wan1", "mode": "static", "address": "$IMGLAB_WAN1_RTR/29", "gateway": "$IMGLAB_WAN1_ISP", "dns": ["$IMGLAB_WAN1_ISP"]},
+  {"name": "wan2", "mode": "dhcp", "dns": ["$IMGLAB_WAN2_ISP"]},
+  {"name": "wan3", "mode": "pppoe", "dns": ["192.0.2.17"],
+   "pppoe": {"username": "$LINES_USER", "password": "$LINES_PASS"}},
+  {"name": "wan4", "mode": "dhcp", "vlan": 7, "dns": ["192.0.2.25"]}],
+ "lan": {"interface": "lan", "address": "$IMGLAB_ROUTER_LAN/24", "dhcp_start": "192.168.1.100", "dhcp_end": "192.168.1.199"},
+ "timezone": "Europe/Berlin"}
 EOF
 }
 
-# The router's config is kept aside (byte for byte) and given the two lines; put back later.
+# json_field FIELD.PATH: one field of the JSON on stdin ("" when absent).
+json_field() {
+    python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else v)' "$1" 2>/dev/null || true
+}
+
+# The wizard through the web API (logged in as admin), then the confirmation; the config as
+# it was is kept aside (byte for byte) and put back afterwards, for the later stages.
 LINES_BACKUP=/run/routeros-lines-test.toml
-lines_add_to_config() {
-    lines_toml | imgvm_ssh "sudo cp -p $LINES_CONFIG $LINES_BACKUP && sudo sh -c 'cat $LINES_BACKUP - >$LINES_CONFIG' && sudo systemctl reload routeros-watchdog"
+lines_wizard() {
+    local out code id tz_set
+    imgvm_ssh "sudo cp -p $LINES_CONFIG $LINES_BACKUP" || return 1
+    web_login || { nok "wizard: cannot log in to the web API"; return 1; }
+    out=$(web POST /api/v1/setup/apply "$(lines_wizard_body)")
+    code=${out##*$'\n'}
+    out=$(sed '$d' <<<"$out")
+    check "wizard (POST /api/v1/setup/apply) with static, DHCP, PPPoE and VLAN lines accepted (HTTP $code)" test "$code" = 200
+    [[ $code == 200 ]] || { echo "  answer: $out"; return 1; }
+    id=$(json_field applied.pending.id <<<"$out")
+    tz_set=$(json_field timezone.set <<<"$out")
+    code=$(web_code POST /api/v1/config/confirm "{\"id\":\"$id\"}")
+    check "wizard's change confirmed (HTTP $code)" bash -c "[[ '$code' =~ ^2 ]]"
+    local tz
+    tz=$(imgvm_ssh timedatectl show -p Timezone --value 2>/dev/null || true)
+    check "wizard's time zone applied through timedated (set=$tz_set, router: $tz)" \
+        bash -c "[[ '$tz_set' == True && '$tz' == Europe/Berlin ]]"
+    local leaks modes
+    leaks=$(imgvm_ssh "sudo grep -rlF -- '$LINES_PASS' $LINES_CONFIG /opt/routeros/config/history /var/lib/routeros-web 2>/dev/null | wc -l" || echo "?")
+    modes=$(imgvm_ssh "sudo sh -c 'stat -c %a /opt/routeros/config/secrets/wan3-*.pppoe'" 2>/dev/null | sort -u | tr '\n' ' ')
+    check "the PPPoE password is in no saved config, history or web file ($leaks files), only in its secret file (mode $modes)" \
+        bash -c "[[ '$leaks' == 0 && '$modes' == '600 ' ]]"
 }
 lines_restore_config() {
-    imgvm_ssh "sudo cp -p $LINES_BACKUP $LINES_CONFIG && sudo rm $LINES_BACKUP && sudo systemctl reload routeros-watchdog"
+    imgvm_ssh "sudo cp -p $LINES_BACKUP $LINES_CONFIG && sudo rm $LINES_BACKUP && sudo timedatectl set-timezone UTC && sudo systemctl reload routeros-watchdog"
 }
 
 # The router's clock minus the host's, in ms (half an SSH round trip of error).
@@ -107,7 +130,7 @@ lines_stage() {
     fi
     ok "ISP guest (PPPoE server, VLAN 7 DHCP) serving ${took} s after its QEMU started"
 
-    lines_add_to_config || nok "could not give the router its PPPoE and VLAN lines"
+    lines_wizard || return 1
     t=$SECONDS
     took=$(lines_wait 90 "session('wan3').get('state') == 'up' and w('wan3').get('usable') and w('wan4').get('usable')" || true)
     if [[ $took != never ]]; then timing["lines_up"]=$took; fi
