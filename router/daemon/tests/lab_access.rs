@@ -27,15 +27,27 @@ fn address(status: &Value, name: &str) -> Option<String> {
     Some(a.split('/').next()?.to_string())
 }
 
-/// Wait until `name` has `addr` and every WAN is up and active again.
+/// Long enough for the probe rounds a line failed while it had no address yet to take it
+/// down (retry_count 3 rounds of 1 s): a WAN starts out up and only then learns it is not.
+const SETTLED: Duration = Duration::from_secs(4);
+
+/// Wait until `name` has `addr` and every WAN has been up and active for [`SETTLED`]; how
+/// long until that began.
 fn wait_line(lab: &Lab, name: &str, addr: Ipv4Addr, why: &str) -> Duration {
     let names = ["wan1", "wan2"];
-    lab.wait_status(why, LINE_UP, |s| {
-        (address(s, name).as_deref() == Some(addr.to_string().as_str())
-            && all_up_and_active(s, &names))
-        .then_some(())
+    let mut good_since: Option<std::time::Instant> = None;
+    lab.wait_status(why, LINE_UP + SETTLED, |s| {
+        let good = address(s, name).as_deref() == Some(addr.to_string().as_str())
+            && all_up_and_active(s, &names);
+        good_since = if good {
+            good_since.or(Some(std::time::Instant::now()))
+        } else {
+            None
+        };
+        good_since.filter(|t| t.elapsed() >= SETTLED).map(|_| ())
     })
     .1
+    .saturating_sub(SETTLED)
 }
 
 /// Which of the expected source addresses the internet host saw, and how often.
