@@ -22,8 +22,8 @@
 #             empty disk, which then boots alone with the factory defaults: DHCP on the first
 #             port, web wizard at http://192.168.1.1:8080
 #
-#   ci/image-test.sh [--no-build] [--derived] [--keep] [--stages network[,watchdog],upgrade,rollback[,iso]]
-#   ci/image-test.sh --ci        the CI-sized run: --derived --stages network,upgrade,rollback,
+#   ci/image-test.sh [--no-build] [--derived] [--keep] [--stages network[,lines][,watchdog],upgrade,rollback[,iso]]
+#   ci/image-test.sh --ci        the CI-sized run: --derived --stages network,lines,upgrade,rollback,
 #                                and the broken version gets 1 boot attempt (a --stages after
 #                                --ci narrows it, e.g. --ci --stages network,rollback: the
 #                                rollback then goes from version 1 to 3 and back to 1)
@@ -51,14 +51,14 @@ source "$(dirname "$0")/lib/image-lines.sh"
 
 build=1
 keep=0
-stages=network,upgrade,rollback
+stages=network,lines,upgrade,rollback
 derived=0
 TRIES=${IMG_TEST_TRIES:-2}
 while (($#)); do
     case $1 in
         --no-build) build=0 ;;
         --derived) derived=1 ;;
-        --ci) derived=1; stages=network,upgrade,rollback; TRIES=${IMG_TEST_TRIES:-1} ;;
+        --ci) derived=1; stages=network,lines,upgrade,rollback; TRIES=${IMG_TEST_TRIES:-1} ;;
         --keep) keep=1 ;;
         --stages) stages=$2; shift ;;
         --down) imgvm_stop; imglab_down; exit 0 ;;

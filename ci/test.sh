@@ -63,7 +63,7 @@ if (( ! quick )); then
   step "ISP guest (QEMU): PPPoE server and VLAN 7 DHCP, checked with a client guest"
   ci/test-isp-guest.sh
 
-  step "appliance image: mkosi build, QEMU TCG boots: LAN/WANs/failover, A/B upgrade, rollback"
+  step "appliance image: mkosi build, QEMU TCG boots: LAN/WANs/failover, PPPoE + VLAN lines (ISP guest, wizard), A/B upgrade, rollback"
   # Versions 2 and 3 are derived from version 1 (no second mkosi build) and the broken one gets
   # one boot attempt: the CI-sized run (see ci/image-test.sh --help).
   ci/image-test.sh --ci

@@ -160,10 +160,17 @@ lines_stage() {
     sent=$(ispg_now_ms)
     ispg_cmd isp 'isp kill-sessions' >/dev/null || nok "could not end the PPPoE session on the ISP guest"
     returned=$(ispg_now_ms)
-    took=$(lines_wait 20 "not w('wan3').get('usable')" || true)
-    down_at=$(lines_eval "w('wan3').get('since_ms')")
+    # When wan3 went down, by the daemon's own event (the line is back within seconds, too
+    # soon to catch by polling over SSH).
+    sleep 3
+    down_at=$(web GET "/api/v1/events?wan=wan3&kind=state_change&since_ms=$((sent + off - 2000))" | sed '$d' |
+        python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["events"]:
+    if (e.get("details") or {}).get("to") == "down":
+        print(e["at_ms"]); break' 2>/dev/null || true)
     local lo=never hi=never
-    if [[ $took != never && $down_at =~ ^[0-9]+$ ]]; then
+    if [[ $down_at =~ ^[0-9]+$ ]]; then
         lo=$((down_at - off - returned))
         hi=$((down_at - off - sent))
         timing["ppp_down_ms"]=$hi

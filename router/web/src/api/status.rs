@@ -36,12 +36,13 @@ pub struct EventsQuery {
 }
 
 /// Event kinds as the API names them (`EventKind` in snake case).
-pub(crate) const KINDS: [&str; 5] = [
+pub(crate) const KINDS: [&str; 6] = [
     "state_change",
     "high_latency",
     "failover",
     "config_change",
     "operator",
+    "session",
 ];
 
 fn event_kind(kind: Option<String>) -> ApiResult<Option<EventKind>> {
@@ -59,7 +60,7 @@ fn event_kind(kind: Option<String>) -> ApiResult<Option<EventKind>> {
 #[utoipa::path(get, path = "/api/v1/events", tag = "status",
     params(
         ("wan" = Option<String>, Query, description = "only this WAN"),
-        ("kind" = Option<String>, Query, description = "one of state_change, high_latency, failover, config_change, operator"),
+        ("kind" = Option<String>, Query, description = "one of state_change, high_latency, failover, config_change, operator, session"),
         ("since_ms" = Option<u64>, Query, description = "only events after this Unix time (ms)"),
     ),
     responses((status = 200, body = EventsBody),
