@@ -111,8 +111,9 @@ check "conffiles: /etc/logrotate.d/routeros only" bash -c "
 step "test machine: Debian 12 root, namespaces, veth ports"
 suite=bookworm
 mirror=${PKGTEST_MIRROR:-http://deb.debian.org/debian}
-# What setup.sh and the package need, pre-installed: the test machine has no network to fetch.
-include=systemd,systemd-sysv,udev,dbus,nftables,iproute2,conntrack,netplan.io,adduser,procps,logrotate,libnss-systemd,python3-yaml,dnsmasq-base,systemd-resolved
+# What setup.sh and the package need, pre-installed: the test machine has no network to fetch
+# (ppp too: setup.sh installs it for PPPoE lines; the local repository below offers only two).
+include=systemd,systemd-sysv,udev,dbus,nftables,iproute2,conntrack,netplan.io,adduser,procps,logrotate,libnss-systemd,python3-yaml,dnsmasq-base,systemd-resolved,ppp
 key=$(printf '%s %s mmdebstrap-v1' "$suite" "$include" | sha256sum | cut -c1-12)
 cache=target/ci-cache/root-$suite-$key.tar.zst
 work=$(realpath -m target/ci-pkgtest)
