@@ -84,7 +84,7 @@ lines_wizard() {
     out=$(sed '$d' <<<"$out")
     check "wizard (POST /api/v1/setup/apply) with static, DHCP, PPPoE and VLAN lines accepted (HTTP $code)" test "$code" = 200
     [[ $code == 200 ]] || { echo "  answer: $out"; return 1; }
-    id=$(json_field applied.pending.id <<<"$out")
+    id=$(json_field pending.id <<<"$out")
     tz_set=$(json_field timezone.set <<<"$out")
     code=$(web_code POST /api/v1/config/confirm "{\"id\":\"$id\"}")
     check "wizard's change confirmed (HTTP $code)" bash -c "[[ '$code' =~ ^2 ]]"
