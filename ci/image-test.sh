@@ -61,7 +61,7 @@ while (($#)); do
         --ci) derived=1; stages=network,lines,upgrade,rollback; TRIES=${IMG_TEST_TRIES:-1} ;;
         --keep) keep=1 ;;
         --stages) stages=$2; shift ;;
-        --down) imgvm_stop; imglab_down; exit 0 ;;
+        --down) imgvm_stop; ispg_down; imglab_down; exit 0 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) img_die "unknown argument $1 (see --help)" ;;
     esac
@@ -92,6 +92,7 @@ cleanup() {
         img_log "--keep: VM (pid $(imgvm_pid || echo -)) and namespaces stay; ci/image-test.sh --down removes them"
     else
         imgvm_stop
+        ispg_down
         imglab_down
     fi
     exit $rc

@@ -117,6 +117,7 @@ lines_sources() { sources "$1"; }
 lines_stage() {
     local t took seen down_at off sent returned
     ispg_build >/dev/null
+    ispg_down # a guest or wiring left by an interrupted run
     t=$SECONDS
     ispg_start isp server "$IMGLAB_P-iu" "$IMGLAB_P-ip" "$IMGLAB_P-iv" \
         "isp.user=$LINES_USER" "isp.pass=$LINES_PASS"
