@@ -7,9 +7,10 @@
 //!
 //! The TOML text is edited with toml_edit, which keeps the user's comments and layout.
 
+use routeros_shared::config::pppoe_text::for_each_pppoe;
 use routeros_shared::config::{Config, PppoeConfig, WanConfig};
 use serde_json::Value;
-use toml_edit::{DocumentMut, Item};
+use toml_edit::DocumentMut;
 
 /// The read-only marker in a `pppoe` object of the JSON form.
 pub const PASSWORD_SET: &str = "password_set";
@@ -177,35 +178,6 @@ fn pppoe_objects(config: &mut Value) -> Vec<&mut serde_json::Map<String, Value>>
         .into_iter()
         .filter_map(|w| w.get_mut("pppoe").and_then(Value::as_object_mut))
         .collect()
-}
-
-/// Call `f(wan name, pppoe table)` for each `[wan_interfaces.pppoe]`, whether written as a
-/// table or inline (`pppoe = { ... }`).
-fn for_each_pppoe(
-    doc: &mut DocumentMut,
-    mut f: impl FnMut(Option<&str>, &mut dyn toml_edit::TableLike),
-) {
-    let Some(wans) = doc.get_mut("wan_interfaces") else {
-        return;
-    };
-    let tables: Vec<&mut dyn toml_edit::TableLike> = match wans {
-        Item::ArrayOfTables(list) => list
-            .iter_mut()
-            .map(|t| t as &mut dyn toml_edit::TableLike)
-            .collect(),
-        Item::Value(toml_edit::Value::Array(list)) => list
-            .iter_mut()
-            .filter_map(|v| v.as_inline_table_mut())
-            .map(|t| t as &mut dyn toml_edit::TableLike)
-            .collect(),
-        _ => Vec::new(),
-    };
-    for wan in tables {
-        let name = wan.get("name").and_then(Item::as_str).map(String::from);
-        if let Some(pppoe) = wan.get_mut("pppoe").and_then(Item::as_table_like_mut) {
-            f(name.as_deref(), pppoe);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@
 //! `password_file` is where the root daemon reads a secret from and hands it to an ISP, so
 //! over the control socket it may only name a file in that directory (or stay as it was).
 
+use routeros_shared::config::pppoe_text::for_each_pppoe;
 use routeros_shared::config::{Config, FieldError, PppoeConfig};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use toml_edit::{DocumentMut, TableLike};
+use toml_edit::DocumentMut;
 
 /// Where the daemon keeps the secrets of `config_path`.
 pub fn secrets_dir(config_path: &Path) -> PathBuf {
@@ -51,58 +52,40 @@ pub fn foreign_password_files(running: &Config, new: &Config, dir: &Path) -> Vec
 /// WAN and `stamp`, the next free number from it), or `None` when it has none.
 pub fn move_inline_passwords(text: &str, dir: &Path, stamp: u64) -> Result<Option<String>, String> {
     let mut doc: DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let mut moved = false;
-    for wan in wan_tables(&mut doc) {
-        let name = wan
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or("wan")
-            .to_string();
-        let Some(pppoe) = wan.get_mut("pppoe").and_then(|p| p.as_table_like_mut()) else {
-            continue;
-        };
+    let (mut moved, mut failed) = (false, None);
+    for_each_pppoe(&mut doc, |name, pppoe| {
         let Some(password) = pppoe
             .get("password")
             .and_then(|p| p.as_str())
             .map(str::to_owned)
         else {
-            continue;
+            return;
         };
-        let file = write_secret(dir, &name, stamp, &password).map_err(|e| {
-            format!(
-                "cannot store the PPPoE password of {name} in {}: {e}",
-                dir.display()
-            )
-        })?;
-        pppoe.remove("password");
-        pppoe.insert(
-            "password_file",
-            toml_edit::value(file.display().to_string()),
-        );
-        moved = true;
+        if failed.is_some() {
+            return;
+        }
+        let name = name.unwrap_or("wan");
+        match write_secret(dir, name, stamp, &password) {
+            Ok(file) => {
+                pppoe.remove("password");
+                pppoe.insert(
+                    "password_file",
+                    toml_edit::value(file.display().to_string()),
+                );
+                moved = true;
+            }
+            Err(e) => {
+                failed = Some(format!(
+                    "cannot store the PPPoE password of {name} in {}: {e}",
+                    dir.display()
+                ))
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(moved.then(|| doc.to_string())),
     }
-    Ok(moved.then(|| doc.to_string()))
-}
-
-/// The `[[wan_interfaces]]` tables, whether written as an array of tables or inline.
-fn wan_tables(doc: &mut DocumentMut) -> Vec<&mut dyn TableLike> {
-    let Some(item) = doc.get_mut("wan_interfaces") else {
-        return Vec::new();
-    };
-    if item.is_array_of_tables() {
-        return item
-            .as_array_of_tables_mut()
-            .into_iter()
-            .flat_map(|a| a.iter_mut())
-            .map(|t| t as &mut dyn TableLike)
-            .collect();
-    }
-    item.as_array_mut()
-        .into_iter()
-        .flat_map(|a| a.iter_mut())
-        .filter_map(|v| v.as_inline_table_mut())
-        .map(|t| t as &mut dyn TableLike)
-        .collect()
 }
 
 /// A new file `<dir>/<name>-<n>.pppoe` (n from `stamp` up), mode 0600, holding `secret`.

@@ -9,6 +9,7 @@
 mod access;
 mod model;
 mod parse;
+pub mod pppoe_text;
 mod validate;
 mod wan_ids;
 
