@@ -220,10 +220,11 @@ fi
 
 # --- props --------------------------------------------------------------------------------
 if has_stage props; then
-  # Debug build: the unit-test run already built it (a release test build would cost minutes).
-  if PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked -p routeros-shared --lib config::prop_tests \
+  # Debug build, selected with --workspace as ci/test.sh's unit-test run does: the same
+  # feature set, so its artifacts are reused (`-p` alone would compile another copy).
+  if PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked --workspace --lib config::prop_tests \
         >"$REL_OUT/props.txt" 2>&1 &&
-     PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked -p routeros-daemon --test control_parser \
+     PROPTEST_CASES=$REL_PROPTEST_CASES cargo test --locked --workspace --test control_parser \
         >>"$REL_OUT/props.txt" 2>&1; then
     result "props: config parser and control-request parser, $REL_PROPTEST_CASES cases per property: $(grep -c '^test .* ok$' "$REL_OUT/props.txt") tests passed"
   else

@@ -67,6 +67,14 @@ if (( ! quick )); then
   # Versions 2 and 3 are derived from version 1 (no second mkosi build) and the broken one gets
   # one boot attempt: the CI-sized run (see ci/image-test.sh --help).
   ci/image-test.sh --ci
+  # mkosi's caches and raw outputs (~7 GB) only speed up the next local build; on a machine
+  # with little disk left they go, so the reliability stage's builds have room.
+  free_gb=$(df --output=avail -BG target | awk 'NR == 2 { print int($1) }')
+  if (( free_gb < 20 )); then
+    echo "only ${free_gb} GB free: removing the image build's caches (target/image/{cache,pkgcache,out,work})"
+    rm -rf target/image/cache target/image/pkgcache target/image/out target/image/work
+  fi
+  df -h target | tail -1
 
   step "reliability: WAN port scans (IPv4 + IPv6), kill -9 under load, resource exhaustion, schemathesis, long property runs"
   REL_API_SECONDS=180 ci/test-reliability.sh
