@@ -84,6 +84,12 @@ imglab_up() {
     imglab_ns inet sysctl -qw net.ipv4.ip_forward=1
     ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET/32" dev lo
     ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET2/32" dev lo
+    # ci/image-run.sh --wans-lab: the factory config's health targets answer too (inside this
+    # namespace; the tests set theirs to the two addresses above).
+    if [[ ${IMGLAB_DEFAULT_TARGETS:-0} == 1 ]]; then
+        ip -n "$IMGLAB_P-inet" addr add 1.1.1.1/32 dev lo
+        ip -n "$IMGLAB_P-inet" addr add 9.9.9.9/32 dev lo
+    fi
     for i in 1 2; do
         imglab_ns "isp$i" sysctl -qw net.ipv4.ip_forward=1
         link_isp_uplink "$IMGLAB_P-isp$i" "$IMGLAB_P-inet" "$i"
@@ -116,23 +122,35 @@ S(("'"$IMGLAB_INET"'", 80), H).serve_forever()'
 
 # imglab_attach: QEMU holds the taps now; move each into its namespace and address it.
 imglab_attach() {
+    ip link set "$IMGLAB_TAP_LAN" netns "$IMGLAB_P-lan"
+    ip -n "$IMGLAB_P-lan" link set "$IMGLAB_TAP_LAN" address "$IMGLAB_LAN_MAC"
+    ip -n "$IMGLAB_P-lan" link set "$IMGLAB_TAP_LAN" up
+    imglab_attach_wans
+}
+
+# imglab_attach_wans: the ISPs' side of the router's wan1 and wan2 taps, and their servers.
+imglab_attach_wans() {
     ip link set "$IMGLAB_TAP_W1" netns "$IMGLAB_P-isp1"
     ip link set "$IMGLAB_TAP_W2" netns "$IMGLAB_P-isp2"
-    ip link set "$IMGLAB_TAP_LAN" netns "$IMGLAB_P-lan"
     ip -n "$IMGLAB_P-isp1" addr add "$IMGLAB_WAN1_ISP/29" dev "$IMGLAB_TAP_W1"
     ip -n "$IMGLAB_P-isp2" addr add "$IMGLAB_WAN2_ISP/29" dev "$IMGLAB_TAP_W2"
-    ip -n "$IMGLAB_P-lan" link set "$IMGLAB_TAP_LAN" address "$IMGLAB_LAN_MAC"
     local t
     ip -n "$IMGLAB_P-isp1" link set "$IMGLAB_TAP_W1" up
     ip -n "$IMGLAB_P-isp2" link set "$IMGLAB_TAP_W2" up
-    ip -n "$IMGLAB_P-lan" link set "$IMGLAB_TAP_LAN" up
     # Each ISP's DNS server answers internet.test with the internet host and isp.test with its
-    # own address (tells which ISP answered); ISP 2 also hands the router its WAN address.
+    # own address (tells which ISP answered); ISP 2 also hands the router its WAN address, and
+    # ISP 1 too when IMGLAB_ISP1_DHCP=1 (the tests give wan1 a static address instead).
     local common=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces --log-facility=-
         --address=/internet.test/$IMGLAB_INET --user=root)
+    local dhcp1=()
+    if [[ ${IMGLAB_ISP1_DHCP:-0} == 1 ]]; then
+        dhcp1=(--dhcp-range="$IMGLAB_WAN1_RTR,$IMGLAB_WAN1_RTR,255.255.255.248,600"
+            --dhcp-option=option:router,$IMGLAB_WAN1_ISP --dhcp-option=option:dns-server,$IMGLAB_WAN1_ISP
+            --dhcp-leasefile="$IMGLAB_DIR/isp1.leases" --dhcp-authoritative)
+    fi
     imglab_bg isp1 dns1 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq1.pidfile" \
         --listen-address="$IMGLAB_WAN1_ISP" --interface="$IMGLAB_TAP_W1" \
-        --address=/isp.test/$IMGLAB_WAN1_ISP
+        --address=/isp.test/$IMGLAB_WAN1_ISP "${dhcp1[@]}"
     imglab_bg isp2 dns2 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq2.pidfile" \
         --listen-address="$IMGLAB_WAN2_ISP" --interface="$IMGLAB_TAP_W2" \
         --address=/isp.test/$IMGLAB_WAN2_ISP \

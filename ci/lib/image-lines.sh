@@ -103,20 +103,48 @@ lines_restore_config() {
     imgvm_ssh "sudo cp -p $LINES_BACKUP $LINES_CONFIG && sudo rm $LINES_BACKUP && sudo timedatectl set-timezone UTC && sudo systemctl reload routeros-watchdog"
 }
 
-# The router's clock minus the host's, in ms (half an SSH round trip of error).
+# lines_clock_offset -> "OFFSET ERROR": the router's clock minus the host's, in ms, and its
+# bound. Asked over one SSH session kept open (a new one per sample would put its handshake
+# into the round trip): of 6 samples the first is dropped, the one with the shortest round
+# trip kept; half that round trip is the error.
 lines_clock_offset() {
-    local a b r
-    a=$(ispg_now_ms)
-    r=$(imgvm_ssh date +%s%3N 2>/dev/null)
-    b=$(ispg_now_ms)
-    echo $((r - (a + b) / 2))
+    local a b r i best=999999 off=0
+    coproc CLK { imgvm_ssh 'while read -r _; do date +%s%3N; done' 2>/dev/null; }
+    for i in 1 2 3 4 5 6; do
+        a=$(ispg_now_ms)
+        echo >&"${CLK[1]}"
+        read -r -t 15 r <&"${CLK[0]}" || break
+        b=$(ispg_now_ms)
+        if ((i > 1 && b - a < best)); then best=$((b - a)) off=$((r - (a + b) / 2)); fi
+    done
+    kill "$CLK_PID" 2>/dev/null || true
+    wait "$CLK_PID" 2>/dev/null || true
+    echo "$off $(((best + 1) / 2))"
+}
+
+# lines_journal_ms SINCE_MS REGEX -> the router's clock (ms) of the first line of the daemon's
+# unit (pppd runs in it) at or after SINCE_MS (router clock) that matches REGEX
+lines_journal_ms() {
+    imgvm_ssh "journalctl -o short-unix --no-pager -u routeros-watchdog --since=@$(($1 / 1000))" 2>/dev/null |
+        awk -v since="$1" -v rx="$2" '{ split($1, t, "."); ms = t[1] * 1000 + substr(t[2] "000", 1, 3) }
+            ms >= since && $0 ~ rx { print ms; exit }'
+}
+
+# lines_event_ms SINCE_MS KIND PYTHON_CONDITION_ON_e -> at_ms of the first such event of wan3
+lines_event_ms() {
+    web GET "/api/v1/events?wan=wan3&kind=$2&since_ms=$1" | sed '$d' | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["events"]:
+    d = e.get("details") or {}
+    if '"$3"':
+        print(e["at_ms"]); break' 2>/dev/null || true
 }
 
 # lines_sources N: "addr=count ..." of N new connections from the LAN to the internet host.
 lines_sources() { sources "$1"; }
 
 lines_stage() {
-    local t took seen down_at off sent returned
+    local t took seen off
     ispg_build >/dev/null
     ispg_down # a guest or wiring left by an interrupted run
     t=$SECONDS
@@ -156,32 +184,34 @@ lines_stage() {
     while ! all3 "$seen" && ((SECONDS - t < 60)); do sleep 3; seen=$(lines_sources 40); done
     check "static, PPPoE and VLAN lines all carry LAN traffic (sources: $seen)" all3 "$seen"
 
-    # The ISP ends the session: the line leaves service at once (its ppp device goes), and
-    # pppd dials again by itself.
-    off=$(lines_clock_offset)
-    sent=$(ispg_now_ms)
+    # The ISP ends the session (SIGTERM to its pppd: LCP terminate, PADT): the line leaves
+    # service at once, and pppd dials again by itself. Timed from the ISP guest's console
+    # line printed just before the kill (read by the host within 20 ms), to the daemon's
+    # events on the router's clock (offset over SSH, its error printed).
+    local err console from seen_at hangup_at down_at plan_at
+    read -r off err < <(lines_clock_offset)
+    from=$(ispg_console_lines isp)
+    ispg_console_seen isp '^ISP-EVENT kill-sessions' 20 "$from" >"$IMGVM_DIR/kill.at" &
+    console=$!
     ispg_cmd isp 'isp kill-sessions' >/dev/null || nok "could not end the PPPoE session on the ISP guest"
-    returned=$(ispg_now_ms)
-    # When wan3 went down, by the daemon's own event (the line is back within seconds, too
-    # soon to catch by polling over SSH).
-    sleep 3
-    down_at=$(web GET "/api/v1/events?wan=wan3&kind=state_change&since_ms=$((sent + off - 2000))" | sed '$d' |
-        python3 -c '
-import json, sys
-for e in json.load(sys.stdin)["events"]:
-    if (e.get("details") or {}).get("to") == "down":
-        print(e["at_ms"]); break' 2>/dev/null || true)
-    local lo=never hi=never
-    if [[ $down_at =~ ^[0-9]+$ ]]; then
-        lo=$((down_at - off - returned))
-        hi=$((down_at - off - sent))
-        timing["ppp_down_ms"]=$hi
+    wait "$console" || true
+    seen_at=$(<"$IMGVM_DIR/kill.at")
+    sleep 3 # the line is back within seconds, too soon to catch by polling over SSH
+    local since=$((seen_at + off - 2000))
+    hangup_at=$(lines_journal_ms "$since" 'pppd\[[0-9]+\]: (Modem hangup|.*terminated by peer)')
+    down_at=$(lines_event_ms "$since" state_change 'd.get("to") == "down"')
+    plan_at=$(lines_event_ms "$since" failover '"wan3" not in d.get("active", ["wan3"])')
+    local down=never plan=never
+    if [[ $seen_at =~ ^[0-9]+$ && $down_at =~ ^[0-9]+$ ]]; then
+        down=$((down_at - off - seen_at))
+        timing["ppp_down_ms"]=$down
     fi
-    # The issue's target is 1 s; measured 1.2-1.5 s so far (the clock offset over SSH adds
-    # its own error). Checked here: well under the 3 probe rounds (3 s) that a line without
-    # a link event would need, i.e. the session's end is seen as the link going away.
-    check "ISP ends the PPPoE session: wan3 out of service $lo..$hi ms later (from the kill command's return..its sending; router clock; target 1000, checked < 2500)" \
-        bash -c "[[ '$lo' =~ ^-?[0-9]+$ ]] && (( $lo < 2500 ))"
+    [[ $seen_at =~ ^[0-9]+$ && $plan_at =~ ^[0-9]+$ ]] && plan=$((plan_at - off - seen_at))
+    if [[ $down_at =~ ^[0-9]+$ && $hangup_at =~ ^[0-9]+$ && $plan_at =~ ^[0-9]+$ ]]; then
+        echo "    on the router's clock: pppd saw the session end, $((down_at - hangup_at)) ms later wan3 was down, $((plan_at - down_at)) ms after that the new plan was applied and wan3's connections reset (nft is slow under TCG)"
+    fi
+    check "ISP ends the PPPoE session: wan3 down ${down} ms after the kill (±${err} ms clock offset; issue's limit 1000), new connections avoid it after ${plan} ms" \
+        bash -c "[[ '$down' =~ ^-?[0-9]+$ ]] && (( $down <= 1000 ))"
     took=$(lines_wait 60 "session('wan3').get('state') == 'up' and w('wan3').get('usable')" || true)
     if [[ $took != never ]]; then timing["ppp_back"]=$took; fi
     check "the PPPoE line comes back by itself (in service again after ${took} s)" test "$took" != never

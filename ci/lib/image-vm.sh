@@ -1,16 +1,92 @@
 # shellcheck shell=bash
-# The QEMU router of ci/image-test.sh: q35 + OVMF (UEFI, a private copy of the variables so
-# boot entries and boot counting persist across the VM's reboots), TCG only, five virtio
-# NICs (LAN, wan1..wan4) on the taps of ci/lib/image-lab.sh, the disk as a qcow2 overlay of the built image and
-# the NoCloud seed as a second disk. Source it after image-lab.sh.
+# The QEMU router, as ci/image-run.sh boots it for a person and ci/image-test.sh for the
+# tests: q35 + OVMF (UEFI, a private copy of the variables so boot entries and boot counting
+# persist across the VM's reboots), virtio NICs in a fixed PCI order (the first is the LAN in
+# the factory defaults), the disk as a qcow2 overlay of the built image and the NoCloud seed
+# as a second disk. Source it after image-lab.sh.
 
 IMGVM_DIR=${IMGVM_DIR:-$IMG_TARGET/test}
 IMGVM_SERIAL=$IMGVM_DIR/serial.log
 IMGVM_PIDFILE=$IMGVM_DIR/qemu.pid
 IMGVM_MEM=${IMGVM_MEM:-1536}
 IMGVM_SSH_KEY=$IMGVM_DIR/ssh_key
+IMGVM_VARS=${IMGVM_VARS:-$IMGVM_DIR/vars.fd} # UEFI variables: boot entries, boot counting
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+# tcg, kvm or auto (KVM when it works here, see imgvm_kvm_works). The tests stay on TCG:
+# their timings are comparable from run to run.
+IMGVM_ACCEL=${IMGVM_ACCEL:-tcg}
+# socket: the serial console is logged to $IMGVM_SERIAL and reachable on a socket to log in
+# (tests); stdio: it is this terminal, with QEMU's monitor on Ctrl-a c and Ctrl-a x to quit.
+IMGVM_CONSOLE=${IMGVM_CONSOLE:-socket}
+# The NICs in PCI order, "ID KIND ARG MAC" each: KIND tap (ARG: the host's tap device) or
+# user (ARG: the IPv4 subnet QEMU's user networking gives that port, e.g. 10.0.2.0/24).
+# Default: the LAN and four WANs on the taps of ci/lib/image-lab.sh.
+if [[ -z ${IMGVM_NICS+set} ]]; then
+    IMGVM_NICS=("lan tap $IMGLAB_TAP_LAN $IMGLAB_MAC_LAN"
+        "wan1 tap $IMGLAB_TAP_W1 $IMGLAB_MAC_W1" "wan2 tap $IMGLAB_TAP_W2 $IMGLAB_MAC_W2"
+        "wan3 tap $IMGLAB_TAP_W3 $IMGLAB_MAC_W3" "wan4 tap $IMGLAB_TAP_W4 $IMGLAB_MAC_W4")
+fi
+
+# imgvm_kvm_works: /dev/kvm is there and QEMU can create a q35 machine on it (on some hosts
+# it aborts at once setting an MSR: a paused QEMU still running after 3 s means it works).
+imgvm_kvm_works() {
+    [[ -w /dev/kvm ]] || return 1
+    local rc=0
+    timeout 3 qemu-system-x86_64 -accel kvm -machine q35 -cpu host -m 64 -S -display none \
+        -nodefaults >/dev/null 2>&1 || rc=$?
+    ((rc == 124))
+}
+
+# imgvm_accel -> "kvm" or "tcg", as IMGVM_ACCEL asks (auto: KVM if it works).
+imgvm_accel() {
+    case $IMGVM_ACCEL in
+    kvm | tcg) echo "$IMGVM_ACCEL" ;;
+    auto) if imgvm_kvm_works; then echo kvm; else echo tcg; fi ;;
+    *) img_die "IMGVM_ACCEL must be tcg, kvm or auto, not '$IMGVM_ACCEL'" ;;
+    esac
+}
+
+# imgvm_qemu_args ACCEL DISK [[FORMAT:]DISK...]: the QEMU command line (array IMGVM_ARGS)
+# for firmware variables $IMGVM_VARS, the NICs of IMGVM_NICS, the console of
+# IMGVM_CONSOLE and these virtio disks (qcow2 unless FORMAT: says otherwise), first one first.
+# shellcheck disable=SC2054  # QEMU's options hold commas
+imgvm_qemu_args() {
+    local accel=$1 cpu=max; shift
+    [[ $accel == kvm ]] && cpu=host
+    IMGVM_ARGS=(-accel "$accel" -machine q35 -cpu "$cpu" -smp 2 -m "$IMGVM_MEM"
+        # The chipset watchdog (TCO) resets the machine as on real boards (QEMU 7.2's strap
+        # default keeps it from rebooting).
+        -global ICH9-LPC.noreboot=false
+        -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
+        -drive "if=pflash,format=raw,unit=1,file=$IMGVM_VARS"
+        -object rng-random,id=rng,filename=/dev/urandom -device virtio-rng-pci,rng=rng
+        -display none -nodefaults -vga none)
+    local nic id kind arg mac
+    for nic in "${IMGVM_NICS[@]}"; do
+        read -r id kind arg mac <<<"$nic"
+        case $kind in
+        tap) IMGVM_ARGS+=(-netdev "tap,id=$id,ifname=$arg,script=no,downscript=no") ;;
+        user) IMGVM_ARGS+=(-netdev "user,id=$id,net=$arg") ;;
+        *) img_die "NIC $id: kind must be tap or user, not '$kind'" ;;
+        esac
+        IMGVM_ARGS+=(-device "virtio-net-pci,netdev=$id,mac=$mac")
+    done
+    case $IMGVM_CONSOLE in
+    # Logged to a file, and a socket to log in on (socat - UNIX-CONNECT:...).
+    socket) IMGVM_ARGS+=(-chardev "socket,id=ser0,path=$IMGVM_DIR/console.sock,server=on,wait=off,logfile=$IMGVM_SERIAL"
+        -serial chardev:ser0 -monitor none) ;;
+    stdio) IMGVM_ARGS+=(-chardev "stdio,id=ser0,mux=on,signal=off,logfile=$IMGVM_SERIAL"
+        -serial chardev:ser0 -mon chardev=ser0,mode=readline) ;;
+    *) img_die "IMGVM_CONSOLE must be socket or stdio, not '$IMGVM_CONSOLE'" ;;
+    esac
+    local d fmt
+    for d in "$@"; do
+        fmt=qcow2
+        [[ $d == raw:* ]] && { fmt=raw; d=${d#raw:}; }
+        IMGVM_ARGS+=(-drive "if=virtio,format=$fmt,file=$d,cache=unsafe")
+    done
+}
 
 imgvm_pid() {
     local pid
@@ -36,44 +112,31 @@ imgvm_start() {
 # (qcow2 unless FORMAT: says otherwise), the first one first on the bus.
 imgvm_boot() {
     rm -f "$IMGVM_SERIAL"
-    cp "$OVMF_VARS" "$IMGVM_DIR/vars.fd"
-    local args=(-accel tcg -machine q35 -cpu max -smp 2 -m "$IMGVM_MEM"
-        # The chipset watchdog (TCO) resets the machine as on real boards (QEMU 7.2's strap
-        # default keeps it from rebooting).
-        -global ICH9-LPC.noreboot=false
-        -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
-        -drive "if=pflash,format=raw,unit=1,file=$IMGVM_DIR/vars.fd"
-        # The LAN port first: the lowest PCI address is the LAN in the factory defaults.
-        -netdev "tap,id=lan,ifname=$IMGLAB_TAP_LAN,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=lan,mac=$IMGLAB_MAC_LAN"
-        -netdev "tap,id=wan1,ifname=$IMGLAB_TAP_W1,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=wan1,mac=$IMGLAB_MAC_W1"
-        -netdev "tap,id=wan2,ifname=$IMGLAB_TAP_W2,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=wan2,mac=$IMGLAB_MAC_W2"
-        -netdev "tap,id=wan3,ifname=$IMGLAB_TAP_W3,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=wan3,mac=$IMGLAB_MAC_W3"
-        -netdev "tap,id=wan4,ifname=$IMGLAB_TAP_W4,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=wan4,mac=$IMGLAB_MAC_W4"
-        -object rng-random,id=rng,filename=/dev/urandom -device virtio-rng-pci,rng=rng
-        # The serial console: logged to a file, and a socket to log in on (socat - UNIX-CONNECT:...).
-        -chardev "socket,id=ser0,path=$IMGVM_DIR/console.sock,server=on,wait=off,logfile=$IMGVM_SERIAL"
-        -serial chardev:ser0 -display none -monitor none -nodefaults -vga none)
-    local d fmt
-    for d in "$@"; do
-        fmt=qcow2
-        [[ $d == raw:* ]] && { fmt=raw; d=${d#raw:}; }
-        args+=(-drive "if=virtio,format=$fmt,file=$d,cache=unsafe")
-    done
-    setsid qemu-system-x86_64 "${args[@]}" </dev/null >"$IMGVM_DIR/qemu.log" 2>&1 &
+    cp "$OVMF_VARS" "$IMGVM_VARS"
+    imgvm_qemu_args "$(imgvm_accel)" "$@"
+    setsid qemu-system-x86_64 "${IMGVM_ARGS[@]}" </dev/null >"$IMGVM_DIR/qemu.log" 2>&1 &
     echo $! >"$IMGVM_PIDFILE"
-    local i
-    for ((i = 0; i < 50; i++)); do
-        ip link show "$IMGLAB_TAP_LAN" 2>/dev/null | grep -q . && ! imgvm_pid >/dev/null && break
-        # QEMU has opened the taps once they carry its queue (flag "UP" comes from us later).
-        [[ -e /sys/class/net/$IMGLAB_TAP_W2/tun_flags ]] && imgvm_pid >/dev/null && sleep 0.5 && break
+    imgvm_wait_taps
+}
+
+# imgvm_wait_taps: until QEMU ($IMGVM_PIDFILE) holds every tap of IMGVM_NICS (a tun file
+# descriptor's fdinfo names its device), so they can be moved into namespaces; dies if QEMU
+# exits first or takes over 10 s.
+imgvm_wait_taps() {
+    local i pid nic id kind arg mac missing
+    for ((i = 0; i < 100; i++)); do
+        pid=$(imgvm_pid) || break
+        missing=0
+        for nic in "${IMGVM_NICS[@]}"; do
+            read -r id kind arg mac <<<"$nic"
+            [[ $kind == tap ]] || continue
+            grep -qs "^iff:[[:space:]]*$arg\$" /proc/"$pid"/fdinfo/* || missing=1
+        done
+        ((missing)) || return 0
         sleep 0.1
     done
-    imgvm_pid >/dev/null || { cat "$IMGVM_DIR/qemu.log" >&2; img_die "QEMU did not start"; }
+    cat "$IMGVM_DIR/qemu.log" >&2
+    img_die "QEMU did not start or did not open its taps"
 }
 
 imgvm_stop() {

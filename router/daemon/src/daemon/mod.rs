@@ -79,7 +79,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             Some((wan, round)) = rounds.recv() => supervisor.on_round(&wan, round).await,
             Some(()) = links.recv() => supervisor.on_link_event().await,
-            Some(change) = sessions.recv() => supervisor.on_session_change(change),
+            Some(change) = sessions.recv() => supervisor.on_session_change(change).await,
             Some((req, reply)) = requests.recv() => {
                 let answer = supervisor.answer(req).await;
                 // Published before the answer, so a client that reads the status after its

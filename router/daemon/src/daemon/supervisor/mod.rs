@@ -260,7 +260,8 @@ impl<P: Platform> Supervisor<P> {
     }
 
     /// Re-read every WAN's link facts; true if anything the planner uses changed. Carrier
-    /// loss takes a WAN down at once, without waiting for probes.
+    /// loss (for a PPPoE line: its session ending) takes a WAN down at once, without
+    /// waiting for probes.
     async fn refresh_links(&mut self) -> bool {
         let mut changed = false;
         let wans: Vec<(String, String)> = self
@@ -270,13 +271,14 @@ impl<P: Platform> Supervisor<P> {
             .map(|w| (w.name.clone(), w.device()))
             .collect();
         for (wan, device) in wans {
-            let link = match self.applier.routes().observe(&device).await {
+            let mut link = match self.applier.routes().observe(&device).await {
                 Ok(link) => link,
                 Err(e) => {
                     tracing::warn!(wan, "cannot read link state: {e}");
                     continue;
                 }
             };
+            link.carrier &= !self.session_not_up(&wan);
             let old = self.states.entry(wan.clone()).or_default().link.clone();
             if old == link {
                 continue;

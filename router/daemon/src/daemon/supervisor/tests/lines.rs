@@ -143,3 +143,102 @@ fn pppoe_passwords_are_stored_apart_and_never_read_back() {
         "{reply}"
     );
 }
+
+fn session(lab: &Lab, state: crate::lines::pppd::SessionState) {
+    lab.world.with(|w| {
+        w.sessions = vec![LineSnapshot {
+            wan: "wan2".into(),
+            ifname: "ppp-wan2".into(),
+            state,
+            last_error: None,
+            since_ms: T0,
+            restarts: 0,
+            retry_at_ms: None,
+        }]
+    });
+}
+
+fn change(
+    from: crate::lines::pppd::SessionState,
+    to: crate::lines::pppd::SessionState,
+) -> SessionChange {
+    SessionChange {
+        wan: "wan2".into(),
+        ifname: "ppp-wan2".into(),
+        from,
+        to,
+        at_ms: T0,
+        retry_in_ms: Some(1000),
+    }
+}
+
+/// pppd says the session ended while its device is still there (it runs its ip-down scripts
+/// first): the WAN leaves service at once, as on carrier loss, not when the device goes.
+#[test]
+fn an_ended_pppoe_session_takes_its_wan_down_before_its_device_goes() {
+    use crate::lines::pppd::SessionState as S;
+    let up = S::Up {
+        local: Ipv4Addr::new(192, 0, 2, 18),
+        peer: Some(Ipv4Addr::new(192, 0, 2, 17)),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let toml = pppoe_wan2("password = \"x\"");
+    let world = Fake::default();
+    world.with(|w| {
+        w.links.insert("wan1".into(), link(1, true));
+        let mut ppp = link(2, true);
+        ppp.point_to_point = true;
+        w.links.insert("ppp-wan2".into(), ppp);
+    });
+    let mut lab = Lab::start_with(dir, &toml, world);
+    session(&lab, up.clone());
+    lab.rt.block_on(lab.sup.on_link_event());
+    assert_eq!(lab.sup.active_wans(), wan_names(&["wan1", "wan2"]));
+
+    let down = S::Down {
+        last_error: "session dropped: Modem hangup".into(),
+    };
+    session(&lab, down.clone());
+    lab.rt
+        .block_on(lab.sup.on_session_change(change(up.clone(), down.clone())));
+    assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
+    let msgs = lab.messages();
+    assert!(
+        msgs.iter().any(|m| m.contains("session dropped")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with("wan2: up -> down")),
+        "{msgs:?}"
+    );
+
+    // The device goes: nothing more to say about wan2.
+    lab.world.with(|w| w.links.remove("ppp-wan2"));
+    let before = lab.messages().len();
+    lab.rt.block_on(lab.sup.on_link_event());
+    assert!(
+        !lab.messages()[before..]
+            .iter()
+            .any(|m| m.starts_with("wan2:")),
+        "{:?}",
+        &lab.messages()[before..]
+    );
+
+    // A new session: the device is back with its address, and the WAN recovers as after
+    // a carrier loss (probes decide).
+    lab.world.with(|w| {
+        let mut ppp = link(2, true);
+        ppp.point_to_point = true;
+        w.links.insert("ppp-wan2".into(), ppp);
+    });
+    session(&lab, up.clone());
+    lab.rt
+        .block_on(lab.sup.on_session_change(change(S::Connecting, up)));
+    assert!(
+        lab.messages()
+            .iter()
+            .any(|m| m.starts_with("wan2: down -> recovering")),
+        "{:?}",
+        lab.messages()
+    );
+}

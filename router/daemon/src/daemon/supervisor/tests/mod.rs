@@ -11,7 +11,7 @@ use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
 use crate::health::Round;
 use crate::lines::networkd::UnitFile;
-use crate::lines::pppd::{LineSnapshot, PppoeLine};
+use crate::lines::pppd::{LineSnapshot, PppoeLine, SessionChange};
 use crate::lines::{FilesChanged, LineError};
 use routeros_shared::config::Config;
 use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
@@ -232,14 +232,18 @@ struct Lab {
 impl Lab {
     /// Started (first plan applied) with every WAN present, with carrier and healthy.
     fn start(toml: &str) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("routeros.toml"), toml).unwrap();
         let world = Fake::default();
         world.with(|w| {
             for (n, wan) in (1u8..).zip(["wan1", "wan2"]) {
                 w.links.insert(wan.to_string(), link(n, true));
             }
         });
+        Self::start_with(tempfile::tempdir().unwrap(), toml, world)
+    }
+
+    /// Started over `world` as the tests set it, with `toml` as the config in `dir`.
+    fn start_with(dir: tempfile::TempDir, toml: &str, world: Fake) -> Lab {
+        std::fs::write(dir.path().join("routeros.toml"), toml).unwrap();
         let clock = Arc::new(AtomicU64::new(T0));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
