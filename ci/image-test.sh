@@ -135,6 +135,19 @@ DIST=$IMG_TARGET/dist
 QCOW=$DIST/router_$V1.qcow2
 [[ -s $QCOW ]] || img_die "$QCOW missing"
 
+# ci/image-run.sh, the command a person boots the image with, builds its QEMU command line
+# with the function this test boots with (imgvm_qemu_args); it parses and asks for its ports.
+run_cmd=$("$IMG_REPO_ROOT/ci/image-run.sh" --image "$QCOW" --wans-lab --accel tcg --print 2>&1 || true)
+# shellcheck disable=SC2016  # expanded by the inner bash
+check "ci/image-run.sh --wans-lab --print: TCG, OVMF, the LAN tap first, then the lab ISPs' taps, an overlay disk" \
+    bash -c '[[ $1 == *"-accel tcg "* && $1 == *"unit=0,readonly=on,file=$2"* &&
+        $1 == *"ifname=run-l,"*"ifname=run-w1,"*"ifname=run-w2,"* && $1 == *"/disk.qcow2,"* ]]' _ \
+    "$run_cmd" "$OVMF_CODE"
+run_cmd=$("$IMG_REPO_ROOT/ci/image-run.sh" --image "$QCOW" --wans 3 --print 2>&1 || true)
+# shellcheck disable=SC2016  # expanded by the inner bash
+check "ci/image-run.sh --wans 3 --print: three WANs on QEMU's user networking" \
+    bash -c '[[ $1 == *"id=wan1,net=10.0.2.0/24"*"id=wan2,net=10.0.3.0/24"*"id=wan3,net=10.0.4.0/24"* ]]' _ "$run_cmd"
+
 # --- seed, lab, boot -----------------------------------------------------------------------
 rm -f "$IMGVM_SSH_KEY" "$IMGVM_SSH_KEY.pub"
 ssh-keygen -q -t ed25519 -N "" -C image-test -f "$IMGVM_SSH_KEY"
@@ -176,6 +189,11 @@ if has_stage network || has_stage lines || has_stage watchdog || has_stage upgra
         exit 1
     fi
     imgvm_wait_ssh 120 || img_die "no SSH from the LAN"
+    # Where the first boot's time went: systemd's totals, the chain to the LAN's DHCP server
+    # and the slowest units.
+    imgvm_ssh 'systemd-analyze; systemd-analyze critical-chain routeros-dnsmasq.service;
+        systemd-analyze blame --no-pager | grep -v "\.device$" | head -n 12' 2>&1 |
+        sed 's/^/  boot: /' || true
 fi
 
 # --- network --------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ lines_clock_offset() {
 lines_journal_ms() {
     imgvm_ssh "journalctl -o short-unix --no-pager -u routeros-watchdog --since=@$(($1 / 1000))" 2>/dev/null |
         awk -v since="$1" -v rx="$2" '{ split($1, t, "."); ms = t[1] * 1000 + substr(t[2] "000", 1, 3) }
-            ms >= since && $0 ~ rx { print ms; exit }'
+            ms >= since && $0 ~ rx && !found { printf "%.0f\n", ms; found = 1 }' || true
 }
 
 # lines_event_ms SINCE_MS KIND PYTHON_CONDITION_ON_e -> at_ms of the first such event of wan3
@@ -210,8 +210,12 @@ lines_stage() {
     if [[ $down_at =~ ^[0-9]+$ && $hangup_at =~ ^[0-9]+$ && $plan_at =~ ^[0-9]+$ ]]; then
         echo "    on the router's clock: pppd saw the session end, $((down_at - hangup_at)) ms later wan3 was down, $((plan_at - down_at)) ms after that the new plan was applied and wan3's connections reset (nft is slow under TCG)"
     fi
-    check "ISP ends the PPPoE session: wan3 down ${down} ms after the kill (±${err} ms clock offset; issue's limit 1000), new connections avoid it after ${plan} ms" \
+    check "ISP ends the PPPoE session: wan3 down ${down} ms after the kill (±${err} ms clock offset; issue's limit 1000)" \
         bash -c "[[ '$down' =~ ^-?[0-9]+$ ]] && (( $down <= 1000 ))"
+    # The plan without wan3 follows at once (one nft apply: 0.2-0.8 s under TCG), not after
+    # retries: pppd removes the device meanwhile, and no plan may name it.
+    check "... and new connections avoid it ${plan} ms after the kill (checked < 2000)" \
+        bash -c "[[ '$plan' =~ ^-?[0-9]+$ ]] && (( $plan < 2000 ))"
     took=$(lines_wait 60 "session('wan3').get('state') == 'up' and w('wan3').get('usable')" || true)
     if [[ $took != never ]]; then timing["ppp_back"]=$took; fi
     check "the PPPoE line comes back by itself (in service again after ${took} s)" test "$took" != never

@@ -44,20 +44,21 @@ impl<P: Platform> Supervisor<P> {
         self.line_error = error;
     }
 
-    /// A PPPoE session changed state: an event, and the WAN's link read again, so a session
-    /// that ended takes its WAN out of service now, as a carrier loss does.
+    /// A PPPoE session changed state: an event, and that WAN's link read again (only it:
+    /// each read is a few netlink round trips), so a session that ended takes its WAN out
+    /// of service now, as a carrier loss does.
     pub async fn on_session_change(&mut self, change: SessionChange) {
         let event =
             Event::new(EventKind::Session, Some(&change.wan), change.message()).with(json!(change));
         self.emit(event);
-        if self.refresh_links().await {
+        if self.refresh_link(&change.wan).await {
             let _ = self.replan("PPPoE session").await;
         }
     }
 
     /// Whether `wan` is a PPPoE line whose session is not up. Its ppp device outlives the
     /// session by pppd's ip-down scripts (0.3-0.7 s measured on the image), carrying nothing:
-    /// [`Supervisor::refresh_links`] counts it as without carrier.
+    /// [`Supervisor::refresh_links`] counts it as gone.
     pub(super) fn session_not_up(&self, wan: &str) -> bool {
         let pppoe = self
             .cfg

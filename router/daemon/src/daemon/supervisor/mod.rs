@@ -259,46 +259,64 @@ impl<P: Platform> Supervisor<P> {
         }
     }
 
-    /// Re-read every WAN's link facts; true if anything the planner uses changed. Carrier
-    /// loss (for a PPPoE line: its session ending) takes a WAN down at once, without
-    /// waiting for probes.
+    /// Re-read every WAN's link facts; true if anything the planner uses changed.
     async fn refresh_links(&mut self) -> bool {
-        let mut changed = false;
-        let wans: Vec<(String, String)> = self
+        let wans: Vec<String> = self
             .cfg
             .wan_interfaces
             .iter()
-            .map(|w| (w.name.clone(), w.device()))
+            .map(|w| w.name.clone())
             .collect();
-        for (wan, device) in wans {
-            let mut link = match self.applier.routes().observe(&device).await {
-                Ok(link) => link,
-                Err(e) => {
-                    tracing::warn!(wan, "cannot read link state: {e}");
-                    continue;
-                }
-            };
-            link.carrier &= !self.session_not_up(&wan);
-            let old = self.states.entry(wan.clone()).or_default().link.clone();
-            if old == link {
-                continue;
-            }
-            tracing::info!(wan, ?link, "link changed");
-            let carrier_now = link.present && link.carrier;
-            let carrier_before = old.present && old.carrier;
-            self.states.entry(wan.clone()).or_default().link = link;
-            changed = true;
-            let now = Instant::now();
-            let t = match self.monitors.get_mut(&wan) {
-                Some(m) if carrier_before && !carrier_now => m.link_lost(now),
-                Some(m) if !carrier_before && carrier_now => m.link_restored(now),
-                _ => None,
-            };
-            if let Some(t) = t {
-                self.note_transition(&wan, t);
-            }
+        let mut changed = false;
+        for wan in wans {
+            changed |= self.refresh_link(&wan).await;
         }
         changed
+    }
+
+    /// Re-read one WAN's link facts; true if anything the planner uses changed. Carrier
+    /// loss (for a PPPoE line: its session ending) takes the WAN down at once, without
+    /// waiting for probes.
+    async fn refresh_link(&mut self, wan: &str) -> bool {
+        let Some(device) = self
+            .cfg
+            .wan_interfaces
+            .iter()
+            .find(|w| w.name == wan)
+            .map(|w| w.device())
+        else {
+            return false;
+        };
+        let mut link = match self.applier.routes().observe(&device).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(wan, "cannot read link state: {e}");
+                return false;
+            }
+        };
+        if self.session_not_up(wan) {
+            // pppd's device outlives its session by the ip-down scripts: counted as gone
+            // already, so no plan routes over it or names it (it may vanish mid-apply).
+            link = plan::LinkInfo::default();
+        }
+        let state = self.states.entry(wan.to_string()).or_default();
+        if state.link == link {
+            return false;
+        }
+        tracing::info!(wan, ?link, "link changed");
+        let carrier_before = state.link.present && state.link.carrier;
+        let carrier_now = link.present && link.carrier;
+        state.link = link;
+        let now = Instant::now();
+        let t = match self.monitors.get_mut(wan) {
+            Some(m) if carrier_before && !carrier_now => m.link_lost(now),
+            Some(m) if !carrier_before && carrier_now => m.link_restored(now),
+            _ => None,
+        };
+        if let Some(t) = t {
+            self.note_transition(wan, t);
+        }
+        true
     }
 
     /// Give the config's WANs their numbers (kept by name, see [`WanIds`]) and save them

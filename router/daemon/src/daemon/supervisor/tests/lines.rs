@@ -202,6 +202,15 @@ fn an_ended_pppoe_session_takes_its_wan_down_before_its_device_goes() {
     lab.rt
         .block_on(lab.sup.on_session_change(change(up.clone(), down.clone())));
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
+    // Nor does any route name the device any more: it may vanish while a plan is applied.
+    let routes = lab.world.with(|w| w.routes.clone());
+    assert!(
+        routes
+            .iter()
+            .flat_map(|r| &r.hops)
+            .all(|h| h.dev != "ppp-wan2"),
+        "{routes:?}"
+    );
     let msgs = lab.messages();
     assert!(
         msgs.iter().any(|m| m.contains("session dropped")),
