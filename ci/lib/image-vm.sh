@@ -125,7 +125,11 @@ imgvm_boot() {
 imgvm_wait_taps() {
     local i pid nic id kind arg mac missing
     for ((i = 0; i < 100; i++)); do
-        pid=$(imgvm_pid) || break
+        if ! pid=$(imgvm_pid); then
+            [[ -s $IMGVM_PIDFILE ]] && break # started, and gone again
+            sleep 0.1                        # not started yet (QEMU writes its -pidfile)
+            continue
+        fi
         missing=0
         for nic in "${IMGVM_NICS[@]}"; do
             read -r id kind arg mac <<<"$nic"
