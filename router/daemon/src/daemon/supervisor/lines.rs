@@ -58,7 +58,7 @@ impl<P: Platform> Supervisor<P> {
 
     /// Whether `wan` is a PPPoE line whose session is not up. Its ppp device outlives the
     /// session by pppd's ip-down scripts (0.3-0.7 s measured on the image), carrying nothing:
-    /// [`Supervisor::refresh_links`] counts it as gone.
+    /// [`Supervisor::refresh_link`] counts it as gone.
     pub(super) fn session_not_up(&self, wan: &str) -> bool {
         let pppoe = self
             .cfg
