@@ -36,7 +36,7 @@ IMGLAB_P=${IMGLAB_P:-run}
 source ci/lib/image-lab.sh
 
 image=$IMG_TARGET/dist/router.qcow2
-wans=2
+wans=
 lab=0
 persist=0
 seed_dir=
@@ -59,6 +59,11 @@ while (($#)); do
     esac
     shift
 done
+if ((lab)); then
+    [[ -z $wans ]] || img_die "--wans and --wans-lab: one or the other (the lab has two ISPs)"
+    wans=2
+fi
+wans=${wans:-2}
 [[ $wans =~ ^[1-4]$ ]] || img_die "--wans: 1 to 4 WAN ports, not '$wans'"
 [[ $IMGVM_ACCEL =~ ^(auto|kvm|tcg)$ ]] || img_die "--accel: auto, kvm or tcg, not '$IMGVM_ACCEL'"
 if ! [[ $IMGVM_MEM =~ ^[0-9]+$ ]] || ((IMGVM_MEM < 512)); then
@@ -66,9 +71,9 @@ if ! [[ $IMGVM_MEM =~ ^[0-9]+$ ]] || ((IMGVM_MEM < 512)); then
 fi
 [[ -s $image ]] || img_die "--image: no image at $image (build one with ci/image-build.sh, or pass a downloaded router_<version>.qcow2)"
 [[ -z $seed_dir || -r $seed_dir/user-data ]] || img_die "--seed: $seed_dir has no user-data (a NoCloud directory as in cloud-init/)"
-((lab)) && wans=2
 
-IMGVM_DIR=${IMGVM_DIR:-/tmp/routeros-run.$$}
+# Its own directory, whatever the environment says: it is removed on exit.
+IMGVM_DIR=/tmp/routeros-run.$$
 source ci/lib/image-vm.sh
 RUN_LAN_HOST=192.168.1.250
 image=$(readlink -f "$image")

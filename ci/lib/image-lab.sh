@@ -142,22 +142,24 @@ imglab_attach_wans() {
     # ISP 1 too when IMGLAB_ISP1_DHCP=1 (the tests give wan1 a static address instead).
     local common=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces --log-facility=-
         --address=/internet.test/$IMGLAB_INET --user=root)
-    local dhcp1=()
+    # isp_dhcp N ISP_ADDR ROUTER_ADDR: dnsmasq's options for ISP N handing out ROUTER_ADDR.
+    isp_dhcp() {
+        dhcp=(--dhcp-range="$3,$3,255.255.255.248,600" --dhcp-option=option:router,"$2"
+            --dhcp-option=option:dns-server,"$2" --dhcp-leasefile="$IMGLAB_DIR/isp$1.leases"
+            --dhcp-authoritative)
+    }
+    local dhcp=() dhcp1=()
     if [[ ${IMGLAB_ISP1_DHCP:-0} == 1 ]]; then
-        dhcp1=(--dhcp-range="$IMGLAB_WAN1_RTR,$IMGLAB_WAN1_RTR,255.255.255.248,600"
-            --dhcp-option=option:router,$IMGLAB_WAN1_ISP --dhcp-option=option:dns-server,$IMGLAB_WAN1_ISP
-            --dhcp-leasefile="$IMGLAB_DIR/isp1.leases" --dhcp-authoritative)
+        isp_dhcp 1 "$IMGLAB_WAN1_ISP" "$IMGLAB_WAN1_RTR"
+        dhcp1=("${dhcp[@]}")
     fi
+    isp_dhcp 2 "$IMGLAB_WAN2_ISP" "$IMGLAB_WAN2_RTR"
     imglab_bg isp1 dns1 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq1.pidfile" \
         --listen-address="$IMGLAB_WAN1_ISP" --interface="$IMGLAB_TAP_W1" \
         --address=/isp.test/$IMGLAB_WAN1_ISP "${dhcp1[@]}"
     imglab_bg isp2 dns2 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq2.pidfile" \
         --listen-address="$IMGLAB_WAN2_ISP" --interface="$IMGLAB_TAP_W2" \
-        --address=/isp.test/$IMGLAB_WAN2_ISP \
-        --dhcp-range="$IMGLAB_WAN2_RTR,$IMGLAB_WAN2_RTR,255.255.255.248,600" \
-        --dhcp-host="$IMGLAB_MAC_W2,$IMGLAB_WAN2_RTR" \
-        --dhcp-option=option:router,$IMGLAB_WAN2_ISP --dhcp-option=option:dns-server,$IMGLAB_WAN2_ISP \
-        --dhcp-leasefile="$IMGLAB_DIR/isp2.leases" --dhcp-authoritative
+        --address=/isp.test/$IMGLAB_WAN2_ISP "${dhcp[@]}" --dhcp-host="$IMGLAB_MAC_W2,$IMGLAB_WAN2_RTR"
     for t in dns1 dns2; do
         sleep 0.2
         kill -0 "$(<"$IMGLAB_DIR/$t.pid")" 2>/dev/null || { cat "$IMGLAB_DIR/$t.log" >&2; img_die "ISP $t server did not start"; }
