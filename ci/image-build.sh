@@ -76,9 +76,10 @@ mkdir -p "$DIST" "$OUT" "$KEYS" "$IMG_TARGET"/{cache,pkgcache,work}
 # --- host tools ---------------------------------------------------------------------------
 # mkosi runs on python3 and builds its Debian tools tree with the host's apt; the rest is
 # for the bundle (openssl, zstd, tar), the qcow2 (qemu-img), the ISO (xorriso, mtools,
-# dosfstools, fdisk's sfdisk, e2fsprogs) and derived versions (e2fsprogs' debugfs).
+# dosfstools, fdisk's sfdisk, e2fsprogs, squashfs-tools) and derived versions (e2fsprogs'
+# debugfs).
 img_need_pkgs python3 apt dpkg gpgv debian-archive-keyring ca-certificates openssl zstd tar \
-    xorriso mtools dosfstools fdisk e2fsprogs
+    xorriso mtools dosfstools fdisk e2fsprogs squashfs-tools
 command -v qemu-img >/dev/null || img_need_pkgs qemu-utils
 
 if [[ -n $derive_from ]]; then

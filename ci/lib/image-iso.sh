@@ -4,13 +4,14 @@
 # A hybrid ISO made with xorriso: a small ISO 9660 file system (README) followed by three GPT
 # partitions, so that `dd if=router_<v>.iso of=/dev/sdX` gives a stick that UEFI firmware
 # boots like a disk:
-#   ESP    systemd-boot, the UKI, and two menu entries:
-#            "live"  (default) the same UKI with systemd.volatile=overlay routeros.live=1:
-#                    root read-only with a RAM overlay, config on the stick's data partition
-#            the UKI's own entry: the stick as a normal (writable) router
-#   root   router_<v>, the root partition of the image, shrunk to its content
+#   ESP    systemd-boot, the UKI (in /EFI/routeros, so that systemd-boot lists no entry of
+#          its own for it) and one menu entry, "live": the UKI with systemd.volatile=overlay
+#          routeros.live=1, the root read-only with a RAM overlay
+#   root   router_<v>: the files of the image's root partition as squashfs (zstd), about
+#          40 % of the ext4 partition's size
 #   data   a small data partition (live config and logs)
-# In the live system `routeros-install /dev/sdX` writes the A/B layout to an internal disk.
+# In the live system `routeros-install /dev/sdX` writes the A/B layout to an internal disk,
+# with root A an ext4 file system holding the squashfs's files.
 #
 # Not a CD image: firmware boots CDs through El Torito, whose boot image must be small, and
 # Linux does not read partition tables on /dev/sr0, so the root partition would be out of
@@ -25,10 +26,12 @@ rm -rf "$work" && mkdir -p "$work/esp-tree" "$work/isofs"
 
 # --- ESP: only what booting needs, sized to it -------------------------------------------------
 mcopy -s -i "$base.esp.raw" ::/EFI "$work/esp-tree/"
+mkdir -p "$work/esp-tree/EFI/routeros"
+mv "$work/esp-tree/EFI/Linux/router_$version.efi" "$work/esp-tree/EFI/routeros/"
 mkdir -p "$work/esp-tree/loader/entries"
 mcopy -i "$base.esp.raw" ::/loader/loader.conf "$work/esp-tree/loader/loader.conf.installed"
 cmdline="root=PARTLABEL=router_$version ro systemd.volatile=overlay routeros.live=1"
-cmdline+=" console=tty0 console=ttyS0,115200 panic=10 audit=0 loglevel=4"
+cmdline+=" console=tty0 console=ttyS0,115200 panic=10 audit=0 loglevel=4 8250.nr_uarts=4"
 cat >"$work/esp-tree/loader/loader.conf" <<EOF
 # Phoenix Nexus Router $version: USB stick (live system and installer).
 timeout 5
@@ -38,7 +41,7 @@ EOF
 cat >"$work/esp-tree/loader/entries/live.conf" <<EOF
 title      Phoenix Nexus Router $version (live; install with routeros-install)
 sort-key   0-live
-efi        /EFI/Linux/router_$version.efi
+efi        /EFI/routeros/router_$version.efi
 options    $cmdline
 EOF
 esp_kib=$(( ($(du -sk "$work/esp-tree" | cut -f1) * 11 / 10 + 8192 + 1023) / 1024 * 1024 ))
@@ -46,16 +49,18 @@ rm -f "$work/esp.img"
 mkfs.vfat -n ESP -C "$work/esp.img" "$esp_kib" >/dev/null
 mcopy -s -i "$work/esp.img" "$work/esp-tree"/* ::/
 
-# --- root: the image's root partition, shrunk to its content -----------------------------------
-cp --sparse=always "$base.root-x86-64.raw" "$work/root.img"
-e2fsck -fy "$work/root.img" >/dev/null 2>&1 || [[ $? -le 1 ]]
-resize2fs -M "$work/root.img" >/dev/null 2>&1
-blocks=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Block count/ { gsub(/ /, "", $2); print $2 }')
-bsize=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Block size/ { gsub(/ /, "", $2); print $2 }')
-truncate -s $((blocks * bsize)) "$work/root.img"
+# --- root: the image's root files as squashfs (owners, modes, xattrs such as file
+# capabilities and hard links kept; the kernel has squashfs with zstd built in) -----------------
+mkdir -p "$work/root-mnt"
+mount -o ro,loop "$base.root-x86-64.raw" "$work/root-mnt"
+trap 'umount "$work/root-mnt" 2>/dev/null || true' EXIT
+mksquashfs "$work/root-mnt" "$work/root.img" -noappend -quiet -no-progress \
+    -comp zstd -Xcompression-level 19 -b 1M >/dev/null
+umount "$work/root-mnt"
+trap - EXIT
 
 # --- data: small, for the live system's config and logs -----------------------------------------
-truncate -s 256M "$work/data.img"
+truncate -s 64M "$work/data.img"
 mkfs.ext4 -q -F -L data "$work/data.img"
 
 cat >"$work/isofs/README.txt" <<EOF

@@ -212,10 +212,14 @@ lines_stage() {
     fi
     check "ISP ends the PPPoE session: wan3 down ${down} ms after the kill (±${err} ms clock offset; issue's limit 1000)" \
         bash -c "[[ '$down' =~ ^-?[0-9]+$ ]] && (( $down <= 1000 ))"
-    # The plan without wan3 follows at once (one nft apply: 0.2-0.8 s under TCG), not after
-    # retries: pppd removes the device meanwhile, and no plan may name it.
-    check "... and new connections avoid it ${plan} ms after the kill (checked < 2000)" \
-        bash -c "[[ '$plan' =~ ^-?[0-9]+$ ]] && (( $plan < 2000 ))"
+    # The plan without wan3 follows at the first try, not after retries: pppd removes the
+    # device meanwhile, and no plan may name it. What that costs is one nft apply, which
+    # under TCG varies with the host's load (0.4-1.8 s seen), so the limit is loose and the
+    # point is checked directly: no failed apply between the kill and that plan.
+    local failed_at
+    failed_at=$(lines_journal_ms "$((seen_at + off))" 'apply failed')
+    check "... and new connections avoid it ${plan} ms after the kill, at the first apply (no failed apply before it${failed_at:+: one at $failed_at}; limit 4000)" \
+        bash -c "[[ '$plan' =~ ^-?[0-9]+$ ]] && (( $plan < 4000 )) && [[ -z '$failed_at' || '$failed_at' -gt '$plan_at' ]]"
     took=$(lines_wait 60 "session('wan3').get('state') == 'up' and w('wan3').get('usable')" || true)
     if [[ $took != never ]]; then timing["ppp_back"]=$took; fi
     check "the PPPoE line comes back by itself (in service again after ${took} s)" test "$took" != never
