@@ -3,13 +3,13 @@
 mod common;
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{fresh_netns, ip_json, sh, Monitor};
 use routeros_daemon::apply::netlink::NetlinkDriver;
 use routeros_daemon::apply::{ApplyError, LinkObserver, RouteDriver};
 use routeros_shared::plan::{
-    NextHop, RouteSpec, RuleSelector, RuleSpec, MAIN_DEFAULT_METRIC, MAIN_TABLE, MARK_MASK,
+    Family, NextHop, RouteSpec, RuleSelector, RuleSpec, MAIN_DEFAULT_METRIC, MAIN_TABLE, MARK_MASK,
     RULE_PRIO_FROM, RULE_PRIO_FWMARK, RULE_PRIO_OIF, RULE_PRIO_SUPPRESS_MAIN,
 };
 use serde_json::Value;
@@ -73,7 +73,7 @@ fn run<F: Future>(f: F) -> F::Output {
 fn hop(wan: &Wan) -> NextHop {
     NextHop {
         dev: wan.dev.into(),
-        gateway: wan.gateway,
+        gateway: wan.gateway.map(IpAddr::V4),
         weight: wan.weight,
     }
 }
@@ -82,11 +82,13 @@ fn hop(wan: &Wan) -> NextHop {
 /// main default, and the four kinds of rules.
 fn plan(wans: &[Wan]) -> (Vec<RouteSpec>, Vec<RuleSpec>) {
     let mut routes = vec![RouteSpec {
+        family: Family::V4,
         table: MAIN_TABLE,
         metric: MAIN_DEFAULT_METRIC,
         hops: wans.iter().map(hop).collect(),
     }];
     let mut rules = vec![RuleSpec {
+        family: Family::V4,
         priority: RULE_PRIO_SUPPRESS_MAIN,
         selector: RuleSelector::SuppressMainDefault,
         table: MAIN_TABLE,
@@ -94,6 +96,7 @@ fn plan(wans: &[Wan]) -> (Vec<RouteSpec>, Vec<RuleSpec>) {
     for (i, wan) in wans.iter().enumerate() {
         let i = u32::try_from(i).unwrap();
         routes.push(RouteSpec {
+            family: Family::V4,
             table: wan.table,
             metric: 0,
             hops: vec![NextHop {
@@ -103,6 +106,7 @@ fn plan(wans: &[Wan]) -> (Vec<RouteSpec>, Vec<RuleSpec>) {
         });
         rules.extend([
             RuleSpec {
+                family: Family::V4,
                 priority: RULE_PRIO_FWMARK + i,
                 selector: RuleSelector::FwMark {
                     mark: (i + 1) << 8,
@@ -111,11 +115,13 @@ fn plan(wans: &[Wan]) -> (Vec<RouteSpec>, Vec<RuleSpec>) {
                 table: wan.table,
             },
             RuleSpec {
+                family: Family::V4,
                 priority: RULE_PRIO_FROM + i,
-                selector: RuleSelector::From(wan.addr),
+                selector: RuleSelector::From(IpAddr::V4(wan.addr)),
                 table: wan.table,
             },
             RuleSpec {
+                family: Family::V4,
                 priority: RULE_PRIO_OIF + i,
                 selector: RuleSelector::Oif(wan.dev.into()),
                 table: wan.table,
@@ -375,11 +381,12 @@ fn observe_reports_carrier_address_and_the_learned_gateway() {
         let mut driver = NetlinkDriver::connect().unwrap();
         // Our own default through wan1 with a lower metric must not be taken for the ISP's.
         let ours = RouteSpec {
+            family: Family::V4,
             table: MAIN_TABLE,
             metric: MAIN_DEFAULT_METRIC,
             hops: vec![NextHop {
                 dev: "wan1".into(),
-                gateway: Some(Ipv4Addr::new(192, 0, 2, 77)),
+                gateway: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 77))),
                 weight: 1,
             }],
         };
@@ -389,6 +396,7 @@ fn observe_reports_carrier_address_and_the_learned_gateway() {
         assert!(wan1.present && wan1.carrier);
         assert_eq!(wan1.address, Some("192.0.2.2/24".parse().unwrap()));
         assert_eq!(wan1.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!((wan1.address6, wan1.gateway6), (None, None), "no global IPv6 yet");
 
         let wan2 = driver.observe("wan2").await.unwrap();
         assert_eq!(wan2.gateway, Some(Ipv4Addr::new(198, 51, 100, 1)));
@@ -458,5 +466,125 @@ fn drift_is_empty_after_sync_and_names_what_another_program_deleted() {
 
         driver.sync(&routes, &rules).await.unwrap();
         assert!(driver.drift(&routes, &rules).await.unwrap().is_empty());
+    });
+}
+
+/// The IPv6 half of a dual-stack plan: per-WAN tables with a link-local gateway (as a router
+/// advertisement gives) or none (PPP), a weighted multipath main default, and the IPv6 rules,
+/// next to the IPv4 plan. The kernel stores IPv6 metric 0 as 1024: a second sync must still
+/// see the plan in place and change nothing.
+#[test]
+#[ignore = "needs root"]
+fn ipv6_routes_and_rules_sync_beside_ipv4_and_stay_put() {
+    setup();
+    for (i, dev) in ["wan1", "wan2", "wan3"].iter().enumerate() {
+        sh(&format!(
+            "ip -6 addr add 2001:db8:ff0{}::2/64 dev {dev} nodad",
+            i + 1
+        ));
+    }
+    let v6_hop = |dev: &str, gw: Option<&str>, weight| NextHop {
+        dev: dev.into(),
+        gateway: gw.map(|g| IpAddr::V6(g.parse().unwrap())),
+        weight,
+    };
+    let (mut routes, mut rules) = plan(&wans());
+    routes.extend([
+        RouteSpec {
+            family: Family::V6,
+            table: MAIN_TABLE,
+            metric: MAIN_DEFAULT_METRIC,
+            hops: vec![
+                v6_hop("wan1", Some("fe80::1"), 3),
+                v6_hop("wan2", Some("2001:db8:ff02::1"), 1),
+            ],
+        },
+        RouteSpec {
+            family: Family::V6,
+            table: 100,
+            metric: 1024,
+            hops: vec![v6_hop("wan1", Some("fe80::1"), 1)],
+        },
+        RouteSpec {
+            family: Family::V6,
+            table: 1000,
+            metric: 1024,
+            hops: vec![v6_hop("wan3", None, 1)],
+        },
+    ]);
+    let v6_rule = |priority, selector, table| RuleSpec {
+        family: Family::V6,
+        priority,
+        selector,
+        table,
+    };
+    rules.extend([
+        v6_rule(RULE_PRIO_SUPPRESS_MAIN, RuleSelector::SuppressMainDefault, MAIN_TABLE),
+        v6_rule(
+            RULE_PRIO_FWMARK,
+            RuleSelector::FwMark {
+                mark: 0x100,
+                mask: MARK_MASK,
+            },
+            100,
+        ),
+        v6_rule(
+            RULE_PRIO_FROM,
+            RuleSelector::From(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xff01, 0, 0, 0, 0, 2))),
+            100,
+        ),
+        v6_rule(RULE_PRIO_OIF + 2, RuleSelector::Oif("wan3".into()), 1000),
+    ]);
+    run(async {
+        let mut driver = NetlinkDriver::connect().unwrap();
+        driver.sync(&routes, &rules).await.unwrap();
+        let main6 = sh("ip -6 route show table main proto 201");
+        assert!(
+            main6.contains("nexthop via fe80::1 dev wan1 weight 3")
+                && main6.contains("nexthop via 2001:db8:ff02::1 dev wan2 weight 1"),
+            "{main6}"
+        );
+        assert!(sh("ip -6 route show table 1000").contains("default dev wan3 proto 201"));
+        let rules6 = sh("ip -6 rule show");
+        for want in [
+            "1000:\tfrom all lookup main suppress_prefixlength 0 proto 201",
+            "1100:\tfrom all fwmark 0x100/0xff00 lookup 100 proto 201",
+            "1200:\tfrom 2001:db8:ff01::2 lookup 100 proto 201",
+            "1302:\tfrom all oif wan3 lookup 1000 proto 201",
+        ] {
+            assert!(rules6.contains(want), "{want:?} in:\n{rules6}");
+        }
+        assert!(driver.drift(&routes, &rules).await.unwrap().is_empty());
+
+        let monitor = Monitor::start("route rule");
+        driver.sync(&routes, &rules).await.unwrap();
+        assert_eq!(monitor.stop(), Vec::<String>::new());
+
+        // Dropping IPv6 from the plan removes exactly the IPv6 entries.
+        let (v4_routes, v4_rules) = plan(&wans());
+        driver.sync(&v4_routes, &v4_rules).await.unwrap();
+        assert_eq!(sh("ip -6 route show table all proto 201"), "");
+        assert!(!sh("ip -6 rule show").contains("proto 201"));
+        assert_kernel_holds(&mut driver, &v4_routes, &v4_rules).await;
+    });
+}
+
+/// A router advertisement's default route (proto ra, a link-local gateway) and a global
+/// address give the line's IPv6 facts; a link-local address alone is none.
+#[test]
+#[ignore = "needs root"]
+fn observe_reports_the_global_ipv6_address_and_the_advertised_gateway() {
+    setup();
+    sh("ip -6 addr add 2001:db8:ff01::2/64 dev wan1 nodad");
+    sh("ip -6 route add default via fe80::1 dev wan1 proto ra metric 1024");
+    sh("ip -6 route add default via fe80::2 dev wan2 proto ra metric 1025");
+    run(async {
+        let mut driver = NetlinkDriver::connect().unwrap();
+        let wan1 = driver.observe("wan1").await.unwrap();
+        assert_eq!(wan1.address6, Some("2001:db8:ff01::2/64".parse().unwrap()));
+        assert_eq!(wan1.gateway6, Some("fe80::1".parse().unwrap()));
+        let wan2 = driver.observe("wan2").await.unwrap();
+        assert_eq!(wan2.address6, None, "only link-local on wan2");
+        assert_eq!(wan2.gateway6, Some("fe80::2".parse().unwrap()));
     });
 }

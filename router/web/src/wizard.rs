@@ -192,6 +192,11 @@ impl Wizard {
                             .and_then(|o| o.pppoe.as_ref())
                             .map_or(PPPOE_MTU, |o| o.mtu),
                     }),
+                    // IPv6 is not asked (auto suits nearly every ISP): keep what was set.
+                    ipv6: prev.map(|p| p.ipv6).unwrap_or_default(),
+                    address6: prev.and_then(|p| p.address6),
+                    gateway6: prev.and_then(|p| p.gateway6),
+                    prefix6: prev.and_then(|p| p.prefix6),
                 };
                 pppoe_secret::keep_typed(&mut wan, base);
                 wan
@@ -204,6 +209,7 @@ impl Wizard {
         raw.lan = LanConfig {
             interface: self.lan.interface.clone(),
             address: self.lan.address,
+            address6: raw.lan.address6,
             dhcp,
         };
         Config::from_raw(raw).map_err(|errors| {

@@ -103,7 +103,7 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use routeros_shared::plan::{RouteSpec, RuleSelector, RuleSpec};
+    use routeros_shared::plan::{Family, RouteSpec, RuleSelector, RuleSpec};
     use std::sync::{Arc, Mutex};
 
     /// Records calls and keeps what was applied as its "kernel"; fails where told to.
@@ -165,6 +165,7 @@ mod tests {
 
     fn plan(n_routes: usize, nft: &str) -> Plan {
         let route = RouteSpec {
+            family: Family::V4,
             table: 100,
             metric: 0,
             hops: vec![],
@@ -226,6 +227,7 @@ mod tests {
 
     fn with_rule(mut p: Plan) -> Plan {
         p.rules = vec![RuleSpec {
+            family: Family::V4,
             priority: 1300,
             selector: RuleSelector::Oif("wan1".into()),
             table: 100,

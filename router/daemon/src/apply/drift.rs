@@ -83,10 +83,11 @@ impl fmt::Display for Drift {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use routeros_shared::plan::{NextHop, RuleSelector};
+    use routeros_shared::plan::{Family, NextHop, RuleSelector};
 
     fn route(table: u32) -> RouteSpec {
         RouteSpec {
+            family: Family::V4,
             table,
             metric: 0,
             hops: vec![NextHop {
@@ -99,6 +100,7 @@ mod tests {
 
     fn rule(priority: u32) -> RuleSpec {
         RuleSpec {
+            family: Family::V4,
             priority,
             selector: RuleSelector::Oif("wan1".into()),
             table: 100,

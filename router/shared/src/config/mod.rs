@@ -7,6 +7,7 @@
 //! routing table and mark), which the planner takes.
 
 mod access;
+mod ipv6;
 mod model;
 mod parse;
 pub mod pppoe_text;

@@ -4,13 +4,14 @@
 //! [`RawConfig`] is the text as serde reads it, before any check; the sections are shared
 //! with the validated [`Config`](super::Config), which only the validator makes.
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use super::access::{MacAddr, PppoeConfig, WanMode};
+pub use super::ipv6::{Ipv6Mode, DEFAULT_LAN6, DEFAULT_TARGETS6};
 
 /// A config document as written (TOML file or its JSON form), not yet validated. Turn it
 /// into a [`Config`](super::Config) with [`Config::from_raw`](super::Config::from_raw).
@@ -112,6 +113,19 @@ pub struct WanConfig {
     pub mac: Option<MacAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pppoe: Option<PppoeConfig>,
+    /// How the line gets IPv6: from the ISP's router advertisements and DHCPv6 (auto), not
+    /// at all (off), or as `address6`/`gateway6` say (static).
+    #[serde(default, skip_serializing_if = "Ipv6Mode::is_default")]
+    pub ipv6: Ipv6Mode,
+    /// Static IPv6: the line's address with its prefix, e.g. "2001:db8:ff01::2/64".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
+    /// Static IPv6: the next hop, link-local (fe80::1) or inside `address6`'s prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Static IPv6: the prefix the ISP routes to the line (what DHCPv6-PD would delegate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix6: Option<Ipv6Net>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,8 +133,17 @@ pub struct LanConfig {
     pub interface: String,
     /// Router address with the LAN prefix length, e.g. "192.168.1.1/24".
     pub address: Ipv4Net,
+    /// The LAN's one IPv6 prefix, announced by router advertisements, with the router's
+    /// address in it (a /64, default a unique local prefix). Each WAN translates it to its
+    /// own address, so a connection keeps working through its WAN (see README, IPv6).
+    #[serde(default = "default_lan6")]
+    pub address6: Ipv6Net,
     #[serde(default)]
     pub dhcp: DhcpConfig,
+}
+
+fn default_lan6() -> Ipv6Net {
+    DEFAULT_LAN6.parse().expect("valid default")
 }
 
 /// The LAN's DHCP server (and DNS forwarder, which follows the live WANs).
@@ -185,6 +208,8 @@ pub struct HealthCheckConfig {
     pub target_host: Ipv4Addr,
     /// Several targets; when set they replace `target_host`.
     pub targets: Vec<Ipv4Addr>,
+    /// IPv6 targets, probed on every WAN with IPv6 (same rounds and thresholds).
+    pub targets6: Vec<Ipv6Addr>,
     /// How many targets must answer for a probe round to count as a success.
     pub reliability: u32,
     /// Consecutive successful rounds before a down WAN is trusted again (hysteresis).
@@ -203,6 +228,10 @@ impl Default for HealthCheckConfig {
             check_interval: 5.0,
             target_host: Ipv4Addr::new(1, 1, 1, 1),
             targets: Vec::new(),
+            targets6: DEFAULT_TARGETS6
+                .iter()
+                .map(|t| t.parse().expect("valid default"))
+                .collect(),
             reliability: 1,
             recovery_count: 3,
             degraded_latency_ms: 500,

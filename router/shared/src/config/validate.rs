@@ -19,6 +19,7 @@ pub(super) fn validate(cfg: &RawConfig) -> Vec<FieldError> {
     check_alerts(&cfg.alerts, &mut errs);
     check_dhcp(cfg, &mut errs);
     check_port_forwards(cfg, &mut errs);
+    errs.0.extend(super::ipv6::problems(cfg));
     errs.0
 }
 

@@ -2,9 +2,9 @@
 
 use super::input::{HealthVerdict, Overrides, WanFactsByName};
 use super::model::*;
-use crate::config::{BalanceMode, Resolved};
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use crate::config::{BalanceMode, Ipv6Mode, Resolved};
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One configured WAN with everything the planner derived about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,47 @@ pub struct PlannedWan {
     /// Routable, carrier up, healthy and not disabled by the operator.
     pub usable: bool,
     pub disabled: bool,
+    /// The same for IPv6 (`None`: `ipv6 = "off"`).
+    pub v6: Option<Ipv6View>,
+}
+
+/// A WAN's IPv6 side: routed, health-checked and failed over apart from its IPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6View {
+    /// Configured `gateway6`, else the one the ISP's router advertisement gave.
+    pub gateway: Option<Ipv6Addr>,
+    /// The global address connections are translated to.
+    pub address: Option<Ipv6Addr>,
+    pub subnet: Option<Ipv6Net>,
+    /// Present, with a gateway (or point-to-point) and a global address to translate to.
+    pub routable: bool,
+    /// Routable, carrier up, IPv6 probes answered and not disabled by the operator.
+    pub usable: bool,
+}
+
+/// Which family's view of a WAN [`active_wans`] and the route builders look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    V4,
+    V6,
+}
+
+impl PlannedWan {
+    /// (routable, usable) in `lane`; a WAN without IPv6 is neither there.
+    fn lane(&self, lane: Lane) -> (bool, bool) {
+        match (lane, &self.v6) {
+            (Lane::V4, _) => (self.routable, self.usable),
+            (Lane::V6, Some(v6)) => (v6.routable, v6.usable),
+            (Lane::V6, None) => (false, false),
+        }
+    }
+
+    fn gateway_in(&self, lane: Lane) -> Option<IpAddr> {
+        match lane {
+            Lane::V4 => self.gateway.map(IpAddr::V4),
+            Lane::V6 => self.v6.as_ref()?.gateway.map(IpAddr::V6),
+        }
+    }
 }
 
 /// Derive every WAN's view from config, numbers and runtime state, in config order.
@@ -39,6 +80,21 @@ pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -
             // A point-to-point link (PPP) needs no gateway: the device reaches the peer.
             let routable = rt.link.present && (gateway.is_some() || rt.link.point_to_point);
             let disabled = ov.is_out(&w.name);
+            let up = rt.link.carrier && !disabled;
+            let v6 = (w.ipv6 != Ipv6Mode::Off).then(|| {
+                let address = w.address6.or(rt.link.address6);
+                let gateway = w.gateway6.or(rt.link.gateway6);
+                let routable = rt.link.present
+                    && address.is_some()
+                    && (gateway.is_some() || rt.link.point_to_point);
+                Ipv6View {
+                    gateway,
+                    address: address.map(|a| a.addr()),
+                    subnet: address.map(|a| a.trunc()),
+                    routable,
+                    usable: routable && up && rt.health6 == HealthVerdict::Up,
+                }
+            });
             PlannedWan {
                 name: w.name.clone(),
                 dev: w.device(),
@@ -50,8 +106,9 @@ pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -
                 address: rt.link.address.map(|a| a.addr()),
                 subnet: rt.link.address.map(|a| a.trunc()),
                 routable,
-                usable: routable && rt.link.carrier && rt.health == HealthVerdict::Up && !disabled,
+                usable: routable && up && rt.health == HealthVerdict::Up,
                 disabled,
+                v6,
             }
         })
         .collect()
@@ -60,10 +117,14 @@ pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -
 /// The WANs new connections are spread over. In failover mode only the best (lowest)
 /// priority tier. When nothing is usable, keep using every routable WAN that the
 /// operator did not disable: a guess beats a blackhole (fail-static).
-pub fn active_wans(views: &[PlannedWan], mode: BalanceMode) -> Vec<&PlannedWan> {
-    let usable: Vec<&PlannedWan> = views.iter().filter(|w| w.usable).collect();
+/// Each family on its own: a line whose IPv6 died still carries IPv4.
+pub fn active_wans(views: &[PlannedWan], mode: BalanceMode, lane: Lane) -> Vec<&PlannedWan> {
+    let usable: Vec<&PlannedWan> = views.iter().filter(|w| w.lane(lane).1).collect();
     let pool = if usable.is_empty() {
-        views.iter().filter(|w| w.routable && !w.disabled).collect()
+        views
+            .iter()
+            .filter(|w| w.lane(lane).0 && !w.disabled)
+            .collect()
     } else {
         usable
     };
@@ -78,66 +139,81 @@ pub fn active_wans(views: &[PlannedWan], mode: BalanceMode) -> Vec<&PlannedWan> 
     }
 }
 
-fn hop(w: &PlannedWan, weight: u32) -> NextHop {
+fn hop(w: &PlannedWan, lane: Lane, weight: u32) -> NextHop {
     NextHop {
         dev: w.dev.clone(),
-        gateway: w.gateway,
-        weight: weight.clamp(1, 255) as u8,
+        gateway: w.gateway_in(lane),
+        weight: u8::try_from(weight.clamp(1, 255)).unwrap_or(u8::MAX),
+    }
+}
+
+fn family(lane: Lane) -> Family {
+    match lane {
+        Lane::V4 => Family::V4,
+        Lane::V6 => Family::V6,
     }
 }
 
 /// Default routes: one per routable WAN in its own table (kept while the WAN is down so
 /// its health probes still have a path), plus the weighted main default for the router's
 /// own traffic over the active WANs.
-pub fn routes(views: &[PlannedWan], active: &[&PlannedWan]) -> Vec<RouteSpec> {
+/// One family's, given the WANs active in it.
+pub fn routes(views: &[PlannedWan], active: &[&PlannedWan], lane: Lane) -> Vec<RouteSpec> {
+    let family = family(lane);
     let mut routes: Vec<RouteSpec> = views
         .iter()
-        .filter(|w| w.routable)
+        .filter(|w| w.lane(lane).0)
         .map(|w| RouteSpec {
+            family,
             table: w.table,
             metric: 0,
-            hops: vec![hop(w, 1)],
+            hops: vec![hop(w, lane, 1)],
         })
         .collect();
     if !active.is_empty() {
         routes.push(RouteSpec {
+            family,
             table: MAIN_TABLE,
             metric: MAIN_DEFAULT_METRIC,
-            hops: active.iter().map(|w| hop(w, w.weight)).collect(),
+            hops: active.iter().map(|w| hop(w, lane, w.weight)).collect(),
         });
     }
     routes
 }
 
-/// Policy rules: main-table specifics first, then per WAN its fwmark, source-address and
-/// bound-interface rules.
-pub fn rules(views: &[PlannedWan]) -> Vec<RuleSpec> {
-    let mut rules = vec![RuleSpec {
-        priority: RULE_PRIO_SUPPRESS_MAIN,
-        selector: RuleSelector::SuppressMainDefault,
-        table: MAIN_TABLE,
-    }];
+/// Policy rules of one family: main-table specifics first, then per WAN (with IPv6, for
+/// that family) its fwmark, source-address and bound-interface rules.
+pub fn rules(views: &[PlannedWan], lane: Lane) -> Vec<RuleSpec> {
+    let family = family(lane);
+    let rule = |priority, selector, table| RuleSpec {
+        family,
+        priority,
+        selector,
+        table,
+    };
+    let mut rules = Vec::new();
     for (i, w) in (0u32..).zip(views) {
-        rules.push(RuleSpec {
-            priority: RULE_PRIO_FWMARK + i,
-            selector: RuleSelector::FwMark {
-                mark: w.mark,
-                mask: MARK_MASK,
+        let address = match lane {
+            Lane::V4 => w.address.map(IpAddr::V4),
+            Lane::V6 => match &w.v6 {
+                Some(v6) => v6.address.map(IpAddr::V6),
+                None => continue,
             },
-            table: w.table,
-        });
-        if let Some(addr) = w.address {
-            rules.push(RuleSpec {
-                priority: RULE_PRIO_FROM + i,
-                selector: RuleSelector::From(addr),
-                table: w.table,
-            });
+        };
+        let mark = RuleSelector::FwMark {
+            mark: w.mark,
+            mask: MARK_MASK,
+        };
+        rules.push(rule(RULE_PRIO_FWMARK + i, mark, w.table));
+        if let Some(addr) = address {
+            rules.push(rule(RULE_PRIO_FROM + i, RuleSelector::From(addr), w.table));
         }
-        rules.push(RuleSpec {
-            priority: RULE_PRIO_OIF + i,
-            selector: RuleSelector::Oif(w.dev.clone()),
-            table: w.table,
-        });
+        let oif = RuleSelector::Oif(w.dev.clone());
+        rules.push(rule(RULE_PRIO_OIF + i, oif, w.table));
+    }
+    if lane == Lane::V4 || !rules.is_empty() {
+        let suppress = RuleSelector::SuppressMainDefault;
+        rules.push(rule(RULE_PRIO_SUPPRESS_MAIN, suppress, MAIN_TABLE));
     }
     rules.sort();
     rules

@@ -1,10 +1,10 @@
 //! What the planner decides from besides the config: what the kernel reports about each WAN
 //! link, what the health checks concluded, and what the operator forced.
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Facts about one WAN interface as the kernel reports them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -21,6 +21,12 @@ pub struct LinkInfo {
     /// A point-to-point link (IFF_POINTOPOINT, e.g. a PPP session): routed without a gateway.
     #[serde(default)]
     pub point_to_point: bool,
+    /// First global IPv6 address (SLAAC, DHCPv6 or static; not tentative).
+    #[serde(default)]
+    pub address6: Option<Ipv6Net>,
+    /// IPv6 gateway learned like `gateway` (the router advertisement's default route).
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// The planner's two-valued view of a WAN's health checks: may it carry traffic?
@@ -113,7 +119,11 @@ impl Overrides {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WanFacts {
     pub link: LinkInfo,
+    /// The IPv4 probes' verdict.
     pub health: HealthVerdict,
+    /// The IPv6 probes' verdict: each family fails over on its own.
+    #[serde(default)]
+    pub health6: HealthVerdict,
 }
 
 pub type WanFactsByName = BTreeMap<String, WanFacts>;

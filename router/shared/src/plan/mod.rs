@@ -9,7 +9,7 @@ pub mod nft;
 mod render;
 mod weights;
 
-pub use decide::{active_wans, wan_views, PlannedWan};
+pub use decide::{active_wans, wan_views, Ipv6View, Lane, PlannedWan};
 pub use input::*;
 pub use model::*;
 
@@ -20,12 +20,24 @@ use crate::config::Resolved;
 pub fn plan(resolved: &Resolved, states: &WanFactsByName, overrides: &Overrides) -> Plan {
     let cfg = resolved.config();
     let views = wan_views(resolved, states, overrides);
-    let active = active_wans(&views, cfg.routing.load_balancing);
+    let mode = cfg.routing.load_balancing;
+    let active = active_wans(&views, mode, Lane::V4);
+    let active6 = active_wans(&views, mode, Lane::V6);
+    let names = |wans: &[&PlannedWan]| wans.iter().map(|w| w.name.clone()).collect();
     Plan {
-        routes: decide::routes(&views, &active),
-        rules: decide::rules(&views),
-        nft: nft::render(cfg, &views, &active),
-        active_wans: active.iter().map(|w| w.name.clone()).collect(),
+        routes: [
+            decide::routes(&views, &active, Lane::V4),
+            decide::routes(&views, &active6, Lane::V6),
+        ]
+        .concat(),
+        rules: [
+            decide::rules(&views, Lane::V4),
+            decide::rules(&views, Lane::V6),
+        ]
+        .concat(),
+        nft: nft::render(cfg, &views, &active, &active6),
+        active_wans: names(&active),
+        active_wans6: names(&active6),
     }
 }
 

@@ -2,7 +2,7 @@
 //! Plain data with names (not ifindexes) so it can be compared, serialised and golden-tested.
 
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Routing protocol number stamped on every route and rule we install, so that adoption
 /// and clean-up only ever touch our own entries (`ip route show proto 201`).
@@ -26,20 +26,35 @@ pub const RULE_PRIO_FROM: u32 = 1200;
 pub const RULE_PRIO_OIF: u32 = 1300;
 pub const RULE_PRIO_LAST: u32 = 1399;
 
+/// The address family of a route or rule: the kernel keeps IPv4 and IPv6 routing apart.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
 /// One next hop of a default route.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct NextHop {
     /// Interface name (resolved to an index by the applier).
     pub dev: String,
-    /// Gateway; `None` for point-to-point links (PPP) where the device is enough.
-    pub gateway: Option<Ipv4Addr>,
+    /// Gateway of the route's family (IPv6: usually the ISP router's link-local address);
+    /// `None` for point-to-point links (PPP) where the device is enough.
+    pub gateway: Option<IpAddr>,
     /// Weight as `ip route` prints it (1..=255).
     pub weight: u8,
 }
 
-/// A default route (0.0.0.0/0) in one table; one hop is a plain route, several a multipath one.
+/// A default route (0.0.0.0/0 or ::/0) in one table; one hop is a plain route, several a
+/// multipath one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RouteSpec {
+    #[serde(default)]
+    pub family: Family,
     pub table: u32,
     pub metric: u32,
     pub hops: Vec<NextHop>,
@@ -54,7 +69,7 @@ pub enum RuleSelector {
     /// `fwmark MARK/MASK`.
     FwMark { mark: u32, mask: u32 },
     /// `from ADDR`: the router's own traffic sourced from a WAN address leaves by that WAN.
-    From(Ipv4Addr),
+    From(IpAddr),
     /// `oif DEV`: sockets bound to a WAN (health probes) use that WAN's table.
     Oif(String),
 }
@@ -62,6 +77,8 @@ pub enum RuleSelector {
 /// An `ip rule`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RuleSpec {
+    #[serde(default)]
+    pub family: Family,
     pub priority: u32,
     pub selector: RuleSelector,
     /// Table to look up.
@@ -76,6 +93,9 @@ pub struct Plan {
     pub rules: Vec<RuleSpec>,
     /// Our nftables table, as one nft script that replaces it atomically.
     pub nft: String,
-    /// WANs that new connections are balanced over, in config order.
+    /// WANs that new IPv4 connections are balanced over, in config order.
     pub active_wans: Vec<String>,
+    /// WANs that new IPv6 connections are balanced over, in config order.
+    #[serde(default)]
+    pub active_wans6: Vec<String>,
 }

@@ -3,10 +3,12 @@
 //! in the ruleset is touched. Conntrack marks live in the kernel's connection table, not in
 //! ours, so established connections keep their WAN across every replacement.
 //!
-//! The table is `inet` so that one input/forward policy covers IPv4 and IPv6: WAN ports keep
-//! IPv6 (link-local always, SLAAC when the ISP sends RAs), and a table of family `ip` never sees
-//! those packets. Balancing, NAT and policies stay IPv4 (their matches say `ip`); the WAN
-//! marks by interface hold for both, so a failover flushes a WAN's IPv6 connections too.
+//! The table is `inet` so that one input/forward policy covers IPv4 and IPv6. New connections
+//! of each family are balanced over the WANs active in that family (`choose_wan`,
+//! `choose_wan6`): a line can be up for one and down for the other. Policies match IPv4 only.
+//! The LAN has one IPv6 prefix (a ULA by default) and every WAN masquerades it to its own
+//! address, as IPv4: a connection keeps its WAN's address for its life, and a failover only
+//! moves new connections (see README, IPv6, for why not several announced prefixes).
 
 use super::decide::PlannedWan;
 use super::model::MARK_MASK;
@@ -25,7 +27,12 @@ pub const LEGACY_NFT_FAMILY: &str = "ip";
 pub const MANAGEMENT_PORTS: [u16; 3] = [22, 8080, 8081];
 
 /// Render the whole table for the given WAN views and the WANs balanced over.
-pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> String {
+pub fn render(
+    cfg: &Config,
+    views: &[PlannedWan],
+    active: &[&PlannedWan],
+    active6: &[&PlannedWan],
+) -> String {
     let lan = &cfg.lan.interface;
     // Destinations the main table reaches directly (LAN, WAN subnets such as the ISP's
     // modem) leave by their own interface whatever a pick says: not balanced; the egress
@@ -35,6 +42,13 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
             .chain(views.iter().filter_map(|w| w.subnet))
             .map(|n| n.to_string()),
     );
+    // IPv6 destinations never balanced: the LAN, WAN subnets, link-local and multicast.
+    let direct6 = brace(
+        [cfg.lan.address6.trunc().to_string(), "fe80::/10".into(), "ff00::/8".into()]
+            .into_iter()
+            .chain(views.iter().filter_map(|w| Some(w.v6.as_ref()?.subnet?.to_string()))),
+    );
+    let views6: Vec<&PlannedWan> = views.iter().filter(|w| w.v6.is_some()).collect();
     let wan_set = quoted_set(views.iter().map(|w| w.dev.as_str()));
     let mut t = Table::default();
 
@@ -46,9 +60,13 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
         }
     }
 
-    let mut pre = vec![format!(
-        "iifname \"{lan}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 fib daddr type != local ip daddr != {direct} jump choose_wan"
-    )];
+    let unplaced = format!(
+        "iifname \"{lan}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 fib daddr type != local"
+    );
+    let mut pre = vec![format!("{unplaced} ip daddr != {direct} jump choose_wan")];
+    if !views6.is_empty() {
+        pre.push(format!("{unplaced} ip6 daddr != {direct6} jump choose_wan6"));
+    }
     // Connections opened from a WAN (to the router or a port forward) answer through it.
     pre.extend(views.iter().map(|w| {
         format!(
@@ -71,6 +89,9 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
         .collect();
     choose.extend(pick_wan(active.iter().copied()));
     t.chain("choose_wan", choose);
+    if !views6.is_empty() {
+        t.chain("choose_wan6", pick_wan(active6.iter().copied()).into_iter().collect());
+    }
     for p in &cfg.policies {
         let via: Vec<&PlannedWan> = usable_via(p, views).collect();
         if !via.is_empty() {
@@ -94,8 +115,12 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
         // The router's own pings (the health probes: one conntrack entry per probe) stay
         // unmarked, so a WAN's connection count is what its users have open, and a failover
         // has nothing of theirs to flush.
-        std::iter::once("fib saddr type local icmp type echo-request accept".to_string())
-            .chain(views.iter().map(|w| {
+        [
+            "fib saddr type local icmp type echo-request accept".to_string(),
+            "fib saddr type local icmpv6 type echo-request accept".to_string(),
+        ]
+        .into_iter()
+        .chain(views.iter().map(|w| {
                 format!(
                     "oifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
                     w.dev, w.mark
@@ -145,11 +170,18 @@ pub fn render(cfg: &Config, views: &[PlannedWan], active: &[&PlannedWan]) -> Str
         );
     }
 
-    // IPv4 only: in an inet table a bare masquerade would also NAT IPv6.
+    // Per family: IPv6 only on lines that have it, and only the LAN's prefix (the router's
+    // own IPv6 traffic already has the WAN's address).
     let mut snat: Vec<String> = views
         .iter()
         .map(|w| format!("meta nfproto ipv4 oifname \"{}\" masquerade", w.dev))
         .collect();
+    let lan6 = cfg.lan.address6.trunc();
+    snat.extend(
+        views6
+            .iter()
+            .map(|w| format!("oifname \"{}\" ip6 saddr {lan6} masquerade", w.dev)),
+    );
     if !cfg.port_forwards.is_empty() {
         // Hairpin: a LAN client reaching a LAN server through the public address must see
         // the answer come from the router, or it drops the server's direct reply.

@@ -21,8 +21,17 @@ fn table_name(t: u32) -> String {
     }
 }
 
+/// `ip -6`'s flag in front of IPv6 entries, nothing for IPv4.
+fn family_flag(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "",
+        Family::V6 => "-6 ",
+    }
+}
+
 impl fmt::Display for RouteSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(family_flag(self.family))?;
         write!(
             f,
             "default table {} proto {ROUTE_PROTO} metric {}",
@@ -40,7 +49,7 @@ impl fmt::Display for RouteSpec {
 
 impl fmt::Display for RuleSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.priority)?;
+        write!(f, "{}{}: ", family_flag(self.family), self.priority)?;
         match &self.selector {
             RuleSelector::SuppressMainDefault => {
                 write!(f, "from all lookup main suppress_prefixlength 0")
@@ -63,6 +72,7 @@ impl fmt::Display for RuleSpec {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# active: {}", self.active_wans.join(", "))?;
+        writeln!(f, "# active IPv6: {}", self.active_wans6.join(", "))?;
         writeln!(f, "# ip route")?;
         for r in &self.routes {
             writeln!(f, "{r}")?;

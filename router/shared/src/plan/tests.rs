@@ -27,7 +27,8 @@ fn edited(cfg: Config, edit: impl FnOnce(&mut RawConfig)) -> Config {
     Config::from_raw(raw).unwrap()
 }
 
-/// Every WAN present, carrier up, healthy, with an address.
+/// Every WAN present, carrier up, healthy, with an address of each family and an IPv6
+/// gateway from a router advertisement.
 fn healthy(cfg: &Config) -> WanFactsByName {
     cfg.wan_interfaces
         .iter()
@@ -40,12 +41,15 @@ fn healthy(cfg: &Config) -> WanFactsByName {
                 address: Some(addr),
                 gateway: None,
                 point_to_point: false,
+                address6: Some(format!("2001:db8:ff{:02x}::2/64", i + 1).parse().unwrap()),
+                gateway6: Some("fe80::1".parse().unwrap()),
             };
             (
                 w.name.clone(),
                 WanFacts {
                     link,
                     health: HealthVerdict::Up,
+                    health6: HealthVerdict::Up,
                 },
             )
         })
@@ -117,9 +121,14 @@ via = ["wan3"]
 
 /// The numgen map of the plan's `choose_wan` chain, e.g. "numgen random mod 9 map { ... }".
 fn choice_line(p: &Plan) -> String {
-    let chain = p.nft.split("chain choose_wan {").nth(1).unwrap();
-    let body = chain.split('}').next().unwrap_or("");
-    let last = chain
+    chain_choice(p, "choose_wan")
+}
+
+/// The last `ct mark set` rule of chain `name` (the weighted pick).
+fn chain_choice(p: &Plan, name: &str) -> String {
+    let chain = p.nft.split(&format!("chain {name} {{")).nth(1).unwrap();
+    let body = chain.split("\n\t}").next().unwrap_or("");
+    let last = body
         .lines()
         .map(str::trim)
         .rfind(|l| l.starts_with("ct mark set"));
@@ -202,12 +211,16 @@ fn gateway_is_learned_when_not_configured() {
     let mut states = healthy(&cfg);
     let p = plan_of(&cfg, &states);
     assert_eq!(p.active_wans, ["wan1"], "no gateway yet: not routable");
-    assert!(!p.routes.iter().any(|r| r.table == 200));
+    assert!(!p
+        .routes
+        .iter()
+        .any(|r| r.table == 200 && r.family == Family::V4));
 
     states.get_mut("wan2").unwrap().link.gateway = Some("198.51.100.1".parse().unwrap());
     let p = plan_of(&cfg, &states);
     assert_eq!(p.active_wans, ["wan1", "wan2"]);
     let t200 = p.routes.iter().find(|r| r.table == 200).unwrap();
+    assert_eq!(t200.family, Family::V4);
     assert_eq!(t200.hops[0].gateway, Some("198.51.100.1".parse().unwrap()));
 }
 
@@ -363,9 +376,14 @@ fn firewall_covers_ipv6_on_the_wans() {
         ]
     );
 
-    // NAT stays IPv4: an unqualified masquerade in an inet table would NAT IPv6 too.
+    // NAT names its family: an unqualified masquerade in an inet table would NAT both. IPv6
+    // translates the LAN's prefix only.
     for rule in chain_rules(&nft, "postrouting") {
-        assert!(rule.starts_with("meta nfproto ipv4 "), "{rule}");
+        assert!(
+            rule.starts_with("meta nfproto ipv4 ")
+                || rule.contains(" ip6 saddr fd7a:9e51:5c34::/64 masquerade"),
+            "{rule}"
+        );
     }
     for rule in chain_rules(&nft, "port_forward") {
         assert!(rule.contains(" dnat ip to "), "{rule}");
@@ -410,4 +428,75 @@ address = "192.168.1.1/24"
     let plan = plan_of(&cfg, &states);
     assert_eq!(plan.active_wans, ["wan1", "wan2", "wan3"]);
     insta::assert_snapshot!(plan.to_string());
+}
+
+/// Each family fails over on its own: wan1's IPv6 dies, its IPv4 carries on.
+#[test]
+fn ipv6_down_on_one_line_leaves_its_ipv4_alone() {
+    let cfg = config(&[2, 1], "");
+    let mut states = healthy(&cfg);
+    states.get_mut("wan1").unwrap().health6 = HealthVerdict::Down;
+    let p = plan_of(&cfg, &states);
+    assert_eq!(p.active_wans, ["wan1", "wan2"]);
+    assert_eq!(p.active_wans6, ["wan2"]);
+    assert_eq!(chain_choice(&p, "choose_wan6"), "ct mark set 0x200");
+    let main6 = p
+        .routes
+        .iter()
+        .find(|r| r.table == MAIN_TABLE && r.family == Family::V6)
+        .unwrap();
+    assert_eq!(main6.hops.len(), 1);
+    assert_eq!(main6.hops[0].dev, "wan2");
+    assert!(
+        p.routes
+            .iter()
+            .any(|r| r.table == 100 && r.family == Family::V6),
+        "wan1's IPv6 probes still need its table"
+    );
+}
+
+/// Without an address to translate to or a router advertisement's gateway, a line's IPv6
+/// is not routable; `ipv6 = "off"` leaves no IPv6 trace of the line at all.
+#[test]
+fn ipv6_needs_address_and_gateway_and_off_means_none() {
+    let cfg = config(&[1, 1], "");
+    let mut states = healthy(&cfg);
+    states.get_mut("wan2").unwrap().link.gateway6 = None;
+    assert_eq!(plan_of(&cfg, &states).active_wans6, ["wan1"]);
+    states.get_mut("wan1").unwrap().link.address6 = None;
+    let p = plan_of(&cfg, &states);
+    assert!(p.active_wans6.is_empty());
+    assert!(!p.routes.iter().any(|r| r.family == Family::V6));
+    assert!(p.nft.contains("chain choose_wan6 {\n\t}"), "{}", p.nft);
+
+    let off = edited(cfg, |raw| raw.wan_interfaces[1].ipv6 = crate::config::Ipv6Mode::Off);
+    let p = plan_of(&off, &healthy(&off));
+    assert_eq!(p.active_wans6, ["wan1"]);
+    assert!(!p
+        .rules
+        .iter()
+        .any(|r| r.family == Family::V6 && r.table == 200));
+    assert!(!p.nft.contains("oifname \"wan2\" ip6"));
+    let all_off = edited(off, |raw| raw.wan_interfaces[0].ipv6 = crate::config::Ipv6Mode::Off);
+    let p = plan_of(&all_off, &healthy(&all_off));
+    assert!(!p.rules.iter().any(|r| r.family == Family::V6));
+    assert!(!p.nft.contains("choose_wan6"));
+}
+
+/// A static IPv6 line uses its configured address and gateway, whatever the link reports.
+#[test]
+fn static_ipv6_is_used_as_configured() {
+    let cfg = edited(config(&[1], ""), |raw| {
+        let w = &mut raw.wan_interfaces[0];
+        w.ipv6 = crate::config::Ipv6Mode::Static;
+        w.address6 = Some("2001:db8:77::2/64".parse().unwrap());
+        w.gateway6 = Some("2001:db8:77::1".parse().unwrap());
+    });
+    let p = plan_of(&cfg, &healthy(&cfg));
+    let t = p.routes.iter().find(|r| r.family == Family::V6).unwrap();
+    assert_eq!(t.hops[0].gateway, Some("2001:db8:77::1".parse().unwrap()));
+    assert!(p
+        .rules
+        .iter()
+        .any(|r| r.selector == RuleSelector::From("2001:db8:77::2".parse().unwrap())));
 }

@@ -2,10 +2,11 @@
 //! unit-tested. Kernel quirks handled here:
 //! - `ip route` prints a next hop's weight one higher than the kernel stores (`rtnh_hops`);
 //! - a single-hop route has no weight in the kernel, so we treat it as weight 1;
-//! - tables above 255 do not fit the u8 header field and travel in `RTA_TABLE`/`FRA_TABLE`.
+//! - tables above 255 do not fit the u8 header field and travel in `RTA_TABLE`/`FRA_TABLE`;
+//! - an IPv6 route added with metric 0 is stored with metric 1024 (`IP6_RT_PRIO_USER`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
@@ -16,21 +17,51 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{RouteMessageBuilder, RouteNextHopBuilder};
 
 use crate::apply::ApplyError;
-use routeros_shared::plan::{NextHop, RouteSpec, RuleSelector, RuleSpec, ROUTE_PROTO};
+use routeros_shared::plan::{Family, NextHop, RouteSpec, RuleSelector, RuleSpec, ROUTE_PROTO};
 
 /// One next hop as the kernel reports it: (ifindex, gateway, printed weight).
-pub(super) type KernelHop = (u32, Option<Ipv4Addr>, u8);
+pub(super) type KernelHop = (u32, Option<IpAddr>, u8);
+
+/// The metric the kernel gives an IPv6 route asked for with metric 0.
+const IP6_RT_PRIO_USER: u32 = 1024;
+
+pub(super) fn address_family(family: Family) -> AddressFamily {
+    match family {
+        Family::V4 => AddressFamily::Inet,
+        Family::V6 => AddressFamily::Inet6,
+    }
+}
+
+fn family_of(af: AddressFamily) -> Option<Family> {
+    match af {
+        AddressFamily::Inet => Some(Family::V4),
+        AddressFamily::Inet6 => Some(Family::V6),
+        _ => None,
+    }
+}
+
+/// The family's "any" address, whose /0 is the default route.
+fn unspecified(family: Family) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
 
 /// Header table value for `table`: the id itself if it fits, else UNSPEC plus the attribute.
 fn header_table(table: u32) -> u8 {
     u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC)
 }
 
-/// The comparable form of a route: single-hop weights do not exist in the kernel.
+/// The comparable form of a route: single-hop weights do not exist in the kernel, and
+/// IPv6 has no metric 0.
 pub(super) fn canonical(spec: &RouteSpec) -> RouteSpec {
     let mut spec = spec.clone();
     if let [hop] = spec.hops.as_mut_slice() {
         hop.weight = 1;
+    }
+    if spec.family == Family::V6 && spec.metric == 0 {
+        spec.metric = IP6_RT_PRIO_USER;
     }
     spec
 }
@@ -46,7 +77,16 @@ pub(super) fn route_message(
             .copied()
             .ok_or_else(|| ApplyError::NoSuchInterface(dev.to_owned()))
     };
-    let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+    // rtnetlink refuses an address of the wrong family (its error type is not exported).
+    let unrepresentable = |e: &dyn std::fmt::Display| {
+        ApplyError::Unrepresentable(format!(
+            "route in table {} metric {}: {e}",
+            spec.table, spec.metric
+        ))
+    };
+    let mut builder = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(unspecified(spec.family), 0)
+        .map_err(|e| unrepresentable(&e))?
         .protocol(RouteProtocol::from(ROUTE_PROTO))
         .priority(spec.metric);
     builder = match spec.hops.as_slice() {
@@ -59,7 +99,7 @@ pub(super) fn route_message(
         [hop] => {
             let builder = builder.output_interface(index(&hop.dev)?);
             match hop.gateway {
-                Some(gw) => builder.gateway(gw),
+                Some(gw) => builder.gateway(gw).map_err(|e| unrepresentable(&e))?,
                 // Like `ip route add default dev ppp0`: a device route is link-scoped.
                 None => builder.scope(RouteScope::Link),
             }
@@ -67,15 +107,13 @@ pub(super) fn route_message(
         hops => {
             let mut nexthops = Vec::with_capacity(hops.len());
             for hop in hops {
-                let mut nh = RouteNextHopBuilder::new_ipv4()
+                let mut nh = RouteNextHopBuilder::new(address_family(spec.family))
                     .interface(index(&hop.dev)?)
-                    .weight(hop.weight.saturating_sub(1))
-                    .build();
+                    .weight(hop.weight.saturating_sub(1));
                 if let Some(gw) = hop.gateway {
-                    nh.attributes
-                        .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+                    nh = nh.via(gw).map_err(|e| unrepresentable(&e))?;
                 }
-                nexthops.push(nh);
+                nexthops.push(nh.build());
             }
             builder.multipath(nexthops)
         }
@@ -86,17 +124,17 @@ pub(super) fn route_message(
     Ok(msg)
 }
 
-pub(super) fn is_ipv4(msg: &RouteMessage) -> bool {
-    msg.header.address_family == AddressFamily::Inet
+pub(super) fn route_family(msg: &RouteMessage) -> Option<Family> {
+    family_of(msg.header.address_family)
 }
 
 pub(super) fn is_ours(msg: &RouteMessage) -> bool {
-    is_ipv4(msg) && u8::from(msg.header.protocol) == ROUTE_PROTO
+    route_family(msg).is_some() && u8::from(msg.header.protocol) == ROUTE_PROTO
 }
 
-/// A 0.0.0.0/0 route (any type, tos 0, no source prefix).
+/// A 0.0.0.0/0 or ::/0 route (any type, tos 0, no source prefix).
 pub(super) fn is_default(msg: &RouteMessage) -> bool {
-    is_ipv4(msg)
+    route_family(msg).is_some()
         && msg.header.destination_prefix_length == 0
         && msg.header.source_prefix_length == 0
         && msg.header.tos == 0
@@ -122,9 +160,10 @@ pub(super) fn route_metric(msg: &RouteMessage) -> u32 {
         .unwrap_or(0)
 }
 
-fn gateway(attributes: &[RouteAttribute]) -> Option<Ipv4Addr> {
+fn gateway(attributes: &[RouteAttribute]) -> Option<IpAddr> {
     attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(gw)) => Some(*gw),
+        RouteAttribute::Gateway(RouteAddress::Inet(gw)) => Some(IpAddr::V4(*gw)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(gw)) => Some(IpAddr::V6(*gw)),
         _ => None,
     })
 }
@@ -183,6 +222,7 @@ pub(super) fn decode_route(
         return None;
     }
     Some(RouteSpec {
+        family: route_family(msg)?,
         table: route_table(msg),
         metric: route_metric(msg),
         hops,
@@ -192,7 +232,7 @@ pub(super) fn decode_route(
 /// Build the RTM_NEWRULE body for `spec`.
 pub(super) fn rule_message(spec: &RuleSpec) -> RuleMessage {
     let mut msg = RuleMessage::default();
-    msg.header.family = AddressFamily::Inet;
+    msg.header.family = address_family(spec.family);
     msg.header.action = RuleAction::ToTable;
     msg.header.table = header_table(spec.table);
     msg.attributes.extend([
@@ -209,17 +249,25 @@ pub(super) fn rule_message(spec: &RuleSpec) -> RuleMessage {
             .attributes
             .extend([RuleAttribute::FwMark(*mark), RuleAttribute::FwMask(*mask)]),
         RuleSelector::From(addr) => {
-            msg.header.src_len = 32;
-            msg.attributes
-                .push(RuleAttribute::Source(IpAddr::V4(*addr)));
+            msg.header.src_len = host_prefix_len(*addr);
+            msg.attributes.push(RuleAttribute::Source(*addr));
         }
         RuleSelector::Oif(dev) => msg.attributes.push(RuleAttribute::Oifname(dev.clone())),
     }
     msg
 }
 
+/// 32 or 128: the prefix length of one address.
+fn host_prefix_len(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
 pub(super) fn rule_is_ours(msg: &RuleMessage) -> bool {
-    msg.header.family == AddressFamily::Inet
+    family_of(msg.header.family).is_some()
         && msg
             .attributes
             .iter()
@@ -229,8 +277,8 @@ pub(super) fn rule_is_ours(msg: &RuleMessage) -> bool {
 /// Decode a rule back into a spec; `None` if it matches on anything we never set.
 pub(super) fn decode_rule(msg: &RuleMessage) -> Option<RuleSpec> {
     let h = &msg.header;
-    if h.family != AddressFamily::Inet
-        || h.action != RuleAction::ToTable
+    let family = family_of(h.family)?;
+    if h.action != RuleAction::ToTable
         || h.dst_len != 0
         || h.tos != 0
         || h.flags.contains(RuleFlags::Invert)
@@ -248,7 +296,7 @@ pub(super) fn decode_rule(msg: &RuleMessage) -> Option<RuleSpec> {
             RuleAttribute::SuppressPrefixLen(len) => suppress = Some(*len),
             RuleAttribute::FwMark(m) => mark = Some(*m),
             RuleAttribute::FwMask(m) => mask = *m,
-            RuleAttribute::Source(IpAddr::V4(a)) => from = Some(*a),
+            RuleAttribute::Source(a) => from = Some(*a),
             RuleAttribute::Oifname(name) => oif = Some(name.clone()),
             // Attributes the kernel echoes or that this crate does not know: not selectors.
             RuleAttribute::Protocol(_) | RuleAttribute::Other(_) => {}
@@ -258,11 +306,14 @@ pub(super) fn decode_rule(msg: &RuleMessage) -> Option<RuleSpec> {
     let selector = match (suppress, mark, from, oif) {
         (Some(0), None, None, None) if h.src_len == 0 => RuleSelector::SuppressMainDefault,
         (None, Some(mark), None, None) if h.src_len == 0 => RuleSelector::FwMark { mark, mask },
-        (None, None, Some(addr), None) if h.src_len == 32 => RuleSelector::From(addr),
+        (None, None, Some(addr), None) if h.src_len == host_prefix_len(addr) => {
+            RuleSelector::From(addr)
+        }
         (None, None, None, Some(dev)) if h.src_len == 0 => RuleSelector::Oif(dev),
         _ => return None,
     };
     Some(RuleSpec {
+        family,
         priority,
         selector,
         table,
@@ -276,7 +327,7 @@ mod tests {
     fn hop(dev: &str, gw: Option<[u8; 4]>, weight: u8) -> NextHop {
         NextHop {
             dev: dev.into(),
-            gateway: gw.map(Ipv4Addr::from),
+            gateway: gw.map(|g| IpAddr::V4(Ipv4Addr::from(g))),
             weight,
         }
     }
@@ -292,11 +343,13 @@ mod tests {
         let (by_name, by_index) = links();
         for spec in [
             RouteSpec {
+                family: Family::V4,
                 table: 254,
                 metric: 10,
                 hops: vec![hop("wan1", Some([192, 0, 2, 1]), 3), hop("wan2", None, 255)],
             },
             RouteSpec {
+                family: Family::V4,
                 table: 1000,
                 metric: 0,
                 hops: vec![hop("wan2", Some([198, 51, 100, 1]), 1)],
@@ -311,6 +364,7 @@ mod tests {
     fn multipath_weight_is_stored_minus_one_and_big_tables_use_the_attribute() {
         let (by_name, _) = links();
         let spec = RouteSpec {
+            family: Family::V4,
             table: 300,
             metric: 0,
             hops: vec![hop("wan1", None, 2), hop("wan2", None, 1)],
@@ -332,6 +386,7 @@ mod tests {
     fn unknown_interface_is_reported_by_name() {
         let (by_name, _) = links();
         let spec = RouteSpec {
+            family: Family::V4,
             table: 100,
             metric: 0,
             hops: vec![hop("wan9", None, 1)],
@@ -343,6 +398,7 @@ mod tests {
     #[test]
     fn single_hop_weight_is_not_compared() {
         let spec = RouteSpec {
+            family: Family::V4,
             table: 100,
             metric: 0,
             hops: vec![hop("wan1", None, 7)],
@@ -362,10 +418,11 @@ mod tests {
                 },
                 100,
             ),
-            (1200, RuleSelector::From(Ipv4Addr::new(192, 0, 2, 2)), 200),
+            (1200, RuleSelector::From(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))), 200),
             (1300, RuleSelector::Oif("wan1".into()), 1000),
         ] {
             let spec = RuleSpec {
+                family: Family::V4,
                 priority,
                 selector,
                 table,
@@ -380,6 +437,7 @@ mod tests {
     fn rules_decode_as_the_kernel_dumps_them() {
         // The kernel echoes FRA_SUPPRESS_PREFIXLEN = -1 on rules that do not use it.
         let mut msg = rule_message(&RuleSpec {
+            family: Family::V4,
             priority: 1100,
             selector: RuleSelector::FwMark {
                 mark: 0x100,

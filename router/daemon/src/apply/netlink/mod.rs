@@ -11,12 +11,15 @@ pub use events::watch_links;
 use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::IpAddr;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
     NLM_F_REQUEST,
 };
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressScope,
+};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::packet_route::rule::RuleMessage;
@@ -24,7 +27,7 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
 use super::{ApplyError, LinkObserver, RouteDrift, RouteDriver};
-use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec, MAIN_TABLE};
+use routeros_shared::plan::{Family, LinkInfo, RouteSpec, RuleSpec, MAIN_TABLE};
 
 const ESRCH: i32 = 3;
 const ENOENT: i32 = 2;
@@ -130,10 +133,12 @@ impl NetlinkDriver {
             .collect())
     }
 
-    async fn ipv4_routes(&self) -> Result<Vec<RouteMessage>, ApplyError> {
+    /// Every route of one family, in every table.
+    async fn routes_of(&self, family: Family) -> Result<Vec<RouteMessage>, ApplyError> {
         // Without NETLINK_GET_STRICT_CHK the kernel ignores the table in the request and
         // dumps every table, which is what we want.
-        let request = RouteMessageBuilder::<std::net::Ipv4Addr>::new().build();
+        let mut request = RouteMessageBuilder::<std::net::Ipv4Addr>::new().build();
+        request.header.address_family = codec::address_family(family);
         let msgs: Vec<RouteMessage> = self
             .handle
             .route()
@@ -141,24 +146,38 @@ impl NetlinkDriver {
             .execute()
             .try_collect()
             .await
-            .map_err(netlink_err("dump routes"))?;
-        Ok(msgs.into_iter().filter(codec::is_ipv4).collect())
+            .map_err(netlink_err(format!("dump {family:?} routes")))?;
+        Ok(msgs
+            .into_iter()
+            .filter(|m| codec::route_family(m) == Some(family))
+            .collect())
+    }
+
+    /// Every IPv4 and IPv6 route.
+    async fn all_routes(&self) -> Result<Vec<RouteMessage>, ApplyError> {
+        let mut routes = self.routes_of(Family::V4).await?;
+        routes.extend(self.routes_of(Family::V6).await?);
+        Ok(routes)
     }
 
     async fn our_rules(&self) -> Result<Vec<RuleMessage>, ApplyError> {
-        let msgs: Vec<RuleMessage> = self
-            .handle
-            .rule()
-            .get(IpVersion::V4)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(netlink_err("dump rules"))?;
-        Ok(msgs.into_iter().filter(codec::rule_is_ours).collect())
+        let mut ours = Vec::new();
+        for version in [IpVersion::V4, IpVersion::V6] {
+            let msgs: Vec<RuleMessage> = self
+                .handle
+                .rule()
+                .get(version)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(netlink_err("dump rules"))?;
+            ours.extend(msgs.into_iter().filter(codec::rule_is_ours));
+        }
+        Ok(ours)
     }
 
     async fn our_routes(&self, names: &HashMap<u32, String>) -> Result<Vec<OurRoute>, ApplyError> {
-        let routes = self.ipv4_routes().await?;
+        let routes = self.all_routes().await?;
         Ok(routes
             .into_iter()
             .filter(codec::is_ours)
@@ -174,8 +193,14 @@ impl NetlinkDriver {
         wanted: &[(RouteSpec, RouteMessage)],
         names: &HashMap<u32, String>,
     ) -> Result<(), ApplyError> {
-        let routes = self.ipv4_routes().await?;
-        let key = |m: &RouteMessage| (codec::route_table(m), codec::route_metric(m));
+        let routes = self.all_routes().await?;
+        let key = |m: &RouteMessage| {
+            (
+                codec::route_family(m),
+                codec::route_table(m),
+                codec::route_metric(m),
+            )
+        };
         let foreign: HashSet<_> = routes
             .iter()
             .filter(|m| !codec::is_ours(m) && codec::is_default(m))
@@ -190,7 +215,7 @@ impl NetlinkDriver {
             if ours.iter().any(|(have, _)| have.as_ref() == Some(spec)) {
                 continue;
             }
-            let slot = (spec.table, spec.metric);
+            let slot = (Some(spec.family), spec.table, spec.metric);
             let ours_in_slot = ours
                 .iter()
                 .any(|(have, m)| have.is_some() && key(m) == slot);
@@ -312,6 +337,60 @@ impl RouteDriver for NetlinkDriver {
     }
 }
 
+/// The gateway DHCP, netplan or a router advertisement configured: a foreign default route
+/// of `family` through the link, the main table first, then the lowest metric.
+fn learned_gateway(routes: &[RouteMessage], link: u32, family: Family) -> Option<IpAddr> {
+    routes
+        .iter()
+        .filter(|m| {
+            codec::route_family(m) == Some(family) && codec::is_default(m) && !codec::is_ours(m)
+        })
+        .filter_map(|m| {
+            let gw = codec::route_hops(m)
+                .into_iter()
+                .find_map(|(index, gw, _)| gw.filter(|_| index == link))?;
+            Some((
+                codec::route_table(m) != MAIN_TABLE,
+                codec::route_metric(m),
+                gw,
+            ))
+        })
+        .min()
+        .map(|(_, _, gw)| gw)
+}
+
+impl NetlinkDriver {
+    /// The link's first usable global IPv6 address: not link-local, not still in duplicate
+    /// address detection (tentative, failed) and not deprecated (its lifetime ran out).
+    async fn global_address6(&self, index: u32, ifname: &str) -> Result<Option<Ipv6Net>, ApplyError> {
+        let mut request = self.handle.address().get().set_link_index_filter(index);
+        request.message_mut().header.family = AddressFamily::Inet6;
+        let addrs: Vec<AddressMessage> = request
+            .execute()
+            .try_collect()
+            .await
+            .map_err(netlink_err(format!("dump IPv6 addresses of {ifname}")))?;
+        let unusable = AddressFlags::Tentative | AddressFlags::Dadfailed | AddressFlags::Deprecated;
+        Ok(addrs.iter().find_map(|m| {
+            if m.header.family != AddressFamily::Inet6 || m.header.scope != AddressScope::Universe {
+                return None;
+            }
+            let flags = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Flags(f) => Some(*f),
+                _ => None,
+            });
+            if flags.is_some_and(|f| f.intersects(unusable)) {
+                return None;
+            }
+            let addr = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+                _ => None,
+            })?;
+            Ipv6Net::new(addr, m.header.prefix_len).ok()
+        }))
+    }
+}
+
 impl LinkObserver for NetlinkDriver {
     async fn byte_counters(&mut self) -> Result<HashMap<String, (u64, u64)>, ApplyError> {
         Ok(self
@@ -353,32 +432,23 @@ impl LinkObserver for NetlinkDriver {
             Ipv4Net::new(addr, m.header.prefix_len).ok()
         });
 
-        // The gateway DHCP or netplan configured: a foreign default route through this link,
-        // the main table first, then the lowest metric.
-        let gateway = self
-            .ipv4_routes()
-            .await?
-            .iter()
-            .filter(|m| codec::is_default(m) && !codec::is_ours(m))
-            .filter_map(|m| {
-                let gw = codec::route_hops(m)
-                    .into_iter()
-                    .find_map(|(index, gw, _)| gw.filter(|_| index == link.index))?;
-                Some((
-                    codec::route_table(m) != MAIN_TABLE,
-                    codec::route_metric(m),
-                    gw,
-                ))
-            })
-            .min()
-            .map(|(_, _, gw)| gw);
-
+        let routes = self.all_routes().await?;
+        let gateway = match learned_gateway(&routes, link.index, Family::V4) {
+            Some(IpAddr::V4(gw)) => Some(gw),
+            _ => None,
+        };
+        let gateway6 = match learned_gateway(&routes, link.index, Family::V6) {
+            Some(IpAddr::V6(gw)) => Some(gw),
+            _ => None,
+        };
         Ok(LinkInfo {
             present: true,
             carrier: link.carrier,
             address,
             gateway,
             point_to_point: link.point_to_point,
+            address6: self.global_address6(link.index, ifname).await?,
+            gateway6,
         })
     }
 }

@@ -358,6 +358,7 @@ fn link(n: u8, carrier: bool) -> LinkInfo {
         address: Some(format!("10.0.{n}.2/24").parse().unwrap()),
         gateway: None,
         point_to_point: false,
+        ..LinkInfo::default()
     }
 }
 
