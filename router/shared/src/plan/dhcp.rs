@@ -2,7 +2,7 @@
 //! DNS upstreams are not in it: dnsmasq reads them from the resolv.conf the daemon keeps with
 //! the live WANs' servers (`resolv-file=`), which it re-reads whenever it changes.
 
-use crate::config::Config;
+use crate::config::{Config, Ipv6Mode};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -37,6 +37,18 @@ pub fn render_dnsmasq(cfg: &Config, resolv_file: &Path) -> String {
         out += &format!("dhcp-option=option:router,{router}\n");
         out += &format!("dhcp-option=option:dns-server,{router}\n");
         out += "dhcp-authoritative\n";
+        if cfg.wan_interfaces.iter().any(|w| w.ipv6 != Ipv6Mode::Off) {
+            // Router advertisements of the LAN's prefix (from the addresses on the LAN port,
+            // so the system owns the address as it does the IPv4 one): clients form their
+            // own addresses (SLAAC, which every OS does; Android does not do DHCPv6) and
+            // learn the router as DNS server from the RA (RDNSS) and stateless DHCPv6.
+            out += "enable-ra\n";
+            out += &format!(
+                "dhcp-range=::,constructor:{},ra-stateless,64,{}\n",
+                lan.interface, lan.dhcp.lease_seconds
+            );
+            out += "dhcp-option=option6:dns-server,[::]\n";
+        }
         for l in &lan.dhcp.static_leases {
             let name = if l.name.is_empty() {
                 String::new()
@@ -90,6 +102,18 @@ mod tests {
             &c,
             Path::new("/var/lib/routeros/resolv.conf")
         ));
+    }
+
+    #[test]
+    fn ipv6_is_announced_unless_every_wan_has_it_off() {
+        let c = cfg("address = \"192.168.1.1/24\"\n");
+        let text = render_dnsmasq(&c, Path::new("/r"));
+        assert!(text.contains("enable-ra\ndhcp-range=::,constructor:lan0,ra-stateless,64,43200\n"));
+        let mut raw = c.to_raw();
+        raw.wan_interfaces[0].ipv6 = Ipv6Mode::Off;
+        let off = Config::from_raw(raw).unwrap();
+        let text = render_dnsmasq(&off, Path::new("/r"));
+        assert!(!text.contains("enable-ra") && !text.contains("::"), "{text}");
     }
 
     #[test]

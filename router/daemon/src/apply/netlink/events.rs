@@ -1,6 +1,7 @@
-//! Kernel notifications about links, IPv4 addresses, IPv4 routes and IPv4 policy rules. The
+//! Kernel notifications about links and each family's addresses, routes and policy rules. The
 //! daemon only needs to know *that* something changed: it then re-observes its WANs, which
-//! covers carrier loss, DHCP renews that move an address or gateway, and interfaces coming
+//! covers carrier loss, DHCP renews and router advertisements that move an address or
+//! gateway (a SLAAC address leaving duplicate address detection), and interfaces coming
 //! and going, and compares its routes and rules with the plan, which covers another program
 //! deleting them (systemd-networkd on restart, `ip route flush`) — without waiting for the
 //! next probe round or poll.
@@ -27,6 +28,9 @@ pub fn watch_links() -> Result<mpsc::Receiver<()>, ApplyError> {
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv4Route,
         MulticastGroup::Ipv4Rule,
+        MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Ipv6Route,
+        MulticastGroup::Ipv6Rule,
     ];
     let (conn, _handle, mut messages) =
         new_multicast_connection(&groups).map_err(|source| ApplyError::Socket {
