@@ -396,7 +396,11 @@ fn observe_reports_carrier_address_and_the_learned_gateway() {
         assert!(wan1.present && wan1.carrier);
         assert_eq!(wan1.address, Some("192.0.2.2/24".parse().unwrap()));
         assert_eq!(wan1.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
-        assert_eq!((wan1.address6, wan1.gateway6), (None, None), "no global IPv6 yet");
+        assert_eq!(
+            (wan1.address6, wan1.gateway6),
+            (None, None),
+            "no global IPv6 yet"
+        );
 
         let wan2 = driver.observe("wan2").await.unwrap();
         assert_eq!(wan2.gateway, Some(Ipv4Addr::new(198, 51, 100, 1)));
@@ -519,7 +523,11 @@ fn ipv6_routes_and_rules_sync_beside_ipv4_and_stay_put() {
         table,
     };
     rules.extend([
-        v6_rule(RULE_PRIO_SUPPRESS_MAIN, RuleSelector::SuppressMainDefault, MAIN_TABLE),
+        v6_rule(
+            RULE_PRIO_SUPPRESS_MAIN,
+            RuleSelector::SuppressMainDefault,
+            MAIN_TABLE,
+        ),
         v6_rule(
             RULE_PRIO_FWMARK,
             RuleSelector::FwMark {
@@ -530,7 +538,9 @@ fn ipv6_routes_and_rules_sync_beside_ipv4_and_stay_put() {
         ),
         v6_rule(
             RULE_PRIO_FROM,
-            RuleSelector::From(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xff01, 0, 0, 0, 0, 2))),
+            RuleSelector::From(IpAddr::V6(Ipv6Addr::new(
+                0x2001, 0xdb8, 0xff01, 0, 0, 0, 0, 2,
+            ))),
             100,
         ),
         v6_rule(RULE_PRIO_OIF + 2, RuleSelector::Oif("wan3".into()), 1000),

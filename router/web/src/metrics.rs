@@ -140,6 +140,22 @@ pub fn render(status: &StatusBody, failovers: u64) -> String {
             }
         }
     }
+    header(
+        &mut out,
+        "routeros_wan_ipv6_usable",
+        "gauge",
+        "1 when the WAN's IPv6 side may carry traffic (address, gateway, healthy); absent when its ipv6 is off.",
+    );
+    for w in &wans {
+        if let Some(v6) = &w.ipv6 {
+            let _ = writeln!(
+                out,
+                "routeros_wan_ipv6_usable{{wan=\"{}\"}} {}",
+                name(w),
+                u8::from(v6.usable)
+            );
+        }
+    }
     header(&mut out, "routeros_failovers_total", "counter", "Failover events seen by routeros-web since it started (including those in the daemon's log then).");
     let _ = writeln!(out, "routeros_failovers_total {failovers}");
     header(
@@ -188,6 +204,12 @@ mod tests {
             disabled: false,
             maintenance_until: None,
             active: true,
+            ipv6: Some(routeros_shared::control::Ipv6Report {
+                address: None,
+                gateway: None,
+                usable: false,
+                active: false,
+            }),
         };
         let status = StatusBody {
             router: RouterStatus::default(),
@@ -216,6 +238,7 @@ mod tests {
             "routeros_wan_loss_ratio{wan=\"wan1\"} 0.05",
             "routeros_wan_rx_bytes_total{wan=\"wan1\"} 100",
             "routeros_wan_tx_bytes_total{wan=\"wan1\"} 50",
+            "routeros_wan_ipv6_usable{wan=\"wan1\"} 0",
             "routeros_failovers_total 3",
             "routeros_conntrack_entries 42",
         ] {

@@ -171,6 +171,21 @@ fn print_status(s: &StatusReport) {
             println!("{}: {session}", w.name);
         }
     }
+    for w in &s.wans {
+        if let Some(v6) = &w.ipv6 {
+            let role = match (v6.active, v6.usable) {
+                (true, _) => "active",
+                (false, true) => "standby",
+                (false, false) => "out",
+            };
+            println!(
+                "{} IPv6: {role}, address {}, gateway {}",
+                w.name,
+                text(v6.address.map(|a| a.to_string())),
+                text(v6.gateway.map(|g| g.to_string()))
+            );
+        }
+    }
     if let Some(e) = &s.router.last_error {
         println!("last apply error: {e}");
     }

@@ -96,17 +96,17 @@ pub(super) fn problems(cfg: &RawConfig) -> Vec<FieldError> {
                 } else if let Some(net) = net.filter(|n| !is_link_local(gw) && !n.contains(&gw)) {
                     add(
                         "gateway6",
-                        format!("{gw} is neither link-local (fe80::/10) nor in {}", net.trunc()),
+                        format!(
+                            "{gw} is neither link-local (fe80::/10) nor in {}",
+                            net.trunc()
+                        ),
                     );
                 }
             }
         }
         if let Some(p) = wan.prefix6 {
             if !(48..=64).contains(&p.prefix_len()) {
-                add(
-                    "prefix6",
-                    format!("/{} is not in /48../64", p.prefix_len()),
-                );
+                add("prefix6", format!("/{} is not in /48../64", p.prefix_len()));
             } else if p != p.trunc() {
                 add(
                     "prefix6",
@@ -193,10 +193,7 @@ mod tests {
 
     #[test]
     fn defaults_are_auto_with_a_ula_lan_and_two_targets() {
-        let c = Config::from_toml(&format!(
-            "[[wan_interfaces]]\nname = \"wan1\"\n{LAN}"
-        ))
-        .unwrap();
+        let c = Config::from_toml(&format!("[[wan_interfaces]]\nname = \"wan1\"\n{LAN}")).unwrap();
         assert_eq!(c.wan_interfaces[0].ipv6, super::Ipv6Mode::Auto);
         assert_eq!(c.lan.address6.to_string(), super::DEFAULT_LAN6);
         assert_eq!(c.health_check.targets6.len(), 2);
@@ -243,7 +240,9 @@ mod tests {
             "",
         );
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].starts_with("wan_interfaces[0].address6: 2001:db8:ff01:: is the subnet-router anycast"));
+        assert!(e[0].starts_with(
+            "wan_interfaces[0].address6: 2001:db8:ff01:: is the subnet-router anycast"
+        ));
         assert_eq!(e[1], "wan_interfaces[0].prefix6: /72 is not in /48../64");
     }
 
@@ -282,6 +281,8 @@ mod tests {
                 "health_check.targets6[1]: :: is the unspecified address, not an address"
             ]
         );
-        assert!(lan("fd00::/64")[0].starts_with("lan.address6: fd00:: is the subnet-router anycast"));
+        assert!(
+            lan("fd00::/64")[0].starts_with("lan.address6: fd00:: is the subnet-router anycast")
+        );
     }
 }

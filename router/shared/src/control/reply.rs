@@ -224,6 +224,25 @@ pub struct WanReport {
     pub maintenance_until: Option<u64>,
     /// Carries new connections now.
     pub active: bool,
+    /// Its IPv6 side (null: `ipv6 = "off"`).
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Report>,
+}
+
+/// A WAN's IPv6 side, routed and failed over apart from its IPv4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ipv6Report {
+    /// Its global address with prefix length (SLAAC, DHCPv6 or static).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub address: Option<ipnet::Ipv6Net>,
+    /// Configured `gateway6`, else the router advertisement's (usually link-local).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub gateway: Option<std::net::Ipv6Addr>,
+    /// Has an address and a gateway, carrier up, healthy, not taken out: may carry IPv6.
+    pub usable: bool,
+    /// Carries new IPv6 connections now.
+    pub active: bool,
 }
 
 /// How a WAN's line is brought up.
@@ -298,6 +317,9 @@ pub struct RouterStatus {
     pub mode: String,
     /// The WANs carrying new connections.
     pub active_wans: Vec<String>,
+    /// The WANs carrying new IPv6 connections.
+    #[serde(default)]
+    pub active_wans6: Vec<String>,
     /// Unix seconds when a router-wide maintenance ends (failover paused until then).
     pub failover_paused_until: Option<u64>,
     /// Unix seconds of the last successful apply.

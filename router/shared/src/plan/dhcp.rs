@@ -113,7 +113,10 @@ mod tests {
         raw.wan_interfaces[0].ipv6 = Ipv6Mode::Off;
         let off = Config::from_raw(raw).unwrap();
         let text = render_dnsmasq(&off, Path::new("/r"));
-        assert!(!text.contains("enable-ra") && !text.contains("::"), "{text}");
+        assert!(
+            !text.contains("enable-ra") && !text.contains("::"),
+            "{text}"
+        );
     }
 
     #[test]

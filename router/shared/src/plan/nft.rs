@@ -44,9 +44,17 @@ pub fn render(
     );
     // IPv6 destinations never balanced: the LAN, WAN subnets, link-local and multicast.
     let direct6 = brace(
-        [cfg.lan.address6.trunc().to_string(), "fe80::/10".into(), "ff00::/8".into()]
-            .into_iter()
-            .chain(views.iter().filter_map(|w| Some(w.v6.as_ref()?.subnet?.to_string()))),
+        [
+            cfg.lan.address6.trunc().to_string(),
+            "fe80::/10".into(),
+            "ff00::/8".into(),
+        ]
+        .into_iter()
+        .chain(
+            views
+                .iter()
+                .filter_map(|w| Some(w.v6.as_ref()?.subnet?.to_string())),
+        ),
     );
     let views6: Vec<&PlannedWan> = views.iter().filter(|w| w.v6.is_some()).collect();
     let wan_set = quoted_set(views.iter().map(|w| w.dev.as_str()));
@@ -65,7 +73,9 @@ pub fn render(
     );
     let mut pre = vec![format!("{unplaced} ip daddr != {direct} jump choose_wan")];
     if !views6.is_empty() {
-        pre.push(format!("{unplaced} ip6 daddr != {direct6} jump choose_wan6"));
+        pre.push(format!(
+            "{unplaced} ip6 daddr != {direct6} jump choose_wan6"
+        ));
     }
     // Connections opened from a WAN (to the router or a port forward) answer through it.
     pre.extend(views.iter().map(|w| {
@@ -90,7 +100,10 @@ pub fn render(
     choose.extend(pick_wan(active.iter().copied()));
     t.chain("choose_wan", choose);
     if !views6.is_empty() {
-        t.chain("choose_wan6", pick_wan(active6.iter().copied()).into_iter().collect());
+        t.chain(
+            "choose_wan6",
+            pick_wan(active6.iter().copied()).into_iter().collect(),
+        );
     }
     for p in &cfg.policies {
         let via: Vec<&PlannedWan> = usable_via(p, views).collect();
@@ -121,12 +134,12 @@ pub fn render(
         ]
         .into_iter()
         .chain(views.iter().map(|w| {
-                format!(
-                    "oifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
-                    w.dev, w.mark
-                )
-            }))
-            .collect(),
+            format!(
+                "oifname \"{}\" ct state new ct mark & {MARK_MASK:#x} == 0x0 ct mark set {:#x}",
+                w.dev, w.mark
+            )
+        }))
+        .collect(),
     );
 
     t.base_chain(

@@ -469,7 +469,9 @@ fn ipv6_needs_address_and_gateway_and_off_means_none() {
     assert!(!p.routes.iter().any(|r| r.family == Family::V6));
     assert!(p.nft.contains("chain choose_wan6 {\n\t}"), "{}", p.nft);
 
-    let off = edited(cfg, |raw| raw.wan_interfaces[1].ipv6 = crate::config::Ipv6Mode::Off);
+    let off = edited(cfg, |raw| {
+        raw.wan_interfaces[1].ipv6 = crate::config::Ipv6Mode::Off
+    });
     let p = plan_of(&off, &healthy(&off));
     assert_eq!(p.active_wans6, ["wan1"]);
     assert!(!p
@@ -477,7 +479,9 @@ fn ipv6_needs_address_and_gateway_and_off_means_none() {
         .iter()
         .any(|r| r.family == Family::V6 && r.table == 200));
     assert!(!p.nft.contains("oifname \"wan2\" ip6"));
-    let all_off = edited(off, |raw| raw.wan_interfaces[0].ipv6 = crate::config::Ipv6Mode::Off);
+    let all_off = edited(off, |raw| {
+        raw.wan_interfaces[0].ipv6 = crate::config::Ipv6Mode::Off
+    });
     let p = plan_of(&all_off, &healthy(&all_off));
     assert!(!p.rules.iter().any(|r| r.family == Family::V6));
     assert!(!p.nft.contains("choose_wan6"));

@@ -10,9 +10,9 @@
 use routeros_shared::config::{Config, WanMode};
 use routeros_shared::control::{
     parse_request, to_wire, Applied, ConfigReply, Done, EventsReply, HealthPoint, HealthState,
-    HistoryReply, LineReport, PendingInfo, Refusal, RefusalCode, Reply, Request, RouterStatus,
-    SessionReport, SessionState, StatusReport, Subscribed, TakeOutEffect, TakenOut, VersionInfo,
-    VersionsReply, WanReport, WanRole, CONFIRM_SECONDS,
+    HistoryReply, Ipv6Report, LineReport, PendingInfo, Refusal, RefusalCode, Reply, Request,
+    RouterStatus, SessionReport, SessionState, StatusReport, Subscribed, TakeOutEffect, TakenOut,
+    VersionInfo, VersionsReply, WanReport, WanRole, CONFIRM_SECONDS,
 };
 use routeros_shared::events::{now_ms, Event, EventKind};
 use serde_json::Value;
@@ -111,6 +111,12 @@ fn wan(i: u32, name: &str, up: bool, active: bool, connections: u64) -> WanRepor
         disabled: false,
         maintenance_until: None,
         active,
+        ipv6: Some(Ipv6Report {
+            address: up.then(|| format!("2001:db8:ff0{}::2/64", i + 1).parse().unwrap()),
+            gateway: Some("fe80::1".parse().unwrap()),
+            usable: up,
+            active,
+        }),
     }
 }
 
@@ -343,6 +349,11 @@ impl FakeDaemon {
                 active_wans: wans
                     .iter()
                     .filter(|w| w.active)
+                    .map(|w| w.name.clone())
+                    .collect(),
+                active_wans6: wans
+                    .iter()
+                    .filter(|w| w.ipv6.as_ref().is_some_and(|v6| v6.active))
                     .map(|w| w.name.clone())
                     .collect(),
                 failover_paused_until: None,

@@ -418,7 +418,11 @@ mod tests {
                 },
                 100,
             ),
-            (1200, RuleSelector::From(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))), 200),
+            (
+                1200,
+                RuleSelector::From(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
+                200,
+            ),
             (1300, RuleSelector::Oif("wan1".into()), 1000),
         ] {
             let spec = RuleSpec {

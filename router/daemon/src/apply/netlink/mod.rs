@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use ipnet::{Ipv4Net, Ipv6Net};
-use std::net::IpAddr;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
     NLM_F_REQUEST,
@@ -25,6 +24,7 @@ use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::packet_route::rule::RuleMessage;
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
+use std::net::IpAddr;
 
 use super::{ApplyError, LinkObserver, RouteDrift, RouteDriver};
 use routeros_shared::plan::{Family, LinkInfo, RouteSpec, RuleSpec, MAIN_TABLE};
@@ -362,7 +362,11 @@ fn learned_gateway(routes: &[RouteMessage], link: u32, family: Family) -> Option
 impl NetlinkDriver {
     /// The link's first usable global IPv6 address: not link-local, not still in duplicate
     /// address detection (tentative, failed) and not deprecated (its lifetime ran out).
-    async fn global_address6(&self, index: u32, ifname: &str) -> Result<Option<Ipv6Net>, ApplyError> {
+    async fn global_address6(
+        &self,
+        index: u32,
+        ifname: &str,
+    ) -> Result<Option<Ipv6Net>, ApplyError> {
         let mut request = self.handle.address().get().set_link_index_filter(index);
         request.message_mut().header.family = AddressFamily::Inet6;
         let addrs: Vec<AddressMessage> = request

@@ -8,7 +8,9 @@ use super::drivers::Platform;
 use super::resets::{self, InService};
 use super::Supervisor;
 use crate::daemon::counters::{ByteCounters, Counters};
-use routeros_shared::control::{RouterStatus, StatusReport, TakeOutEffect, WanReport, WanRole};
+use routeros_shared::control::{
+    Ipv6Report, RouterStatus, StatusReport, TakeOutEffect, WanReport, WanRole,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -38,6 +40,11 @@ impl<P: Platform> Supervisor<P> {
             .applier
             .applied()
             .map(|p| p.active_wans.clone())
+            .unwrap_or_default();
+        let active6 = self
+            .applier
+            .applied()
+            .map(|p| p.active_wans6.clone())
             .unwrap_or_default();
         let now = Instant::now();
         // What is in service now, as the reset rule sees it (for each WAN's take-out effect).
@@ -98,6 +105,15 @@ impl<P: Platform> Supervisor<P> {
                     disabled,
                     maintenance_until,
                     active: is_active,
+                    ipv6: w.v6.as_ref().map(|v6| Ipv6Report {
+                        address: v6
+                            .address
+                            .zip(v6.subnet)
+                            .and_then(|(a, net)| ipnet::Ipv6Net::new(a, net.prefix_len()).ok()),
+                        gateway: v6.gateway,
+                        usable: v6.usable,
+                        active: active6.contains(&w.name),
+                    }),
                 }
             })
             .collect();
@@ -108,6 +124,7 @@ impl<P: Platform> Supervisor<P> {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             active_wans: active,
+            active_wans6: active6,
             failover_paused_until: self.overrides.paused_until,
             applied_at: self.applied_at,
             last_apply_ms: self.last_apply_ms,
