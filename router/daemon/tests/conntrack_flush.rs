@@ -19,7 +19,7 @@ use common::{fresh_netns, sh};
 use nix::sched::{setns, CloneFlags};
 use routeros_daemon::apply::conntrack::{ConntrackCli, ConntrackDriver, ConntrackNetlink};
 use routeros_daemon::apply::{ApplyError, ConntrackError};
-use routeros_shared::plan::MARK_MASK;
+use routeros_shared::plan::{Family, MARK_MASK};
 
 /// Destination port, conntrack mark its connections get, IPv4 and IPv6 connections to open.
 const PORTS: [(u16, Option<u32>, usize, usize); 5] = [
@@ -203,7 +203,10 @@ async fn flush_only_wan1(mut driver: impl ConntrackDriver) {
     // Exact match on the full mark: the entries with outside bits are not 0x100.
     assert_eq!(driver.count_mark(0x100, u32::MAX).await.unwrap(), 5);
 
-    let deleted = driver.flush_mark(0x100, MARK_MASK).await.expect("flush");
+    let deleted = driver
+        .flush_mark(0x100, MARK_MASK, None)
+        .await
+        .expect("flush");
     assert_eq!(deleted, WAN1_ENTRIES);
 
     assert_eq!(driver.count_mark(0x100, MARK_MASK).await.unwrap(), 0);
@@ -225,7 +228,38 @@ async fn flush_only_wan1(mut driver: impl ConntrackDriver) {
     }
 
     // Nothing left to delete is success with 0, not an error.
-    assert_eq!(driver.flush_mark(0x100, MARK_MASK).await.expect("again"), 0);
+    assert_eq!(
+        driver
+            .flush_mark(0x100, MARK_MASK, None)
+            .await
+            .expect("again"),
+        0
+    );
+}
+
+/// A WAN whose IPv6 side died loses its IPv6 connections only: flushing one family leaves
+/// the other's entries of the same mark.
+async fn flush_one_family(mut driver: impl ConntrackDriver) {
+    let v6 = driver
+        .flush_mark(0x100, MARK_MASK, Some(Family::V6))
+        .await
+        .expect("flush IPv6");
+    assert_eq!(v6, 2, "port 7001's IPv6 connections");
+    assert_eq!(
+        driver.count_mark(0x100, MARK_MASK).await.unwrap(),
+        WAN1_ENTRIES - 2
+    );
+    assert!(cli_list("-m 0x100/0xff00 -f ipv6").is_empty());
+    assert_eq!(
+        cli_list("-m 0x200/0xff00 -f ipv6").len(),
+        1,
+        "WAN 0x200's IPv6 kept"
+    );
+    let v4 = driver
+        .flush_mark(0x100, MARK_MASK, Some(Family::V4))
+        .await
+        .expect("flush IPv4");
+    assert_eq!(v4, WAN1_ENTRIES - 2);
 }
 
 /// Refused pairs must fail before the kernel is touched: every entry is still there.
@@ -239,7 +273,7 @@ async fn refuses_wide_filters(mut driver: impl ConntrackDriver) {
         (0, MARK_MASK),
     ] {
         let err = driver
-            .flush_mark(mark, mask)
+            .flush_mark(mark, mask, None)
             .await
             .expect_err(&format!("flush {mark:#x}/{mask:#x} must be refused"));
         assert!(
@@ -268,6 +302,20 @@ fn netlink_flushes_only_the_wan_mark() {
 fn cli_flushes_only_the_wan_mark() {
     let _lab = Lab::new();
     run(flush_only_wan1(ConntrackCli::new()));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn netlink_flushes_one_family() {
+    let _lab = Lab::new();
+    run(async { flush_one_family(ConntrackNetlink::connect().expect("ctnetlink")).await });
+}
+
+#[test]
+#[ignore = "needs root"]
+fn cli_flushes_one_family() {
+    let _lab = Lab::new();
+    run(flush_one_family(ConntrackCli::new()));
 }
 
 #[test]
@@ -306,7 +354,7 @@ fn netlink_sees_only_its_namespace() {
         .unwrap()
         .expect("ctnetlink in the other namespace");
         assert_eq!(there.count_mark(0x100, MARK_MASK).await.unwrap(), 0);
-        assert_eq!(there.flush_mark(0x100, MARK_MASK).await.unwrap(), 0);
+        assert_eq!(there.flush_mark(0x100, MARK_MASK, None).await.unwrap(), 0);
         assert_eq!(
             here.count_mark(0x100, MARK_MASK).await.unwrap(),
             WAN1_ENTRIES

@@ -5,12 +5,13 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{fresh_netns, sh};
-use routeros_daemon::health::{client_for, probe_round, spawn_wan_prober, Round};
+use routeros_daemon::health::{client_for, probe_round, spawn_wan_prober, ProbeJob, Round};
+use routeros_shared::plan::Family;
 use tokio::sync::mpsc;
 
 const TARGET: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -141,8 +142,21 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn round(wan: &str, targets: &[Ipv4Addr], seq: u16) -> Round {
-    let client = client_for(wan).expect("ICMP socket bound to the WAN");
-    probe_round(&client, wan, targets, TIMEOUT, seq).await
+    let client = client_for(wan, Family::V4).expect("ICMP socket bound to the WAN");
+    probe_round(&client, wan, &ips(targets), TIMEOUT, seq).await
+}
+
+fn ips(targets: &[Ipv4Addr]) -> Vec<IpAddr> {
+    targets.iter().map(|&t| t.into()).collect()
+}
+
+fn job(wan: &str, targets: &[Ipv4Addr]) -> ProbeJob {
+    ProbeJob {
+        wan: wan.into(),
+        device: wan.into(),
+        family: Family::V4,
+        targets: ips(targets),
+    }
 }
 
 #[test]
@@ -168,7 +182,7 @@ fn a_wan2_round_leaves_via_wan2_and_counts_only_echo_replies() {
     );
     assert_eq!(
         r.replies[2],
-        (UNROUTED, None),
+        (IpAddr::V4(UNROUTED), None),
         "an ICMP error is not an answer"
     );
     assert!(r.succeeded(2));
@@ -211,9 +225,9 @@ fn a_wan2_round_leaves_via_wan2_and_counts_only_echo_replies() {
 fn wan2_fails_when_isp2_goes_dark_while_wan1_still_answers() {
     let lab = Lab::new();
     run(async {
-        let wan1 = client_for("wan1").unwrap();
-        let wan2 = client_for("wan2").unwrap();
-        let targets = [TARGET, TARGET2];
+        let wan1 = client_for("wan1", Family::V4).unwrap();
+        let wan2 = client_for("wan2", Family::V4).unwrap();
+        let targets = ips(&[TARGET, TARGET2]);
         let r = probe_round(&wan2, "wan2", &targets, TIMEOUT, 1).await;
         assert_eq!(r.answered(), 2, "wan2 healthy first: {r:?}");
 
@@ -236,9 +250,9 @@ fn wan2_fails_when_isp2_goes_dark_while_wan1_still_answers() {
 
 /// Collect what the probers send until `deadline`.
 async fn collect(
-    rx: &mut mpsc::Receiver<(String, Round)>,
+    rx: &mut mpsc::Receiver<(String, Family, Round)>,
     until: Duration,
-) -> Vec<(String, Round)> {
+) -> Vec<(String, Family, Round)> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + until;
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -256,24 +270,17 @@ fn a_100ms_prober_delivers_about_15_rounds_in_1_5_s_even_when_its_wan_is_dead() 
         let (tx, mut rx) = mpsc::channel(64);
         let every = Duration::from_millis(100);
         let timeout = Duration::from_millis(80);
-        let targets = vec![TARGET, TARGET2];
-        let p1 = spawn_wan_prober(
-            "wan1".into(),
-            "wan1".into(),
-            targets.clone(),
-            every,
-            timeout,
-            tx.clone(),
-        );
-        let p2 = spawn_wan_prober("wan2".into(), "wan2".into(), targets, every, timeout, tx);
+        let targets = [TARGET, TARGET2];
+        let p1 = spawn_wan_prober(job("wan1", &targets), every, timeout, tx.clone());
+        let p2 = spawn_wan_prober(job("wan2", &targets), every, timeout, tx);
         let got = collect(&mut rx, Duration::from_millis(1500)).await;
         p1.abort();
         p2.abort();
 
         let of = |wan: &str| {
             got.iter()
-                .filter(|(w, _)| w == wan)
-                .map(|(_, r)| r)
+                .filter(|(w, _, _)| w == wan)
+                .map(|(_, _, r)| r)
                 .collect::<Vec<_>>()
         };
         let (w1, w2) = (of("wan1"), of("wan2"));
@@ -294,9 +301,7 @@ fn the_prober_rebinds_when_its_interface_is_recreated() {
     run(async {
         let (tx, mut rx) = mpsc::channel(64);
         let prober = spawn_wan_prober(
-            "wan1".into(),
-            "wan1".into(),
-            vec![TARGET],
+            job("wan1", &[TARGET]),
             Duration::from_millis(100),
             Duration::from_millis(80),
             tx,
@@ -318,10 +323,10 @@ fn the_prober_rebinds_when_its_interface_is_recreated() {
 }
 
 /// Wait (at most 3 s) for a round that succeeded (`want_ok`) or failed.
-async fn wait_for(rx: &mut mpsc::Receiver<(String, Round)>, want_ok: bool) {
+async fn wait_for(rx: &mut mpsc::Receiver<(String, Family, Round)>, want_ok: bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let (_, r) = tokio::time::timeout_at(deadline, rx.recv())
+        let (_, _, r) = tokio::time::timeout_at(deadline, rx.recv())
             .await
             .unwrap_or_else(|_| panic!("no round with success={want_ok} within 3 s"))
             .expect("prober alive");
@@ -329,4 +334,43 @@ async fn wait_for(rx: &mut mpsc::Receiver<(String, Round)>, want_ok: bool) {
             return;
         }
     }
+}
+
+/// IPv6 probes (ICMPv6 echo) through wan2 leave by wan2's IPv6 table, picked by the
+/// planner's `oif` rule as for IPv4: with the rule a target behind ISP2 answers; without
+/// it (no other IPv6 route in the router) nothing does.
+#[test]
+#[ignore = "needs root"]
+fn an_ipv6_round_uses_the_wan_and_its_oif_rule() {
+    const TARGET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf000, 0, 0, 0, 0, 0x10);
+    fresh_netns();
+    let isp = Isp::new("v6");
+    isp.exec("sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 net.ipv6.conf.all.forwarding=1");
+    let ns = &isp.ns;
+    sh(&format!(
+        "ip link add wan2 type veth peer name {PEER} netns {ns} && \
+         ip -n {ns} addr add 2001:db8:ff02::1/64 dev {PEER} nodad && \
+         ip -n {ns} addr add {TARGET6}/128 dev lo && ip -n {ns} link set {PEER} up && \
+         ip addr add 2001:db8:ff02::2/64 dev wan2 nodad && ip link set wan2 up && \
+         ip -6 route add default via 2001:db8:ff02::1 dev wan2 table 200 && \
+         ip -6 rule add pref 1301 oif wan2 lookup 200"
+    ));
+    let targets = [IpAddr::V6(TARGET6)];
+    run(async {
+        let client = client_for("wan2", Family::V6).expect("ICMPv6 socket bound to wan2");
+        // Neighbour discovery of the ISP's router may cost the first round.
+        let mut answered = 0;
+        for seq in 1..=5 {
+            answered = probe_round(&client, "wan2", &targets, TIMEOUT, seq)
+                .await
+                .answered();
+            if answered == 1 {
+                break;
+            }
+        }
+        assert_eq!(answered, 1, "the IPv6 target behind ISP2 answers");
+        sh("ip -6 rule del pref 1301");
+        let r = probe_round(&client, "wan2", &targets, TIMEOUT, 9).await;
+        assert_eq!(r.answered(), 0, "without the oif rule: no route: {r:?}");
+    });
 }

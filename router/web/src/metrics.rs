@@ -209,6 +209,10 @@ mod tests {
                 gateway: None,
                 usable: false,
                 active: false,
+                state: None,
+                since_ms: None,
+                latency_ms: None,
+                loss_percent: None,
             }),
         };
         let status = StatusBody {

@@ -28,14 +28,20 @@ pub use cli::ConntrackCli;
 pub use netlink::ConntrackNetlink;
 
 use super::ApplyError;
+use routeros_shared::plan::Family;
 
 /// The conntrack entries of one mark.
 #[allow(async_fn_in_trait)]
 pub trait ConntrackDriver {
-    /// Delete every entry whose `(ctmark & mask) == mark`, in both address families, and
+    /// Delete every entry whose `(ctmark & mask) == mark`, of `family` (`None`: both), and
     /// return how many were deleted. Entries of any other mark are never touched. Refuses
     /// `mask == 0`, `mark & !mask != 0` and `mark == 0` without touching the kernel.
-    async fn flush_mark(&mut self, mark: u32, mask: u32) -> Result<usize, ApplyError>;
+    async fn flush_mark(
+        &mut self,
+        mark: u32,
+        mask: u32,
+        family: Option<Family>,
+    ) -> Result<usize, ApplyError>;
 
     /// How many entries have `(ctmark & mask) == mark` now, in both address families.
     /// Refuses `mask == 0` and `mark & !mask != 0`; mark 0 (unmarked entries) is allowed.

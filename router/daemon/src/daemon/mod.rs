@@ -18,6 +18,7 @@ mod systemd;
 use crate::health::Round;
 use control::Envelope;
 use routeros_shared::config::Config;
+use routeros_shared::plan::Family;
 use std::path::PathBuf;
 use std::time::Duration;
 use supervisor::drivers::Drivers;
@@ -54,7 +55,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     control::refuse_if_served(&opts.socket).await?;
     logging::init(&cfg.logging, &opts.log_dir);
     let mut links = crate::apply::netlink::watch_links()?;
-    let (probe_tx, mut rounds) = mpsc::channel::<(String, Round)>(64);
+    let (probe_tx, mut rounds) = mpsc::channel::<(String, Family, Round)>(64);
     let (socket, socket_group) = (opts.socket.clone(), opts.socket_group.clone());
     let (drivers, mut sessions) = Drivers::connect(probe_tx, &opts.network_dir)?;
     let mut supervisor = Supervisor::new(opts, cfg, drivers);
@@ -77,7 +78,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut second = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            Some((wan, round)) = rounds.recv() => supervisor.on_round(&wan, round).await,
+            Some((wan, family, round)) = rounds.recv() => {
+                supervisor.on_round(&wan, family, round).await
+            }
             Some(()) = links.recv() => supervisor.on_link_event().await,
             Some(change) = sessions.recv() => supervisor.on_session_change(change).await,
             Some((req, reply)) = requests.recv() => {

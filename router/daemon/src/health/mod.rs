@@ -15,6 +15,6 @@ pub mod round;
 pub mod stats;
 
 pub use monitor::{HealthState, MonitorSnapshot, Transition, WanMonitor};
-pub use probe::{client_for, probe_round, spawn_wan_prober};
+pub use probe::{client_for, probe_round, spawn_wan_prober, ProbeJob};
 pub use round::Round;
 pub use stats::{Point, Sample, Summary, WanStats, MAX_SAMPLES};

@@ -1,6 +1,8 @@
-//! The real prober: ICMP echo through one WAN with surge-ping.
+//! The real prober: ICMP echo (ICMPv6 echo for a WAN's IPv6 side) through one WAN with
+//! surge-ping.
 //!
-//! Each WAN gets its own `Client` (one socket) bound to the interface with SO_BINDTODEVICE.
+//! Each WAN and family gets its own `Client` (one socket) bound to the interface with
+//! SO_BINDTODEVICE.
 //! Binding alone does not select the WAN's routing table: the planner's `oif <wan> lookup
 //! <table>` rules do (router/src/plan/decide.rs), so a probe on wan2 leaves via wan2 even
 //! when the main default route points at wan1.
@@ -9,7 +11,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::ffi::CString;
 use std::hash::{Hash, Hasher};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -19,9 +21,11 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::round::Round;
+use routeros_shared::plan::Family;
 
 const PAYLOAD: &[u8; 16] = b"routeros-health\0";
 const ICMP_ECHO_REPLY: u8 = 0;
+const ICMPV6_ECHO_REPLY: u8 = 129;
 
 /// An ICMP client whose socket is bound to `ifname`. Must run inside a tokio runtime
 /// (surge-ping spawns its receive task here).
@@ -29,14 +33,17 @@ const ICMP_ECHO_REPLY: u8 = 0;
 /// Asks for a raw socket: it needs only CAP_NET_RAW, whereas datagram ICMP sockets also
 /// need `net.ipv4.ping_group_range` to admit our group (the kernel default "1 0" admits
 /// nobody, not even root). surge-ping falls back to a datagram socket if raw is refused.
-pub fn client_for(ifname: &str) -> io::Result<Client> {
+pub fn client_for(ifname: &str, family: Family) -> io::Result<Client> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other(
             "client_for must be called inside a tokio runtime",
         ));
     }
     let config = Config::builder()
-        .kind(ICMP::V4)
+        .kind(match family {
+            Family::V4 => ICMP::V4,
+            Family::V6 => ICMP::V6,
+        })
         .interface(ifname)
         // socket2's `Type` (From<c_int>) without depending on socket2 directly.
         .sock_type_hint(nix::libc::SOCK_RAW.into())
@@ -52,13 +59,13 @@ pub fn client_for(ifname: &str) -> io::Result<Client> {
 pub async fn probe_round(
     client: &Client,
     wan_ifname: &str,
-    targets: &[Ipv4Addr],
+    targets: &[IpAddr],
     timeout: Duration,
     seq: u16,
 ) -> Round {
     // surge-ping matches replies by (target, identifier, sequence) and rejects a second
     // waiter for the same key, so a target listed twice is pinged once.
-    let mut unique: Vec<Ipv4Addr> = Vec::with_capacity(targets.len());
+    let mut unique: Vec<IpAddr> = Vec::with_capacity(targets.len());
     for t in targets {
         if !unique.contains(t) {
             unique.push(*t);
@@ -81,15 +88,16 @@ pub async fn probe_round(
 async fn ping_one(
     client: &Client,
     wan: &str,
-    target: Ipv4Addr,
+    target: IpAddr,
     ident: PingIdentifier,
     seq: u16,
     timeout: Duration,
 ) -> Option<Duration> {
-    let mut pinger = client.pinger(IpAddr::V4(target), ident).await;
+    let mut pinger = client.pinger(target, ident).await;
     pinger.timeout(timeout);
     match pinger.ping(PingSequence(seq), PAYLOAD).await {
         Ok((IcmpPacket::V4(p), rtt)) if p.get_icmp_type().0 == ICMP_ECHO_REPLY => Some(rtt),
+        Ok((IcmpPacket::V6(p), rtt)) if p.get_icmpv6_type().0 == ICMPV6_ECHO_REPLY => Some(rtt),
         Ok((p, _)) => {
             tracing::debug!(wan, %target, seq, packet = ?p, "ICMP error instead of an echo reply");
             None
@@ -114,8 +122,19 @@ fn identifier(ifname: &str) -> PingIdentifier {
     PingIdentifier(hash ^ pid)
 }
 
-/// Run a probe round every `interval` through `ifname` (the WAN's device) and send
-/// `(wan, round)` to `tx`.
+/// What one prober probes: a WAN's side of one family, through its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeJob {
+    pub wan: String,
+    /// The device the WAN's traffic uses.
+    pub device: String,
+    pub family: Family,
+    /// Targets of that family.
+    pub targets: Vec<IpAddr>,
+}
+
+/// Run a probe round every `interval` through the job's device and send
+/// `(wan, family, round)` to `tx`.
 ///
 /// Rounds never overlap: a round that outlasts the interval (timeout >= interval) makes
 /// the missed ticks be skipped, not burst. The socket is rebuilt when the interface
@@ -123,13 +142,17 @@ fn identifier(ifname: &str) -> PingIdentifier {
 /// index would never see traffic again. Without the interface, rounds report every target
 /// lost. Ends when the receiver is dropped. Must be called inside a tokio runtime.
 pub fn spawn_wan_prober(
-    wan: String,
-    ifname: String,
-    targets: Vec<Ipv4Addr>,
+    job: ProbeJob,
     interval: Duration,
     timeout: Duration,
-    tx: Sender<(String, Round)>,
+    tx: Sender<(String, Family, Round)>,
 ) -> JoinHandle<()> {
+    let ProbeJob {
+        wan,
+        device: ifname,
+        family,
+        targets,
+    } = job;
     tokio::spawn(async move {
         // tokio::time::interval panics on zero.
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
@@ -138,13 +161,13 @@ pub fn spawn_wan_prober(
         let mut seq: u16 = 0;
         loop {
             ticker.tick().await;
-            let round = match socket.get(&ifname) {
+            let round = match socket.get(&ifname, family) {
                 Some(client) => probe_round(&client, &ifname, &targets, timeout, seq).await,
                 None => Round::all_lost(&targets),
             };
             // Wraps after 65536 rounds; by then the old waiter has long timed out.
             seq = seq.wrapping_add(1);
-            if tx.send((wan.clone(), round)).await.is_err() {
+            if tx.send((wan.clone(), family, round)).await.is_err() {
                 break;
             }
         }
@@ -160,7 +183,7 @@ struct BoundClient {
 }
 
 impl BoundClient {
-    fn get(&mut self, ifname: &str) -> Option<Client> {
+    fn get(&mut self, ifname: &str, family: Family) -> Option<Client> {
         let Some(index) = if_index(ifname) else {
             self.current = None;
             self.fail(ifname, "interface not found".into());
@@ -171,7 +194,7 @@ impl BoundClient {
                 return Some(client.clone());
             }
         }
-        match client_for(ifname) {
+        match client_for(ifname, family) {
             Ok(client) => {
                 tracing::debug!(wan = ifname, index, "health probe socket bound");
                 self.warned = false;
@@ -221,6 +244,6 @@ mod tests {
 
     #[test]
     fn client_for_outside_a_runtime_is_an_error_not_a_panic() {
-        assert!(client_for("lo").is_err());
+        assert!(client_for("lo", Family::V4).is_err());
     }
 }

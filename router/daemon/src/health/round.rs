@@ -1,22 +1,28 @@
 //! One probe round: every target pinged once, concurrently.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Outcome of one probe round through one WAN: one entry per target, in probe order,
 /// with the echo-reply RTT or `None` when the target did not answer in time.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Round {
-    pub replies: Vec<(Ipv4Addr, Option<Duration>)>,
+    pub replies: Vec<(IpAddr, Option<Duration>)>,
 }
 
 impl Round {
-    pub fn new(replies: Vec<(Ipv4Addr, Option<Duration>)>) -> Self {
-        Self { replies }
+    /// From (target, RTT) pairs of either family (one round probes one family).
+    pub fn new<A: Into<IpAddr>>(replies: Vec<(A, Option<Duration>)>) -> Self {
+        Self {
+            replies: replies
+                .into_iter()
+                .map(|(a, rtt)| (a.into(), rtt))
+                .collect(),
+        }
     }
 
     /// A round in which no target answered (no socket, no interface).
-    pub fn all_lost(targets: &[Ipv4Addr]) -> Self {
+    pub fn all_lost<A: Into<IpAddr> + Copy>(targets: &[A]) -> Self {
         Self::new(targets.iter().map(|&t| (t, None)).collect())
     }
 
@@ -54,6 +60,8 @@ impl Round {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::net::Ipv4Addr;
 
     fn ip(last: u8) -> Ipv4Addr {
         Ipv4Addr::new(203, 0, 113, last)

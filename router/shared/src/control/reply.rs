@@ -230,7 +230,7 @@ pub struct WanReport {
 }
 
 /// A WAN's IPv6 side, routed and failed over apart from its IPv4.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ipv6Report {
     /// Its global address with prefix length (SLAAC, DHCPv6 or static).
@@ -243,6 +243,13 @@ pub struct Ipv6Report {
     pub usable: bool,
     /// Carries new IPv6 connections now.
     pub active: bool,
+    /// The IPv6 probes' verdict (null: not probed, no `targets6`, or before the first round).
+    pub state: Option<HealthState>,
+    /// Unix ms of the last IPv6 state change.
+    pub since_ms: Option<u64>,
+    /// Mean IPv6 probe round-trip and loss over the last minute.
+    pub latency_ms: Option<f64>,
+    pub loss_percent: Option<f64>,
 }
 
 /// How a WAN's line is brought up.

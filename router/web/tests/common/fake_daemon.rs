@@ -116,6 +116,14 @@ fn wan(i: u32, name: &str, up: bool, active: bool, connections: u64) -> WanRepor
             gateway: Some("fe80::1".parse().unwrap()),
             usable: up,
             active,
+            state: Some(if up {
+                HealthState::Up
+            } else {
+                HealthState::Down
+            }),
+            since_ms: Some(1000),
+            latency_ms: up.then_some(14.0),
+            loss_percent: Some(if up { 0.0 } else { 100.0 }),
         }),
     }
 }

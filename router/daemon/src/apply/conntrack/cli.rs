@@ -9,6 +9,7 @@ use tokio::process::Command;
 
 use super::{check_filter, ConntrackDriver, ConntrackError, Purpose};
 use crate::apply::ApplyError;
+use routeros_shared::plan::Family;
 
 /// Drives the `conntrack` binary.
 #[derive(Debug, Clone)]
@@ -43,11 +44,32 @@ impl ConntrackCli {
         command: &str,
         mark: u32,
         mask: u32,
+        family: Option<Family>,
         verb: &str,
     ) -> Result<usize, ApplyError> {
         let filter = format!("{mark:#x}/{mask:#x}");
+        // One run per family, so one family can be flushed alone.
+        let families: &[&str] = match family {
+            None => &["ipv4", "ipv6"],
+            Some(Family::V4) => &["ipv4"],
+            Some(Family::V6) => &["ipv6"],
+        };
+        let mut total = 0;
+        for f in families {
+            total += self.run_one(command, &filter, f, verb).await?;
+        }
+        Ok(total)
+    }
+
+    async fn run_one(
+        &self,
+        command: &str,
+        filter: &str,
+        family: &str,
+        verb: &str,
+    ) -> Result<usize, ApplyError> {
         let out = Command::new(&self.program)
-            .args([command, "-m", &filter])
+            .args([command, "-m", filter, "-f", family])
             .kill_on_drop(true)
             .output()
             .await
@@ -55,7 +77,7 @@ impl ConntrackCli {
         let stderr = String::from_utf8_lossy(&out.stderr);
         parse_count(&stderr, verb).ok_or_else(|| {
             ConntrackError::Tool {
-                command: format!("{} {command} -m {filter}", self.program),
+                command: format!("{} {command} -m {filter} -f {family}", self.program),
                 status: out.status,
                 stderr: stderr.trim().to_string(),
             }
@@ -74,14 +96,19 @@ fn parse_count(stderr: &str, verb: &str) -> Option<usize> {
 }
 
 impl ConntrackDriver for ConntrackCli {
-    async fn flush_mark(&mut self, mark: u32, mask: u32) -> Result<usize, ApplyError> {
+    async fn flush_mark(
+        &mut self,
+        mark: u32,
+        mask: u32,
+        family: Option<Family>,
+    ) -> Result<usize, ApplyError> {
         check_filter(mark, mask, Purpose::Flush)?;
-        self.run("-D", mark, mask, "deleted").await
+        self.run("-D", mark, mask, family, "deleted").await
     }
 
     async fn count_mark(&mut self, mark: u32, mask: u32) -> Result<usize, ApplyError> {
         check_filter(mark, mask, Purpose::Count)?;
-        self.run("-L", mark, mask, "shown").await
+        self.run("-L", mark, mask, None, "shown").await
     }
 }
 

@@ -25,6 +25,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::{check_filter, mark_matches, ConntrackDriver, ConntrackError, Purpose};
 use crate::apply::ApplyError;
+use routeros_shared::plan::Family;
 
 // Attribute numbers of `enum ctattr_type` (linux/netfilter/nfnetlink_conntrack.h).
 const CTA_TUPLE_ORIG: u16 = 1;
@@ -35,6 +36,9 @@ const CTA_MARK_MASK: u16 = 21;
 /// `nlmsg_type` of one entry in a dump: `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW`.
 const CT_NEW: u16 = 1 << 8;
 const ENOENT: i32 = 2;
+/// `nfgenmsg.nfgen_family` of IPv4 and IPv6 entries.
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 /// `MSG_TRUNC` from <sys/socket.h>: recv returns the real datagram length.
 const MSG_TRUNC: i32 = 0x20;
 /// Deletes in flight before their acks are read: far below what fills a default receive
@@ -353,9 +357,21 @@ fn parse_entry(payload: &[u8]) -> Result<Entry, ConntrackError> {
 }
 
 impl ConntrackDriver for ConntrackNetlink {
-    async fn flush_mark(&mut self, mark: u32, mask: u32) -> Result<usize, ApplyError> {
+    async fn flush_mark(
+        &mut self,
+        mark: u32,
+        mask: u32,
+        family: Option<Family>,
+    ) -> Result<usize, ApplyError> {
         check_filter(mark, mask, Purpose::Flush)?;
-        let entries = self.dump(mark, mask).await?;
+        let mut entries = self.dump(mark, mask).await?;
+        if let Some(family) = family {
+            let af = match family {
+                Family::V4 => AF_INET,
+                Family::V6 => AF_INET6,
+            };
+            entries.retain(|e| e.family == af);
+        }
         self.delete(&entries).await
     }
 

@@ -7,11 +7,11 @@ use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{
     ApplyError, FirewallDriver, LinkObserver, NetlinkDriver, NftDriver, RouteDriver,
 };
-use crate::health::{spawn_wan_prober, Round};
+use crate::health::{spawn_wan_prober, ProbeJob, Round};
 use crate::lines::pppd::SessionChange;
 pub use crate::lines::LineDriver;
 use crate::lines::SystemLines;
-use std::net::Ipv4Addr;
+use routeros_shared::plan::Family;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,16 +40,10 @@ pub struct Drivers<P: Platform> {
     pub lines: P::Lines,
 }
 
-/// Probe tasks, one per WAN, sending their rounds to the event loop.
+/// Probe tasks, one per WAN and family, sending their rounds to the event loop.
 pub trait Probers {
-    /// Stop every prober and start one per WAN in `wans`: (WAN name, device to probe through).
-    fn restart(
-        &mut self,
-        wans: &[(String, String)],
-        targets: &[Ipv4Addr],
-        interval: Duration,
-        timeout: Duration,
-    );
+    /// Stop every prober and start one per job.
+    fn restart(&mut self, jobs: &[ProbeJob], interval: Duration, timeout: Duration);
 }
 
 /// The service manager (systemd): restarts the LAN's DHCP/DNS unit after its config changed.
@@ -82,7 +76,7 @@ impl Drivers<Kernel> {
     /// Open the netlink sockets (in the current network namespace); probe rounds go to
     /// `rounds`, PPPoE session changes to the returned receiver.
     pub fn connect(
-        rounds: mpsc::Sender<(String, Round)>,
+        rounds: mpsc::Sender<(String, Family, Round)>,
         network_dir: &Path,
     ) -> Result<(Self, UnboundedReceiver<SessionChange>), ApplyError> {
         let (lines, sessions) = SystemLines::new(network_dir.to_path_buf());
@@ -102,28 +96,20 @@ impl Drivers<Kernel> {
     }
 }
 
-/// ICMP probers ([`spawn_wan_prober`]), one tokio task per WAN.
+/// ICMP probers ([`spawn_wan_prober`]), one tokio task per WAN and family.
 pub struct IcmpProbers {
-    rounds: mpsc::Sender<(String, Round)>,
+    rounds: mpsc::Sender<(String, Family, Round)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Probers for IcmpProbers {
-    fn restart(
-        &mut self,
-        wans: &[(String, String)],
-        targets: &[Ipv4Addr],
-        interval: Duration,
-        timeout: Duration,
-    ) {
+    fn restart(&mut self, jobs: &[ProbeJob], interval: Duration, timeout: Duration) {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        for (wan, device) in wans {
+        for job in jobs {
             self.tasks.push(spawn_wan_prober(
-                wan.clone(),
-                device.clone(),
-                targets.to_vec(),
+                job.clone(),
                 interval,
                 timeout,
                 self.rounds.clone(),

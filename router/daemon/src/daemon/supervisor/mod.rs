@@ -23,13 +23,15 @@ use super::{dns, lan_services, Options};
 use crate::alerts::Alerter;
 use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::{Applier, ApplyError, LinkObserver};
-use crate::health::{HealthState, Round, Transition, WanMonitor, WanStats};
+use crate::health::{HealthState, ProbeJob, Round, Transition, WanMonitor, WanStats};
 use config_change::CommitConfirm;
 use drivers::{Clock, Drivers, Platform, Probers, ServiceManager};
 use resets::InService;
-use routeros_shared::config::{Allocation, Config, WanIds};
+use routeros_shared::config::{Allocation, Config, HealthCheckConfig, Ipv6Mode, WanIds};
 use routeros_shared::events::{Event, EventKind, EventLog};
-use routeros_shared::plan::{self, Overrides, PlannedWan, WanFactsByName, MARK_MASK};
+use routeros_shared::plan::{
+    self, Family, HealthVerdict, Overrides, PlannedWan, WanFactsByName, MARK_MASK,
+};
 use serde_json::json;
 pub use status_report::{StatusBoard, StatusPublisher};
 use std::collections::BTreeMap;
@@ -67,14 +69,20 @@ pub struct Supervisor<P: Platform> {
     stats: BTreeMap<String, WanStats>,
     /// Unix ms of each WAN's last state change.
     since: BTreeMap<String, u64>,
+    /// The same for each WAN's IPv6 side (only WANs with IPv6 and IPv6 targets).
+    monitors6: BTreeMap<String, WanMonitor>,
+    stats6: BTreeMap<String, WanStats>,
+    since6: BTreeMap<String, u64>,
     events: EventLog,
     /// Every new event, for `subscribe` clients.
     live: broadcast::Sender<Event>,
     /// The status snapshot the control server answers from.
     status: StatusPublisher,
     alerter: Alerter,
-    /// What the last successful apply put in service (None before the first).
+    /// What the last successful apply put in service (None before the first), IPv4...
     last: Option<InService>,
+    /// ...and IPv6.
+    last6: Option<InService>,
     last_apply_ms: Option<f64>,
     last_error: Option<String>,
     applied_at: Option<u64>,
@@ -109,10 +117,14 @@ impl<P: Platform> Supervisor<P> {
             monitors: BTreeMap::new(),
             stats: BTreeMap::new(),
             since: BTreeMap::new(),
+            monitors6: BTreeMap::new(),
+            stats6: BTreeMap::new(),
+            since6: BTreeMap::new(),
             events: EventLog::new(EVENT_LOG_SIZE),
             live: broadcast::channel(LIVE_EVENTS).0,
             status: StatusPublisher::default(),
             last: None,
+            last6: None,
             last_apply_ms: None,
             last_error: None,
             applied_at: None,
@@ -168,38 +180,89 @@ impl<P: Platform> Supervisor<P> {
             .unwrap_or_default()
     }
 
-    /// (Re)build monitors, stats and probers for the current config. A WAN keeps its state
-    /// and history across reloads; new WANs start Up so routing works before the first round.
+    /// (Re)build monitors, stats and probers for the current config: one set per WAN for
+    /// IPv4, one per WAN with IPv6 for IPv6 (when there are IPv6 targets; otherwise a WAN's
+    /// IPv6 counts as healthy while its link is). A WAN keeps its state and history across
+    /// reloads; new WANs start Up so routing works before the first round.
     fn configure_health(&mut self) {
-        let hc = &self.cfg.health_check;
+        let hc = self.cfg.health_check.clone();
         let interval = Duration::from_secs_f64(hc.check_interval);
         let timeout = Duration::from_secs_f64(hc.timeout_seconds);
-        let mut monitors = BTreeMap::new();
-        let mut stats = BTreeMap::new();
-        for w in &self.cfg.wan_interfaces {
-            let start = self
-                .monitors
-                .get(&w.name)
-                .map_or(HealthState::Up, |m| m.state());
-            monitors.insert(w.name.clone(), WanMonitor::new(hc, start));
-            let s = self
-                .stats
-                .remove(&w.name)
-                .unwrap_or_else(|| WanStats::new(interval));
-            stats.insert(w.name.clone(), s);
-            let now = self.clock.now_ms();
-            self.since.entry(w.name.clone()).or_insert(now);
-        }
-        self.monitors = monitors;
-        self.stats = stats;
-        let wans: Vec<(String, String)> = self
+        let targets4: Vec<std::net::IpAddr> = self
             .cfg
-            .wan_interfaces
-            .iter()
-            .map(|w| (w.name.clone(), w.device()))
+            .health_targets()
+            .into_iter()
+            .map(Into::into)
             .collect();
-        let targets = self.cfg.health_targets();
-        self.probers.restart(&wans, &targets, interval, timeout);
+        let targets6: Vec<std::net::IpAddr> = hc.targets6.iter().map(|&t| t.into()).collect();
+        // The IPv6 list may be shorter than `reliability` asks for IPv4: all of it then.
+        let hc6 = HealthCheckConfig {
+            reliability: hc
+                .reliability
+                .min(u32::try_from(targets6.len()).unwrap_or(u32::MAX))
+                .max(1),
+            ..hc.clone()
+        };
+        let mut jobs = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let (checks, targets) = match family {
+                Family::V4 => (&hc, &targets4),
+                Family::V6 => (&hc6, &targets6),
+            };
+            let wans: Vec<(String, String)> = self
+                .cfg
+                .wan_interfaces
+                .iter()
+                .filter(|w| {
+                    family == Family::V4 || (w.ipv6 != Ipv6Mode::Off && !targets.is_empty())
+                })
+                .map(|w| (w.name.clone(), w.device()))
+                .collect();
+            let now = self.clock.now_ms();
+            let (old_monitors, old_stats, since) = self.health_maps(family);
+            let mut monitors = BTreeMap::new();
+            let mut stats = BTreeMap::new();
+            for (wan, _) in &wans {
+                let start = old_monitors.get(wan).map_or(HealthState::Up, |m| m.state());
+                monitors.insert(wan.clone(), WanMonitor::new(checks, start));
+                let s = old_stats
+                    .remove(wan)
+                    .unwrap_or_else(|| WanStats::new(interval));
+                stats.insert(wan.clone(), s);
+                since.entry(wan.clone()).or_insert(now);
+            }
+            *old_monitors = monitors;
+            *old_stats = stats;
+            jobs.extend(wans.into_iter().map(|(wan, device)| ProbeJob {
+                wan,
+                device,
+                family,
+                targets: targets.clone(),
+            }));
+        }
+        // A WAN no longer probed for IPv6 is not held down by its last IPv6 verdict.
+        for (wan, facts) in self.states.iter_mut() {
+            if !self.monitors6.contains_key(wan) {
+                facts.health6 = HealthVerdict::Up;
+            }
+        }
+        self.probers.restart(&jobs, interval, timeout);
+    }
+
+    /// One family's monitors, probe statistics and state-change times.
+    #[allow(clippy::type_complexity)]
+    fn health_maps(
+        &mut self,
+        family: Family,
+    ) -> (
+        &mut BTreeMap<String, WanMonitor>,
+        &mut BTreeMap<String, WanStats>,
+        &mut BTreeMap<String, u64>,
+    ) {
+        match family {
+            Family::V4 => (&mut self.monitors, &mut self.stats, &mut self.since),
+            Family::V6 => (&mut self.monitors6, &mut self.stats6, &mut self.since6),
+        }
     }
 
     fn set_alerts(&mut self) {
@@ -213,48 +276,64 @@ impl<P: Platform> Supervisor<P> {
         self.events.push(event);
     }
 
-    /// Log a WAN state change; true if the planner's view of the WAN changed.
-    fn note_transition(&mut self, wan: &str, t: Transition) -> bool {
-        self.since.insert(wan.to_string(), self.clock.now_ms());
+    /// Log a state change of a WAN's side of `family`; true if the planner's view of the
+    /// WAN changed.
+    fn note_transition(&mut self, wan: &str, family: Family, t: Transition) -> bool {
+        let now = self.clock.now_ms();
+        self.health_maps(family).2.insert(wan.to_string(), now);
         let kind = if t.to == HealthState::Degraded && t.cause.contains("latency") {
             EventKind::HighLatency
         } else {
             EventKind::StateChange
         };
-        let msg = format!("{wan}: {:?} -> {:?} ({})", t.from, t.to, t.cause).to_lowercase();
-        let details = serde_json::to_value(&t).unwrap_or_default();
+        let side = match family {
+            Family::V4 => "",
+            Family::V6 => " ipv6",
+        };
+        let msg = format!("{wan}{side}: {:?} -> {:?} ({})", t.from, t.to, t.cause).to_lowercase();
+        let mut details = serde_json::to_value(&t).unwrap_or_default();
+        if let Some(obj) = details.as_object_mut() {
+            obj.insert("family".into(), json!(family));
+        }
         self.emit(Event::new(kind, Some(wan), msg).with(details));
         if self.paused() {
             return false;
         }
-        self.sync_health(wan)
+        self.sync_health(wan, family)
     }
 
     /// Copy a monitor's verdict into the planner's input; true if it changed.
-    fn sync_health(&mut self, wan: &str) -> bool {
-        let Some(health) = self.monitors.get(wan).map(|m| m.state().verdict()) else {
+    fn sync_health(&mut self, wan: &str, family: Family) -> bool {
+        let Some(health) = self
+            .health_maps(family)
+            .0
+            .get(wan)
+            .map(|m| m.state().verdict())
+        else {
             return false;
         };
         let entry = self.states.entry(wan.to_string()).or_default();
-        let changed = entry.health != health;
-        entry.health = health;
+        let verdict = match family {
+            Family::V4 => &mut entry.health,
+            Family::V6 => &mut entry.health6,
+        };
+        let changed = *verdict != health;
+        *verdict = health;
         changed
     }
 
-    /// One probe round of one WAN: record it, and re-plan if the verdict changed.
-    pub async fn on_round(&mut self, wan: &str, round: Round) {
+    /// One probe round of one WAN's side of `family`: record it, and re-plan if the verdict
+    /// changed.
+    pub async fn on_round(&mut self, wan: &str, family: Family, round: Round) {
         let now = Instant::now();
-        if let Some(stats) = self.stats.get_mut(wan) {
+        let (monitors, stats, _) = self.health_maps(family);
+        if let Some(stats) = stats.get_mut(wan) {
             stats.push(now, &round);
         }
-        let Some(t) = self
-            .monitors
-            .get_mut(wan)
-            .and_then(|m| m.record(round, now))
-        else {
+        let Some(t) = monitors.get_mut(wan).and_then(|m| m.record(round, now)) else {
             return;
         };
-        if self.note_transition(wan, t) {
+        if self.note_transition(wan, family, t) {
             let _ = self.replan("health").await;
         }
     }
@@ -308,13 +387,15 @@ impl<P: Platform> Supervisor<P> {
         let carrier_now = link.present && link.carrier;
         state.link = link;
         let now = Instant::now();
-        let t = match self.monitors.get_mut(wan) {
-            Some(m) if carrier_before && !carrier_now => m.link_lost(now),
-            Some(m) if !carrier_before && carrier_now => m.link_restored(now),
-            _ => None,
-        };
-        if let Some(t) = t {
-            self.note_transition(wan, t);
+        for family in [Family::V4, Family::V6] {
+            let t = match self.health_maps(family).0.get_mut(wan) {
+                Some(m) if carrier_before && !carrier_now => m.link_lost(now),
+                Some(m) if !carrier_before && carrier_now => m.link_restored(now),
+                _ => None,
+            };
+            if let Some(t) = t {
+                self.note_transition(wan, family, t);
+            }
         }
         true
     }
@@ -380,9 +461,22 @@ impl<P: Platform> Supervisor<P> {
                 .collect(),
             active: plan.active_wans.clone(),
         };
+        let next6 = InService {
+            usable: views
+                .iter()
+                .filter(|w| w.v6.as_ref().is_some_and(|v6| v6.usable))
+                .map(|w| w.name.clone())
+                .collect(),
+            active: plan.active_wans6.clone(),
+        };
         let mut resets = Resets::new();
         if let Some(prev) = self.last.replace(next.clone()) {
-            resets = self.move_connections(&prev, &next).await;
+            resets = self.move_connections(&prev, &next, Family::V4).await;
+        }
+        if let Some(prev) = self.last6.replace(next6.clone()) {
+            for (wan, n) in self.move_connections(&prev, &next6, Family::V6).await {
+                *resets.entry(wan).or_default() += n;
+            }
         }
         self.flush_released().await;
         self.write_files(&plan);
@@ -399,7 +493,7 @@ impl<P: Platform> Supervisor<P> {
             return;
         }
         for r in self.ids.released.clone() {
-            let flushed = self.conntrack.flush_mark(r.mark, MARK_MASK).await;
+            let flushed = self.conntrack.flush_mark(r.mark, MARK_MASK, None).await;
             let reused = self.ids.wans.values().any(|id| id.mark == r.mark);
             let what = if self.ids.get(&r.wan).is_some() {
                 "renumbered by an explicit mark"
@@ -455,36 +549,54 @@ impl<P: Platform> Supervisor<P> {
         }
     }
 
-    /// Reset the connections [`resets::connections_to_reset`] picks (so clients reconnect
-    /// through the survivors) and say where new connections go now; how many were reset,
-    /// by WAN.
-    async fn move_connections(&mut self, prev: &InService, next: &InService) -> Resets {
+    /// Reset the connections of `family` that [`resets::connections_to_reset`] picks (so
+    /// clients reconnect through the survivors) and say where new connections go now; how
+    /// many were reset, by WAN. Each family on its own: a WAN whose IPv6 died keeps its
+    /// IPv4 connections.
+    async fn move_connections(
+        &mut self,
+        prev: &InService,
+        next: &InService,
+        family: Family,
+    ) -> Resets {
         let move_back = self.cfg.routing.move_back_on_recovery;
         let active = &next.active;
+        let side = match family {
+            Family::V4 => "",
+            Family::V6 => " IPv6",
+        };
         let mut resets = Resets::new();
         for r in resets::connections_to_reset(prev, next, move_back, &self.ids) {
             let (wan, mark) = (r.wan, r.mark);
-            let flushed = self.conntrack.flush_mark(mark, MARK_MASK).await;
+            let flushed = self
+                .conntrack
+                .flush_mark(mark, MARK_MASK, Some(family))
+                .await;
             let (n, err) = match &flushed {
                 Ok(n) => (*n, None),
                 Err(e) => (0, Some(e.to_string())),
             };
             *resets.entry(wan.clone()).or_default() += u64::try_from(n).unwrap_or(u64::MAX);
             let msg = format!(
-                "{wan} {}: {n} connections reset to reconnect via {}",
+                "{wan}{side} {}: {n}{side} connections reset to reconnect via {}",
                 r.why.as_str(),
                 active.join(", ")
             );
             self.emit(
                 Event::new(EventKind::Failover, Some(&wan), msg).with(json!({
                     "reset_connections": n, "mark": mark, "error": err, "active": active,
+                    "family": family,
                 })),
             );
         }
         if let Some(msg) = resets::failover_notice(prev, next) {
+            let msg = match family {
+                Family::V4 => msg,
+                Family::V6 => format!("IPv6: {msg}"),
+            };
             self.emit(
                 Event::new(EventKind::Failover, None, msg)
-                    .with(json!({ "from": prev.active, "to": active })),
+                    .with(json!({ "from": prev.active, "to": active, "family": family })),
             );
         }
         resets

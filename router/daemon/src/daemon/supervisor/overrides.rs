@@ -6,7 +6,7 @@ use super::drivers::{Clock, Platform};
 use super::Supervisor;
 use crate::daemon::control::{Refusal, RefusalCode, TakenOut, MAX_MAINTENANCE_SECONDS};
 use routeros_shared::events::{Event, EventKind};
-use routeros_shared::plan::Overrides;
+use routeros_shared::plan::{Family, Overrides};
 
 impl<P: Platform> Supervisor<P> {
     /// Failover is paused (router-wide maintenance): health changes are logged, not acted on.
@@ -19,7 +19,13 @@ impl<P: Platform> Supervisor<P> {
     /// After a pause ends, catch up with what the monitors say now.
     fn sync_all_health(&mut self) -> bool {
         let wans: Vec<String> = self.monitors.keys().cloned().collect();
-        wans.iter().fold(false, |acc, w| self.sync_health(w) | acc)
+        let wans6: Vec<String> = self.monitors6.keys().cloned().collect();
+        let v4 = wans
+            .iter()
+            .fold(false, |acc, w| self.sync_health(w, Family::V4) | acc);
+        wans6
+            .iter()
+            .fold(v4, |acc, w| self.sync_health(w, Family::V6) | acc)
     }
 
     /// Take one WAN (or, with `wan` None, failover itself) out for `seconds`.

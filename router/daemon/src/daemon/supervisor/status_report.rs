@@ -105,14 +105,24 @@ impl<P: Platform> Supervisor<P> {
                     disabled,
                     maintenance_until,
                     active: is_active,
-                    ipv6: w.v6.as_ref().map(|v6| Ipv6Report {
-                        address: v6
-                            .address
-                            .zip(v6.subnet)
-                            .and_then(|(a, net)| ipnet::Ipv6Net::new(a, net.prefix_len()).ok()),
-                        gateway: v6.gateway,
-                        usable: v6.usable,
-                        active: active6.contains(&w.name),
+                    ipv6: w.v6.as_ref().map(|v6| {
+                        let summary6 = self
+                            .stats6
+                            .get(&w.name)
+                            .map(|s| s.summary(now, STATUS_WINDOW));
+                        Ipv6Report {
+                            address: v6
+                                .address
+                                .zip(v6.subnet)
+                                .and_then(|(a, net)| ipnet::Ipv6Net::new(a, net.prefix_len()).ok()),
+                            gateway: v6.gateway,
+                            usable: v6.usable,
+                            active: active6.contains(&w.name),
+                            state: self.monitors6.get(&w.name).map(|m| m.state()),
+                            since_ms: self.since6.get(&w.name).copied(),
+                            latency_ms: summary6.as_ref().and_then(|s| s.latency_ms),
+                            loss_percent: summary6.as_ref().map(|s| s.loss_percent),
+                        }
                     }),
                 }
             })

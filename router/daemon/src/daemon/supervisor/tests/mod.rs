@@ -9,12 +9,12 @@ use crate::apply::conntrack::ConntrackDriver;
 use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDriver};
 use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
-use crate::health::Round;
+use crate::health::{ProbeJob, Round};
 use crate::lines::networkd::UnitFile;
 use crate::lines::pppd::{LineSnapshot, PppoeLine, SessionChange};
 use crate::lines::{FilesChanged, LineError};
 use routeros_shared::config::Config;
-use routeros_shared::plan::{LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
+use routeros_shared::plan::{Family, LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -32,10 +32,15 @@ struct World {
     nft: Vec<String>,
     /// Connections per mark: what a flush deletes and reports.
     connections: BTreeMap<u32, usize>,
-    /// Every mark flushed, in order.
+    /// Every mark flushed (both families or IPv4 only), in order.
     flushed: Vec<u32>,
-    /// The WANs of every prober restart.
+    /// Every mark flushed for IPv6 only, in order.
+    flushed6: Vec<u32>,
+    /// IPv6 connections per mark.
+    connections6: BTreeMap<u32, usize>,
+    /// The WANs of every prober restart: IPv4 probers, IPv6 probers.
     probers: Vec<Vec<String>>,
+    probers6: Vec<Vec<String>>,
     /// Every unit restarted.
     units: Vec<String>,
     /// Route syncs fail (an apply is refused by the kernel).
@@ -95,11 +100,22 @@ impl FirewallDriver for Fake {
 }
 
 impl ConntrackDriver for Fake {
-    async fn flush_mark(&mut self, mark: u32, mask: u32) -> Result<usize, ApplyError> {
+    async fn flush_mark(
+        &mut self,
+        mark: u32,
+        mask: u32,
+        family: Option<Family>,
+    ) -> Result<usize, ApplyError> {
         assert_eq!(mask, MARK_MASK);
-        Ok(self.with(|w| {
-            w.flushed.push(mark);
-            w.connections.remove(&mark).unwrap_or(0)
+        Ok(self.with(|w| match family {
+            Some(Family::V6) => {
+                w.flushed6.push(mark);
+                w.connections6.remove(&mark).unwrap_or(0)
+            }
+            _ => {
+                w.flushed.push(mark);
+                w.connections.remove(&mark).unwrap_or(0)
+            }
         }))
     }
     async fn count_mark(&mut self, mark: u32, _mask: u32) -> Result<usize, ApplyError> {
@@ -108,10 +124,16 @@ impl ConntrackDriver for Fake {
 }
 
 impl Probers for Fake {
-    fn restart(&mut self, wans: &[(String, String)], _: &[Ipv4Addr], _: Duration, _: Duration) {
+    fn restart(&mut self, jobs: &[ProbeJob], _: Duration, _: Duration) {
+        let of = |family| {
+            jobs.iter()
+                .filter(|j| j.family == family)
+                .map(|j| j.wan.clone())
+                .collect()
+        };
         self.with(|w| {
-            w.probers
-                .push(wans.iter().map(|(wan, _)| wan.clone()).collect())
+            w.probers.push(of(Family::V4));
+            w.probers6.push(of(Family::V6));
         });
     }
 }
@@ -186,6 +208,8 @@ impl LineDriver for Fake {
 
 /// The configs' default probe target.
 const TARGET: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
+const TARGET6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111);
 
 /// 2026-01-01T00:00:00Z: any fixed time will do.
 const T0: u64 = 1_767_225_600_000;
@@ -317,14 +341,25 @@ impl Lab {
         self.set_carrier(wan, true);
         let good = Round::new(vec![(TARGET, Some(Duration::from_millis(10)))]);
         for _ in 0..3 {
-            self.rt.block_on(self.sup.on_round(wan, good.clone()));
+            self.rt
+                .block_on(self.sup.on_round(wan, Family::V4, good.clone()));
         }
     }
 
     fn lose_rounds(&mut self, wan: &str, n: usize) {
+        self.rounds(wan, Family::V4, n, false);
+    }
+
+    /// `n` probe rounds of one family of `wan`, all answered or all lost.
+    fn rounds(&mut self, wan: &str, family: Family, n: usize, answered: bool) {
+        let target: std::net::IpAddr = match family {
+            Family::V4 => TARGET.into(),
+            Family::V6 => TARGET6.into(),
+        };
+        let rtt = answered.then_some(Duration::from_millis(10));
         for _ in 0..n {
-            self.rt
-                .block_on(self.sup.on_round(wan, Round::all_lost(&[TARGET])));
+            let round = Round::new(vec![(target, rtt)]);
+            self.rt.block_on(self.sup.on_round(wan, family, round));
         }
     }
 
@@ -376,6 +411,7 @@ fn wan_names(names: &[&str]) -> Vec<String> {
 }
 
 mod commit_confirm;
+mod ipv6;
 mod lines;
 mod overrides;
 mod start_and_resets;
