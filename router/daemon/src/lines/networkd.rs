@@ -6,7 +6,7 @@
 //! /etc, /run and /usr/lib) that matches a link, so ours win over netplan's
 //! `10-netplan-*` for the same port, while ports the router does not manage keep theirs.
 
-use routeros_shared::config::{Config, WanConfig, WanMode};
+use routeros_shared::config::{Config, Ipv6Mode, WanConfig, WanMode};
 use std::fmt::Write;
 
 /// Prefix of every file we write; the writer removes stale files with it and no others.
@@ -62,19 +62,59 @@ pub fn render(cfg: &Config) -> Vec<UnitFile> {
 /// A device that only carries something else (VLANs, a PPPoE session): up, no addresses.
 const NO_ADDRESSING: &str = "LinkLocalAddressing=no\nIPv6AcceptRA=no\n";
 
-/// The `[Network]` body (and sections after it) that gives the line its address.
+/// The `[Network]` body (and sections after it) that gives the line its addresses.
 fn addressing(w: &WanConfig, mode: WanMode, metric: usize) -> String {
-    match mode {
-        // No hostname from the lease: a router keeps its own name.
-        WanMode::Dhcp => {
-            format!("DHCP=ipv4\n\n[DHCPv4]\nRouteMetric={metric}\nUseHostname=no\n")
+    let v4_dhcp = mode == WanMode::Dhcp;
+    let v6_auto = w.ipv6 == Ipv6Mode::Auto;
+    let mut network = String::new();
+    let mut sections = String::new();
+    let dhcp = match (v4_dhcp, v6_auto) {
+        (true, true) => Some("yes"),
+        (true, false) => Some("ipv4"),
+        (false, true) => Some("ipv6"),
+        (false, false) => None,
+    };
+    if let Some(dhcp) = dhcp {
+        writeln!(network, "DHCP={dhcp}").unwrap();
+    }
+    // No Gateway=: the daemon installs the WAN's default routes from `gateway(6)` itself.
+    if let (WanMode::Static, Some(a)) = (mode, w.address) {
+        writeln!(network, "Address={a}").unwrap();
+    }
+    if let (Ipv6Mode::Static, Some(a)) = (w.ipv6, w.address6) {
+        writeln!(network, "Address={a}").unwrap();
+    }
+    if mode == WanMode::Static || w.ipv6 == Ipv6Mode::Static {
+        network.push_str("ConfigureWithoutCarrier=yes\n");
+    }
+    match w.ipv6 {
+        // Router advertisements (networkd handles them itself, forwarding or not), DHCPv6
+        // for an address, and a delegated prefix whose first /64 gives the line a global
+        // address when the ISP hands out no other (many only delegate). The LAN does not
+        // use the prefix: it has its own, translated per WAN (see README, IPv6).
+        Ipv6Mode::Auto => {
+            network.push_str("IPv6AcceptRA=yes\nDHCPPrefixDelegation=yes\n");
+            // A metric per WAN, so the advertised default routes never merge into one.
+            write!(
+                sections,
+                "\n[IPv6AcceptRA]\nRouteMetric={metric}\n\n[DHCPv6]\nWithoutRA=solicit\nPrefixDelegationHint=::/56\nUseHostname=no\n\n[DHCPPrefixDelegation]\nUplinkInterface=:self\nSubnetId=0\nAnnounce=no\n"
+            )
+            .unwrap();
         }
-        // No Gateway=: the daemon installs the WAN's default routes from `gateway` itself.
-        WanMode::Static => match w.address {
-            Some(a) => format!("Address={a}\nConfigureWithoutCarrier=yes\n"),
-            None => NO_ADDRESSING.to_string(), // refused by validation
-        },
+        Ipv6Mode::Static => network.push_str("IPv6AcceptRA=no\n"),
+        Ipv6Mode::Off => network.push_str("LinkLocalAddressing=no\nIPv6AcceptRA=no\n"),
+    }
+    if v4_dhcp {
+        // No hostname from the lease: a router keeps its own name.
+        write!(
+            sections,
+            "\n[DHCPv4]\nRouteMetric={metric}\nUseHostname=no\n"
+        )
+        .unwrap();
+    }
+    match mode {
         WanMode::Pppoe => NO_ADDRESSING.to_string(),
+        _ => network + &sections,
     }
 }
 
@@ -130,9 +170,17 @@ password = "p"
 [[wan_interfaces]]
 name = "wan5"
 mode = "dhcp"
+ipv6 = "off"
 
 [[wan_interfaces]]
 name = "wan6"
+
+[[wan_interfaces]]
+name = "wan7"
+mode = "dhcp"
+ipv6 = "static"
+address6 = "2001:db8:ff07::2/64"
+gateway6 = "fe80::1"
 
 [lan]
 interface = "lan"
