@@ -138,6 +138,29 @@ pub(super) fn problems(cfg: &RawConfig) -> Vec<FieldError> {
             ),
         ));
     }
+    for (i, f) in cfg.port_forwards.iter().enumerate() {
+        let at = |field: &str| format!("port_forwards[{i}].{field}");
+        match (f.family.has_ipv6(), f.to6) {
+            (true, None) => errs.push(FieldError::new(
+                at("to6"),
+                "required with family \"ipv6\" or \"both\": the LAN host's IPv6 address",
+            )),
+            (false, Some(_)) => errs.push(FieldError::new(
+                at("to6"),
+                "only with family \"ipv6\" or \"both\"",
+            )),
+            (true, Some(to6)) => {
+                let net = lan.trunc();
+                if !net.contains(&to6) || to6 == lan.addr() || to6 == net.network() {
+                    errs.push(FieldError::new(
+                        at("to6"),
+                        format!("{to6} is not a host of the LAN's {net}"),
+                    ));
+                }
+            }
+            (false, None) => {}
+        }
+    }
     let targets = &cfg.health_check.targets6;
     if targets.len() > MAX_TARGETS {
         errs.push(FieldError::new(
@@ -259,6 +282,44 @@ mod tests {
         let e = errors("ipv6 = \"sometimes\"", "");
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].starts_with("wan_interfaces[0].ipv6: "), "{e:?}");
+    }
+
+    #[test]
+    fn ipv6_port_forwards_need_a_lan_host_of_their_family() {
+        let fwd = |extra: &str| {
+            errors(
+                "",
+                &format!(
+                    "[[port_forwards]]\nname = \"f\"\nprotocol = \"tcp\"\nwan_port = 80\n{extra}"
+                ),
+            )
+        };
+        assert_eq!(
+            fwd("family = \"ipv6\"\nto6 = \"fd7a:9e51:5c34::5\""),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            fwd("family = \"ipv6\""),
+            ["port_forwards[0].to6: required with family \"ipv6\" or \"both\": the LAN host's IPv6 address"]
+        );
+        assert_eq!(
+            fwd("to = \"192.168.1.5\"\nto6 = \"fd7a:9e51:5c34::5\""),
+            ["port_forwards[0].to6: only with family \"ipv6\" or \"both\""]
+        );
+        assert_eq!(
+            fwd("family = \"both\"\nto6 = \"fd00::5\""),
+            [
+                "port_forwards[0].to: required: the LAN host's IPv4 address",
+                "port_forwards[0].to6: fd00::5 is not a host of the LAN's fd7a:9e51:5c34::/64"
+            ]
+        );
+        assert_eq!(
+            fwd("family = \"ipv6\"\nto = \"192.168.1.5\"\nto6 = \"fd7a:9e51:5c34::1\""),
+            [
+                "port_forwards[0].to: only with family \"ipv4\" or \"both\"",
+                "port_forwards[0].to6: fd7a:9e51:5c34::1 is not a host of the LAN's fd7a:9e51:5c34::/64"
+            ]
+        );
     }
 
     #[test]

@@ -189,14 +189,45 @@ pub struct PortForward {
     pub protocol: Protocol,
     /// Port or range on the WAN side.
     pub wan_port: PortRange,
-    /// LAN host.
-    pub to: Ipv4Addr,
+    /// The LAN host (IPv4), for `family` "ipv4" (the default) or "both".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Ipv4Addr>,
     /// Port on the LAN host (single WAN ports only); default the same port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_port: Option<u16>,
     /// WANs it listens on; empty = all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wans: Vec<String>,
+    /// Which family it forwards: IPv4 to `to` (default), IPv6 to `to6`, or both.
+    #[serde(default, skip_serializing_if = "ForwardFamily::is_default")]
+    pub family: ForwardFamily,
+    /// The LAN host's IPv6 address (in `[lan] address6`), for `family` "ipv6" or "both".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to6: Option<Ipv6Addr>,
+}
+
+/// The families a port forward opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardFamily {
+    #[default]
+    Ipv4,
+    Ipv6,
+    Both,
+}
+
+impl ForwardFamily {
+    pub fn is_default(&self) -> bool {
+        *self == ForwardFamily::Ipv4
+    }
+
+    pub fn has_ipv4(self) -> bool {
+        self != ForwardFamily::Ipv6
+    }
+
+    pub fn has_ipv6(self) -> bool {
+        self != ForwardFamily::Ipv4
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -516,12 +516,19 @@ fn check_port_forwards(cfg: &RawConfig, errs: &mut Errors) {
         if f.protocol == Protocol::Icmp {
             errs.add(at("protocol"), "must be \"tcp\" or \"udp\"");
         }
-        if !lan.contains(&f.to)
-            || f.to == cfg.lan.address.addr()
-            || f.to == lan.network()
-            || f.to == lan.broadcast()
-        {
-            errs.add(at("to"), format!("{} is not a host of the LAN {lan}", f.to));
+        match (f.family.has_ipv4(), f.to) {
+            (true, None) => errs.add(at("to"), "required: the LAN host's IPv4 address"),
+            (false, Some(_)) => errs.add(at("to"), "only with family \"ipv4\" or \"both\""),
+            (true, Some(to)) => {
+                if !lan.contains(&to)
+                    || to == cfg.lan.address.addr()
+                    || to == lan.network()
+                    || to == lan.broadcast()
+                {
+                    errs.add(at("to"), format!("{to} is not a host of the LAN {lan}"));
+                }
+            }
+            (false, None) => {}
         }
         if f.to_port.is_some() && f.wan_port.first != f.wan_port.last {
             errs.add(

@@ -254,6 +254,8 @@ fn mss_clamp(cfg: &Config) -> Vec<String> {
         .collect()
 }
 
+/// IPv6 forwards (pinholes) from the WANs with IPv6 to the host's address in the LAN's
+/// prefix; no hairpin for them (LAN hosts reach each other's IPv6 addresses directly).
 fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
     let lan = &cfg.lan.interface;
     let mut rules = Vec::new();
@@ -262,25 +264,44 @@ fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
             .iter()
             .filter(|w| f.wans.is_empty() || f.wans.contains(&w.name))
             .collect();
-        let target = match f.to_port {
-            Some(p) => format!("{}:{p}", f.to),
-            None => f.to.to_string(),
+        let with_port = |host: String| match f.to_port {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
         };
         let proto = f.protocol.nft_name();
         let port = f.wan_port;
-        let names = quoted_set(wans.iter().map(|w| w.dev.as_str()));
-        rules.push(format!(
-            "iifname {names} {proto} dport {port} dnat ip to {target}"
-        ));
-        let addrs: Vec<String> = wans
-            .iter()
-            .filter_map(|w| w.address)
-            .map(|a| a.to_string())
-            .collect();
-        if !addrs.is_empty() {
+        if let Some(to) = f.to.filter(|_| f.family.has_ipv4()) {
+            let target = with_port(to.to_string());
+            let names = quoted_set(wans.iter().map(|w| w.dev.as_str()));
             rules.push(format!(
-                "iifname \"{lan}\" ip daddr {} {proto} dport {port} dnat ip to {target}",
-                brace(addrs.into_iter())
+                "iifname {names} {proto} dport {port} dnat ip to {target}"
+            ));
+            let addrs: Vec<String> = wans
+                .iter()
+                .filter_map(|w| w.address)
+                .map(|a| a.to_string())
+                .collect();
+            if !addrs.is_empty() {
+                rules.push(format!(
+                    "iifname \"{lan}\" ip daddr {} {proto} dport {port} dnat ip to {target}",
+                    brace(addrs.into_iter())
+                ));
+            }
+        }
+        let wans6: Vec<&str> = wans
+            .iter()
+            .filter(|w| w.v6.is_some())
+            .map(|w| w.dev.as_str())
+            .collect();
+        if let Some(to6) = f.to6.filter(|_| f.family.has_ipv6() && !wans6.is_empty()) {
+            // Brackets only around an address followed by a port.
+            let target = match f.to_port {
+                Some(p) => format!("[{to6}]:{p}"),
+                None => to6.to_string(),
+            };
+            rules.push(format!(
+                "iifname {} meta nfproto ipv6 {proto} dport {port} dnat ip6 to {target}",
+                quoted_set(wans6.into_iter())
             ));
         }
     }

@@ -310,6 +310,22 @@ protocol = "udp"
 wan_port = "27000-27015"
 to = "192.168.1.20"
 wans = ["wan2"]
+
+[[port_forwards]]
+name = "nas6"
+protocol = "tcp"
+wan_port = 443
+family = "both"
+to = "192.168.1.30"
+to6 = "fd7a:9e51:5c34::30"
+
+[[port_forwards]]
+name = "ssh6"
+protocol = "tcp"
+wan_port = 2222
+to_port = 22
+family = "ipv6"
+to6 = "fd7a:9e51:5c34::31"
 "#,
     );
     insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).nft);

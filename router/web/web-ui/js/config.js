@@ -49,6 +49,14 @@ const WAN_FIELDS = {
   dns: { label: 'DNS servers', type: 'list', placeholder: '8.8.8.8, 8.8.4.4', help: 'Comma separated; reached through this line.' },
   vlan: { label: 'VLAN', type: 'int', optional: true, min: 1, max: 4094, placeholder: 'untagged', help: '802.1Q tag your ISP expects (e.g. 7), any mode.' },
   mac: { label: 'MAC address', type: 'text', optional: true, placeholder: 'the port’s own', help: 'Clone the address of the box the line was bound to.' },
+  ipv6: {
+    label: 'IPv6', type: 'select', optional: true,
+    options: [['', 'Automatic (router advertisements, DHCPv6)'], ['off', 'Off'], ['static', 'Static address']],
+    help: 'Each line’s IPv6 is balanced and fails over on its own.',
+  },
+  address6: { label: 'IPv6 address (CIDR)', type: 'text', optional: true, placeholder: '2001:db8:1::2/64', help: 'Static IPv6 only.' },
+  gateway6: { label: 'IPv6 gateway', type: 'text', optional: true, placeholder: 'fe80::1', help: 'Static IPv6 only: link-local or in the address’s prefix.' },
+  prefix6: { label: 'Routed IPv6 prefix', type: 'text', optional: true, advanced: true, placeholder: '2001:db8:100::/56', help: 'Static IPv6 only: what the ISP routes to the line.' },
   pppoe: {
     label: 'PPPoE account', toggleLabel: 'PPPoE account', type: 'object', optional: true,
     make: () => ({ username: '', mtu: 1492 }), fields: PPPOE_FIELDS,
@@ -93,6 +101,7 @@ const SCHEMA = {
       check_interval: { label: 'Check interval (s)', type: 'float', min: 0.1, help: 'Seconds between probe rounds.' },
       target_host: { label: 'Target host', type: 'text', placeholder: '1.1.1.1' },
       targets: { label: 'Targets', type: 'list', placeholder: '1.1.1.1, 9.9.9.9', help: 'Replaces the target host when set.' },
+      targets6: { label: 'IPv6 targets', type: 'list', placeholder: '2606:4700:4700::1111', help: 'Probed through every line with IPv6; empty: IPv6 follows the link only.' },
       reliability: { label: 'Reliability', type: 'int', min: 1, help: 'Targets that must answer for a round to succeed.' },
       recovery_count: { label: 'Recovery count', type: 'int', min: 1, help: 'Good rounds before a down line is used again.' },
       degraded_latency_ms: { label: 'Degraded latency (ms)', type: 'int', min: 1 },
@@ -109,6 +118,7 @@ const SCHEMA = {
     fields: {
       interface: { label: 'Interface', type: 'text', placeholder: 'eth2' },
       address: { label: 'Address (CIDR)', type: 'text', placeholder: '192.168.1.1/24', help: 'Router address and LAN prefix.' },
+      address6: { label: 'IPv6 address (/64)', type: 'text', placeholder: 'fd7a:9e51:5c34::1/64', help: 'The LAN’s one IPv6 prefix, announced to clients; each line translates it.' },
       dhcp: {
         label: 'DHCP server', type: 'object',
         fields: {
@@ -139,7 +149,9 @@ const SCHEMA = {
       name: { label: 'Name', type: 'text', placeholder: 'nas' },
       protocol: { label: 'Protocol', type: 'select', options: [['tcp', 'TCP'], ['udp', 'UDP']] },
       wan_port: { label: 'WAN port(s)', type: 'text', placeholder: '8443 or 5000-5010' },
-      to: { label: 'LAN host', type: 'text', placeholder: '192.168.1.20' },
+      family: { label: 'Family', type: 'select', optional: true, options: [['', 'IPv4'], ['ipv6', 'IPv6'], ['both', 'IPv4 and IPv6']] },
+      to: { label: 'LAN host', type: 'text', optional: true, placeholder: '192.168.1.20', help: 'IPv4 and both.' },
+      to6: { label: 'LAN host (IPv6)', type: 'text', optional: true, placeholder: 'fd7a:9e51:5c34::20', help: 'IPv6 and both: the host’s address in the LAN prefix.' },
       to_port: { label: 'LAN port', type: 'int', optional: true, min: 1, max: 65535, placeholder: 'same', help: 'Single WAN ports only.' },
       wans: { label: 'On WANs', type: 'wans', help: 'None selected: every WAN.' },
     },

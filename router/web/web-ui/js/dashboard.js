@@ -52,6 +52,8 @@ function buildCard(name, index, ctx, actions) {
     rx: field('Down', `wan-rx-${name}`),
     tx: field('Up', `wan-tx-${name}`),
     connections: field('Connections', `wan-connections-${name}`),
+    ipv6: field('IPv6', `wan-ipv6-${name}`),
+    ipv6Latency: field('IPv6 latency', `wan-ipv6-latency-${name}`),
   };
   const state = h('span', { class: 'state-pill', testid: `wan-state-${name}` });
   const role = h('span', { class: 'role-pill', testid: `wan-role-${name}` });
@@ -128,6 +130,13 @@ function updateCard(c, w) {
   c.f.rx.dd.textContent = formatMbps(w.rx_bps);
   c.f.tx.dd.textContent = formatMbps(w.tx_bps);
   c.f.connections.dd.textContent = w.connections ?? DASH;
+  // The line's IPv6 side fails over on its own: its state, role and address.
+  const v6 = w.ipv6;
+  c.f.ipv6.dd.textContent = v6
+    ? [v6.state || (v6.usable ? 'up' : 'down'), v6.active ? 'active' : (v6.usable ? 'standby' : 'out'), v6.address || 'no address'].join(' · ')
+    : 'off';
+  c.f.ipv6.dd.dataset.usable = v6 && v6.usable ? 'true' : 'false';
+  c.f.ipv6Latency.dd.textContent = v6 ? formatMs(v6.latency_ms) : DASH;
   if (c.btn.disable) {
     c.btn.disable.disabled = role === 'disabled';
     c.btn.enable.disabled = !out;
