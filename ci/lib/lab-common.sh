@@ -123,12 +123,16 @@ LAB_LAN_CLIENT6=fd7a:9e51:5c34::100
 LAB_RTR6_TOKEN=::2
 LAB_CLIENT6_TOKEN=::100
 
-# ipv6_forwarder NS: IPv6 forwarding on (all and default, so later interfaces inherit it),
-# and global addresses kept over a link down/up, as for IPv4 (the failure emulations set
-# links down; without this the ISP would lose its static IPv6 addresses for good).
+# ipv6_forwarder NS: for the emulated ISPs and internet (not the router under test): IPv6
+# forwarding on (all and default, so later interfaces inherit it); global addresses kept over
+# a link down/up, as for IPv4 (the failure emulations set links down; without this the ISP
+# would lose its static IPv6 addresses for good); and no duplicate address detection, so
+# their link-local addresses work at once (a tentative one delays neighbour discovery on the
+# uplinks by a second after `up`).
 ipv6_forwarder() {
     ip netns exec "$1" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1 \
-        net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1
+        net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1 \
+        net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 }
 
 # fast_nd NS DEV: neighbour discovery retransmits every 100 ms instead of 1 s on DEV, and a
