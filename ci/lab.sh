@@ -5,6 +5,7 @@
 #   ci/lab.sh up|down|status|daemon-start|daemon-stop
 #   ci/lab.sh isp-dhcp I FIRST [LAST]   (re)start ISP I's DHCP server handing out FIRST..LAST
 #   ci/lab.sh networkctl ARGS...        networkctl of the router's own networkd (LAB_WAN_MODES)
+#   ci/lab.sh isp-ra I                  (re)start ISP I's IPv6 router advertisements
 #
 # Topology (P = $LAB_PREFIX, i = 1..$LAB_WANS):
 #
@@ -16,6 +17,18 @@
 #   WAN 1: 192.0.2.0/29, WAN 2: 198.51.100.0/29, WAN i>=3: 192.0.2.(8*(i-1))/29;
 #   the ISP is .1 (+1) and the router .2 (+2) of each. ISPs do not NAT: the router masquerades,
 #   so the internet host sees the router's WAN address and tests can tell which WAN was used.
+#
+# IPv6 (LAB_IPV6=1, the default; XX = i as two hex digits, plan in ci/lib/lab-common.sh):
+#
+#   P-lan  eth0 fd7a:9e51:5c34::100/64 (SLAAC) ── lan0 fd7a:9e51:5c34::1/64  P-rtr (sends RAs)
+#   P-rtr  wan<i> 2001:db8:ffXX::2/64 (SLAAC) ── down 2001:db8:ffXX::1/64  P-isp<i> (sends RAs)
+#   P-isp<i> up 2001:db8:feXX::1/64 ── isp<i> 2001:db8:feXX::2/64  P-inet
+#   P-inet lo 2001:db8:f000::10/128, 2001:db8:f000::11/128
+#
+#   The router forwards IPv6 and takes each lab-addressed WAN's address and default route
+#   (proto ra, via the ISP's link-local address, main table) from the ISP's router
+#   advertisements (dnsmasq, accept_ra=2); the LAN client takes its address and default route
+#   from the router's. `up` waits until those addresses passed DAD and the routes are there.
 #
 # Environment knobs (defaults in brackets):
 #   LAB_PREFIX [pnr]          prefix of every namespace; several labs can coexist
@@ -48,6 +61,11 @@
 #   LAB_KEEP_ON_FAIL [0]      1: leave a half-built lab in place when `up` fails (debugging)
 #   LAB_WEB_ARGS              extra routeros-web arguments, split on spaces (e.g.
 #                             "--upgrade-dir DIR --os-release FILE")
+#   LAB_IPV6 [1]              0: an IPv4-only lab (no IPv6 addresses, RAs or forwarding)
+#   LAB_V6_TIMEOUT [10]       seconds `up` waits for the SLAAC addresses and RA routes
+#   LAB_RA_INTERVAL [10]      seconds between the unsolicited RAs of the ISPs and the LAN
+#   LAB_CONFIG_V6 [0]         1: the generated config gets `targets6` in [health_check]
+#   LAB_TARGETS6 ["2001:db8:f000::10 2001:db8:f000::11"]  those targets (with LAB_CONFIG_V6=1)
 set -euo pipefail
 
 # shellcheck source=ci/lib/lab-common.sh
@@ -76,6 +94,11 @@ LAB_BURST_MIN=${LAB_BURST_MIN:-32768}
 LAB_TBF_LATENCY=${LAB_TBF_LATENCY:-50ms}
 LAB_INSTALL=${LAB_INSTALL:-1}
 LAB_KEEP_ON_FAIL=${LAB_KEEP_ON_FAIL:-0}
+LAB_IPV6=${LAB_IPV6:-1}
+LAB_V6_TIMEOUT=${LAB_V6_TIMEOUT:-10}
+LAB_RA_INTERVAL=${LAB_RA_INTERVAL:-10}
+LAB_CONFIG_V6=${LAB_CONFIG_V6:-0}
+LAB_TARGETS6=${LAB_TARGETS6:-$LAB_INET_HOST6 $LAB_INET_HOST6_2}
 
 P=$LAB_PREFIX
 RTR=$P-rtr
@@ -117,6 +140,16 @@ validate_knobs() {
         [[ $t =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "LAB_TARGETS entry is not an IPv4 address: '$t'"
     done
     [[ -n ${LAB_TARGETS// /} ]] || die "LAB_TARGETS is empty"
+    [[ $LAB_IPV6 =~ ^[01]$ ]] || die "LAB_IPV6 must be 0 or 1 (got '$LAB_IPV6')"
+    [[ $LAB_CONFIG_V6 =~ ^[01]$ ]] || die "LAB_CONFIG_V6 must be 0 or 1 (got '$LAB_CONFIG_V6')"
+    [[ $LAB_V6_TIMEOUT =~ ^[0-9]+$ ]] || die "LAB_V6_TIMEOUT must be whole seconds (got '$LAB_V6_TIMEOUT')"
+    if ! [[ $LAB_RA_INTERVAL =~ ^[0-9]+$ ]] || ((LAB_RA_INTERVAL < 4 || LAB_RA_INTERVAL > 1800)); then
+        die "LAB_RA_INTERVAL must be 4..1800 seconds (got '$LAB_RA_INTERVAL')"
+    fi
+    # shellcheck disable=SC2086  # LAB_TARGETS6 is a space-separated list
+    for t in $LAB_TARGETS6; do
+        [[ $t =~ ^[0-9a-fA-F:]+$ && $t == *:* ]] || die "LAB_TARGETS6 entry is not an IPv6 address: '$t'"
+    done
     if [[ -n $LAB_EXTRA_TOML && ! -r $LAB_EXTRA_TOML ]]; then
         die "LAB_EXTRA_TOML=$LAB_EXTRA_TOML is not a readable file"
     fi
@@ -131,6 +164,7 @@ wan_weight() { nth_word "$1" 1 $LAB_WEIGHTS; }
 wan_mode() { nth_word "$1" - $LAB_WAN_MODES; }
 # Whether any WAN is brought up by the daemon (then the router runs its own networkd).
 any_managed() { [[ -n ${LAB_WAN_MODES//[ -]/} ]]; }
+v6() { [[ $LAB_IPV6 == 1 ]]; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 ns_exists() { [[ -e /run/netns/$1 ]]; }
@@ -151,6 +185,12 @@ setup_router_ns() {
     nsx "$RTR" sysctl -qw net.ipv4.ip_forward=1 \
         net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
         net.ipv4.fib_multipath_hash_policy=1
+    # A router forwards IPv6 on every interface (all + default, so the veths made later
+    # inherit it). The kernel then ignores RAs unless an interface has accept_ra=2, which
+    # setup_isp sets on the WANs the lab addresses (on the appliance networkd does RA itself).
+    if v6; then
+        nsx "$RTR" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1
+    fi
 }
 
 setup_lan() {
@@ -164,9 +204,45 @@ setup_lan() {
     ip -n "$RTR" link add name lan0 type veth peer name eth0 netns "$LAN"
     ip -n "$RTR" addr add "$LAB_LAN_RTR/24" dev lan0
     ip -n "$LAN" addr add "$LAB_LAN_CLIENT/24" dev eth0
+    if v6; then
+        # The router's LAN address is the system's, like the IPv4 one (no DAD: ours alone).
+        # The client is a plain host (accept_ra=1, no forwarding): SLAAC with a fixed
+        # interface identifier, set before the link is up so no other address appears first.
+        ip -n "$RTR" addr add "$LAB_LAN_RTR6/64" dev lan0 nodad
+        ip -n "$LAN" token set "$LAB_CLIENT6_TOKEN" dev eth0
+        fast_nd "$RTR" lan0
+        fast_nd "$LAN" eth0
+    fi
     ip -n "$RTR" link set dev lan0 up
     ip -n "$LAN" link set dev eth0 up
     ip -n "$LAN" route add default via "$LAB_LAN_RTR"
+    if v6; then lan_ra; fi
+}
+
+# lan_ra: (re)start the LAN's router advertisements from the router namespace: a dnsmasq
+# without DNS announcing lan0's /64 for SLAAC (stateless DHCPv6 for the rest).
+# TODO(#13): the daemon writes $LAB_DIR/state/dnsmasq.conf with `enable-ra` (on the appliance
+# systemd runs dnsmasq with that file); once it does, run dnsmasq with that file here instead
+# of this stand-in, so the lab tests the daemon's own LAN RA configuration.
+lan_ra() {
+    ra_server "$RTR" lan0 ra-stateless "$LAB_DIR/lan-ra"
+}
+
+# ra_server NS DEV MODE BASE: (re)start a dnsmasq in NS sending router advertisements on DEV
+# for DEV's own /64 (constructor:), MODE ra-only or ra-stateless; pid in BASE.pid, log in
+# BASE.log. Every LAB_RA_INTERVAL seconds unsolicited, and at once on a router solicitation.
+ra_server() {
+    local ns=$1 dev=$2 mode=$3 base=$4 n
+    if [[ -s $base.pid ]]; then
+        kill "$(<"$base.pid")" 2>/dev/null || true
+        for ((n = 0; n < 50; n++)); do kill -0 "$(<"$base.pid")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    setsid ip netns exec "$ns" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 \
+        --interface="$dev" --bind-interfaces --enable-ra \
+        --dhcp-range="::,constructor:$dev,$mode,64" --ra-param="$dev,$LAB_RA_INTERVAL,1800" \
+        --dhcp-leasefile="$base.leases" --pid-file= --log-dhcp --log-facility=- \
+        </dev/null >>"$base.log" 2>&1 &
+    echo $! >"$base.pid"
 }
 
 setup_inet() {
@@ -174,6 +250,11 @@ setup_inet() {
     ip -n "$INET" addr add "$LAB_INET_HOST/32" dev lo
     ip -n "$INET" addr add "$LAB_INET_HOST2/32" dev lo
     nsx "$INET" sysctl -qw net.ipv4.ip_forward=1
+    if v6; then
+        ip -n "$INET" addr add "$LAB_INET_HOST6/128" dev lo
+        ip -n "$INET" addr add "$LAB_INET_HOST6_2/128" dev lo
+        ipv6_forwarder "$INET"
+    fi
 }
 
 # tbf on the egress of DEV in NS at RATE Mbit/s. The burst is one 4 ms timer tick at that rate
@@ -192,17 +273,32 @@ setup_isp() {
 
     make_ns "$isp"
     nsx "$isp" sysctl -qw net.ipv4.ip_forward=1
+    if v6; then ipv6_forwarder "$isp"; fi
 
     # Router side. No default route in the router: the config names each WAN's gateway (or
     # DHCP brings it). A line with a mode gets its address from the daemon's networkd files.
     ip -n "$RTR" link add name "wan$i" type veth peer name down netns "$isp"
     if [[ $(wan_mode "$i") == - ]]; then ip -n "$RTR" addr add "$rtr_a/29" dev "wan$i"; fi
     ip -n "$isp" addr add "$isp_a/29" dev down
+    if v6; then
+        ip -n "$isp" addr add "$(wan6_isp_addr "$i")/64" dev down nodad
+        # IPv6 by SLAAC from the ISP's RAs, despite forwarding (accept_ra=2), with the
+        # interface identifier ::2 (set before link up, so no other address comes first). A
+        # line with a mode is networkd's: it does RA processing itself, as on the appliance.
+        if [[ $(wan_mode "$i") == - ]]; then
+            nsx "$RTR" sysctl -qw "net.ipv6.conf.wan$i.accept_ra=2"
+            ip -n "$RTR" token set "$LAB_RTR6_TOKEN" dev "wan$i"
+        fi
+        fast_nd "$RTR" "wan$i"
+        fast_nd "$isp" down
+    fi
     ip -n "$RTR" link set dev "wan$i" up
     ip -n "$isp" link set dev down up
     if [[ $(wan_mode "$i") == dhcp ]]; then isp_dhcp "$i" "$rtr_a" "$rtr_a"; fi
+    if v6; then isp_ra "$i"; fi
 
     link_isp_uplink "$isp" "$INET" "$i"
+    if v6; then link_isp_uplink6 "$isp" "$INET" "$i"; fi
 
     shape "$isp" down "$rate"   # download: ISP -> router
     shape "$isp" up "$rate"     # upload:   ISP -> internet
@@ -224,6 +320,12 @@ isp_dhcp() {
         --dhcp-leasefile="$LAB_DIR/isp$i.leases" --pid-file= --log-dhcp --log-facility=- \
         </dev/null >>"$LAB_DIR/isp$i-dhcp.log" 2>&1 &
     echo $! >"$pidfile"
+}
+
+# isp_ra I: (re)start ISP I's router advertisements on its side of WAN I: its /64 for SLAAC
+# (no DHCPv6), the ISP as default router. Runs for every WAN, whatever its IPv4 mode.
+isp_ra() {
+    ra_server "$P-isp$1" down ra-only "$LAB_DIR/isp$1-ra"
 }
 
 # The router namespace's own systemd-networkd (and D-Bus) in a private mount namespace, for
@@ -261,6 +363,37 @@ build_topology() {
     local i
     for ((i = 1; i <= LAB_WANS; i++)); do setup_isp "$i"; done
     if any_managed; then start_networkd; fi
+    if v6; then wait_ipv6; fi
+}
+
+# v6_missing NS DEV PREFIX: prints what DEV in NS still lacks of a settled SLAAC setup: a
+# global address in PREFIX (a /64, "2001:db8:ff01::") past DAD, and a default route from an
+# RA. Prints nothing once both are there.
+v6_missing() {
+    local ns=$1 dev=$2 prefix=$3
+    ip -6 -n "$ns" -o addr show dev "$dev" scope global -tentative 2>/dev/null |
+        grep -q " inet6 ${prefix%::}:" || echo "$ns $dev: no SLAAC address in $prefix/64 past DAD"
+    [[ -n $(ip -6 -n "$ns" route show default dev "$dev" proto ra 2>/dev/null) ]] ||
+        echo "$ns $dev: no default route from a router advertisement"
+}
+
+# Wait (LAB_V6_TIMEOUT) until the router's lab-addressed WANs and the LAN client have their
+# SLAAC addresses and RA default routes, so tests start from a settled state.
+wait_ipv6() {
+    local deadline=$((SECONDS + LAB_V6_TIMEOUT)) i missing
+    while :; do
+        missing=$(
+            for ((i = 1; i <= LAB_WANS; i++)); do
+                if [[ $(wan_mode "$i") == - ]]; then v6_missing "$RTR" "wan$i" "$(wan6_prefix "$i")"; fi
+            done
+            v6_missing "$LAN" eth0 "$LAB_LAN6_PREFIX"
+        )
+        [[ -z $missing ]] && return 0
+        ((SECONDS < deadline)) || break
+        sleep 0.1
+    done
+    printf '%s\n' "$missing" >&2
+    die "IPv6 not settled within ${LAB_V6_TIMEOUT}s (RA logs: $LAB_DIR/*-ra.log)"
 }
 
 # --- config and daemon ----------------------------------------------------------------------
@@ -272,9 +405,15 @@ toml_strings() {
 }
 
 write_config() {
-    local i targets
+    local i targets targets6=""
     # shellcheck disable=SC2086  # LAB_TARGETS is a space-separated list
     targets=$(toml_strings $LAB_TARGETS)
+    # IPv6 in the config: each WAN's `ipv6 = "auto"` and the LAN's address6 are the product's
+    # defaults, so the lab writes neither. targets6 only on request until the config has it.
+    if [[ $LAB_CONFIG_V6 == 1 ]]; then
+        # shellcheck disable=SC2086  # LAB_TARGETS6 is a space-separated list
+        targets6="targets6 = [$(toml_strings $LAB_TARGETS6)]"
+    fi
     {
         echo "# Generated by ci/lab.sh for lab '$P' ($LAB_WANS WANs). Re-run 'ci/lab.sh up' to regenerate."
         for ((i = 1; i <= LAB_WANS; i++)); do
@@ -300,7 +439,8 @@ address = "$LAB_LAN_RTR/24"
 
 [health_check]
 targets = [$targets]
-check_interval = $LAB_CHECK_INTERVAL
+${targets6:+$targets6
+}check_interval = $LAB_CHECK_INTERVAL
 timeout_seconds = $LAB_CHECK_TIMEOUT
 retry_count = $LAB_RETRY_COUNT
 ${LAB_HEALTH_TOML:+$LAB_HEALTH_TOML
@@ -461,6 +601,13 @@ cmd_down() {
     return 0
 }
 
+# global6 NS DEV -> DEV's global IPv6 addresses (with their length), space-separated, or "-".
+global6() {
+    local a
+    a=$(ip -6 -n "$1" -o addr show dev "$2" scope global 2>/dev/null | awk '{printf "%s%s", sep, $4; sep=" "}')
+    echo "${a:--}"
+}
+
 print_summary() {
     local i
     echo
@@ -474,6 +621,17 @@ print_summary() {
             "$(uplink_isp_addr "$i")" "$INET" "$i" "$(uplink_inet_addr "$i")"
     done
     echo "  internet host: $INET lo $LAB_INET_HOST and $LAB_INET_HOST2 (health-check targets)"
+    if v6; then
+        echo "  IPv6 LAN:      $LAN eth0 $(global6 "$LAN" eth0) (SLAAC) <-> $RTR lan0 $LAB_LAN_RTR6/64 (sends RAs)"
+        for ((i = 1; i <= LAB_WANS; i++)); do
+            printf '  %-15s%s wan%s %s <-> %s down %s/64 (sends RAs) | uplink %s/64 <-> %s isp%s %s/64\n' \
+                "IPv6 WAN$i:" "$RTR" "$i" "$(global6 "$RTR" "wan$i")" "$P-isp$i" "$(wan6_isp_addr "$i")" \
+                "$(uplink6_isp_addr "$i")" "$INET" "$i" "$(uplink6_inet_addr "$i")"
+        done
+        echo "  IPv6 internet: $INET lo $LAB_INET_HOST6 and $LAB_INET_HOST6_2"
+    else
+        echo "  IPv6:          off (LAB_IPV6=0)"
+    fi
     echo "  config:        $CONFIG"
     if [[ $LAB_NO_DAEMON == 1 ]]; then
         echo "  daemon:        not started (LAB_NO_DAEMON=1); start it with: ci/lab.sh daemon-start"
@@ -508,6 +666,7 @@ cmd_up() {
     [[ $LAB_INSTALL == 1 ]] && mode=install
     ensure_tools "$mode" ip tc nft iperf3 conntrack
     if any_managed; then ensure_tools "$mode" dnsmasq dbus-daemon networkctl nsenter; fi
+    if v6; then ensure_tools "$mode" dnsmasq; fi
     [[ $LAB_NO_DAEMON == 1 ]] || ensure_binary   # before tearing anything down: a build can fail
 
     cmd_down   # re-running `up` starts from scratch
@@ -536,6 +695,14 @@ cmd_status() {
     ip -n "$RTR" route show table all proto 201 | sed 's/^/  /'
     echo "== rules in $RTR"
     ip -n "$RTR" rule | sed 's/^/  /'
+    echo "== IPv6 in $RTR and $LAN (global addresses, default routes)"
+    local dev
+    for dev in $(ip -n "$RTR" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(wan[0-9]+|lan0)$' | sort -V); do
+        echo "  $RTR $dev: $(global6 "$RTR" "$dev")"
+    done
+    ns_exists "$LAN" && echo "  $LAN eth0: $(global6 "$LAN" eth0)"
+    ip -6 -n "$RTR" route show default | sed "s/^/  $RTR: /"
+    if ns_exists "$LAN"; then ip -6 -n "$LAN" route show default | sed "s/^/  $LAN: /"; fi
     echo "== daemon"
     if pid=$(daemon_pid); then echo "  running, pid $pid"; else echo "  not running"; fi
     if [[ -x $KILLSWITCH ]]; then
@@ -558,6 +725,7 @@ main() {
         daemon-start) cmd_daemon_start ;;
         daemon-stop) cmd_daemon_stop ;;
         isp-dhcp) shift; (($# >= 2)) || usage; isp_dhcp "$1" "$2" "${3:-$2}" ;;
+        isp-ra) shift; (($# >= 1)) || usage; isp_ra "$1" ;;
         networkctl) shift; rtr_exec networkctl "$@" ;;
         *) usage ;;
     esac

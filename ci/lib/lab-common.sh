@@ -97,6 +97,64 @@ LAB_INET_HOST2=203.0.113.11
 LAB_LAN_RTR=192.168.1.1
 LAB_LAN_CLIENT=192.168.1.100
 
+# IPv6 plan (documentation prefix 2001:db8::/32; the LAN a ULA). XX = i as two hex digits
+# (01, 02, ... 10), so the plan holds for all 16 WANs. Mirrored in
+# router/daemon/tests/common/lab.rs.
+#   WAN i link:   2001:db8:ffXX::/64, the ISP ::1 (static), the router by SLAAC from the ISP's
+#                 router advertisements; the lab sets the interface identifier token ::2, so
+#                 it is 2001:db8:ffXX::2 (tests match by prefix all the same)
+#   ISP i uplink: 2001:db8:feXX::/64, the ISP ::1, the internet namespace ::2
+#   internet:     2001:db8:f000::10 and ::11 on the internet namespace's lo
+#   LAN:          fd7a:9e51:5c34::/64, the router ::1 (static), the client by SLAAC from the
+#                 router's advertisements (token ::100, so fd7a:9e51:5c34::100)
+hex2() { printf '%02x' "$1"; }
+wan6_prefix() { echo "2001:db8:ff$(hex2 "$1")::"; }      # i -> WAN i's /64 (without /64)
+wan6_isp_addr() { echo "$(wan6_prefix "$1")1"; }
+wan6_rtr_addr() { echo "$(wan6_prefix "$1")2"; }         # what SLAAC with the lab's token gives
+uplink6_prefix() { echo "2001:db8:fe$(hex2 "$1")::"; }
+uplink6_isp_addr() { echo "$(uplink6_prefix "$1")1"; }
+uplink6_inet_addr() { echo "$(uplink6_prefix "$1")2"; }
+LAB_INET_HOST6=2001:db8:f000::10
+LAB_INET_HOST6_2=2001:db8:f000::11
+LAB_LAN6_PREFIX=fd7a:9e51:5c34::
+LAB_LAN_RTR6=fd7a:9e51:5c34::1
+LAB_LAN_CLIENT6=fd7a:9e51:5c34::100
+# The interface identifiers the SLAAC hosts get (ip token): the router on its WANs, the client.
+LAB_RTR6_TOKEN=::2
+LAB_CLIENT6_TOKEN=::100
+
+# ipv6_forwarder NS: for the emulated ISPs and internet (not the router under test): IPv6
+# forwarding on (all and default, so later interfaces inherit it); global addresses kept over
+# a link down/up, as for IPv4 (the failure emulations set links down; without this the ISP
+# would lose its static IPv6 addresses for good); and no duplicate address detection, so
+# their link-local addresses work at once (a tentative one delays neighbour discovery on the
+# uplinks by a second after `up`).
+ipv6_forwarder() {
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1 \
+        net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1 \
+        net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+}
+
+# fast_nd NS DEV: neighbour discovery retransmits every 100 ms instead of 1 s on DEV, and a
+# host solicits routers at once. Duplicate address detection (one probe, one retransmit
+# time) and router solicitation still happen as on a real link, only faster, so a lab with
+# IPv6 settles in well under a second instead of 3-8 s. Call it before DEV is up.
+fast_nd() {
+    ip netns exec "$1" sysctl -qw "net.ipv6.neigh.$2.retrans_time_ms=100" \
+        "net.ipv6.conf.$2.router_solicitation_delay=0"
+}
+
+# link_isp_uplink6 ISP_NS INET_NS i: IPv6 on the uplink link_isp_uplink made: a /64, the ISP's
+# default route over it and the internet's route back to WAN i's /64 through that ISP.
+# Addresses without DAD: both ends are ours, and routes over them work at once.
+link_isp_uplink6() {
+    local isp=$1 inet=$2 i=$3
+    ip -n "$isp" addr add "$(uplink6_isp_addr "$i")/64" dev up nodad
+    ip -n "$inet" addr add "$(uplink6_inet_addr "$i")/64" dev "isp$i" nodad
+    ip -n "$isp" -6 route add default via "$(uplink6_inet_addr "$i")" dev up
+    ip -n "$inet" -6 route add "$(wan6_prefix "$i")/64" via "$(uplink6_isp_addr "$i")" dev "isp$i"
+}
+
 # unit_nofile UNIT -> the soft open-files limit the shipped systemd unit gives its service
 # (LimitNOFILE=, else systemd's default soft limit 1024), so the lab runs our processes with
 # the limit they have on a box, not the developer shell's.

@@ -19,10 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::lab::*;
 
-/// wan1's link: the ISP and the router (documentation range 2001:db8::/32).
-const WAN6_ISP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff01, 0, 0, 0, 0, 1);
-const WAN6_RTR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff01, 0, 0, 0, 0, 2);
-/// The LAN: the router and the client.
+/// A globally routed LAN prefix beside the lab's ULA, as an ISP that routes a prefix to the
+/// router would have it: the router and the client.
 const LAN6_RTR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 const LAN6_CLIENT: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100);
 /// TCP listeners on `::` in the router: sshd's port, the web ports and an unfiltered high port.
@@ -32,14 +30,26 @@ const UDP_PORT: u16 = 40001;
 /// A TCP listener on `::` on the LAN client and on the ISP, for the forward checks.
 const SERVICE_PORT: u16 = 8000;
 
-/// The lab's WAN 1 and LAN with global IPv6 addresses and routes, as an ISP that routes a
-/// prefix to the router would have them. Link-local addresses come from the kernel.
+/// The lab's IPv6 (its default) has the ISP's wan1 address, the router's SLAAC address there
+/// (`up` waited for it) and the LAN client's default route from the router's RAs. On top, a
+/// global LAN prefix the ISP routes to the router. Link-local addresses come from the kernel.
 fn give_ipv6(lab: &Lab) {
+    assert!(lab.opts.ipv6, "these tests use the lab's IPv6 plan");
     let (rtr, isp, lan) = (lab.rtr(), lab.isp(1), lab.lan());
-    add_addr(&rtr, "wan1", WAN6_RTR);
-    add_addr(&isp, "down", WAN6_ISP);
-    add_addr(&rtr, "lan0", LAN6_RTR);
+    let wan1 = run_ok(
+        "ip",
+        &["-6", "-n", &rtr, "-o", "addr", "show", "dev", "wan1"],
+    );
+    assert!(
+        wan1.contains(&format!(" {}/64 ", wan_addr6(1))),
+        "the lab's SLAAC address {} is not on wan1:\n{wan1}",
+        wan_addr6(1)
+    );
+    // The client's address first: the lab's RA server on lan0 announces every prefix lan0
+    // has, and the client would make this very address by SLAAC (identifier ::100) and
+    // hold it tentative for a moment, so a connection right away would pick the ULA source.
     add_addr(&lan, "eth0", LAN6_CLIENT);
+    add_addr(&rtr, "lan0", LAN6_RTR);
     let lan_prefix = "2001:db8:1::/64";
     run_ok(
         "ip",
@@ -51,20 +61,7 @@ fn give_ipv6(lab: &Lab) {
             "add",
             lan_prefix,
             "via",
-            &WAN6_RTR.to_string(),
-        ],
-    );
-    run_ok(
-        "ip",
-        &[
-            "-6",
-            "-n",
-            &lan,
-            "route",
-            "add",
-            "default",
-            "via",
-            &LAN6_RTR.to_string(),
+            &wan_addr6(1).to_string(),
         ],
     );
 }
@@ -307,7 +304,7 @@ fn wan_ipv6_scan_finds_nothing_open_and_lan_reaches_the_same_listeners() {
     // The WAN side: every TCP and UDP port of the router's WAN link-local and global address.
     let dropped_before = wan_input_drops(&lab);
     let mut scans = 0;
-    for target in [format!("{rtr_wan_ll}%down"), WAN6_RTR.to_string()] {
+    for target in [format!("{rtr_wan_ll}%down"), wan_addr6(1).to_string()] {
         for kind in ["-sS", "-sU"] {
             let scan = nmap(&isp, kind, "1-65535", &target);
             assert!(
@@ -353,9 +350,9 @@ fn neighbour_discovery_and_ping_work_on_the_wan() {
     // -> ISP).
     for (ns, target) in [
         (&isp, format!("{rtr_wan_ll}%down")),
-        (&isp, WAN6_RTR.to_string()),
+        (&isp, wan_addr6(1).to_string()),
         (&rtr, format!("{isp_ll}%wan1")),
-        (&rtr, WAN6_ISP.to_string()),
+        (&rtr, wan_isp6(1).to_string()),
     ] {
         flush();
         assert!(ping6(ns, &target), "ping -6 {target} from {ns} unanswered");
@@ -374,7 +371,8 @@ fn new_ipv6_from_the_wan_is_not_forwarded() {
     link_local(&rtr, "wan1");
     link_local(&isp, "down");
     link_local(&lan, "eth0");
-    // The kernel forwards IPv6 from here on: only the firewall decides.
+    // The kernel forwards IPv6 (the lab sets it; set here too, as the check depends on it):
+    // only the firewall decides.
     run_ok(
         "ip",
         &[
@@ -395,7 +393,7 @@ fn new_ipv6_from_the_wan_is_not_forwarded() {
     let (_lan_service, _isp_service) = (bind(&lan), bind(&isp));
 
     // Positive control: LAN -> ISP crosses the router (so routes and forwarding are right).
-    let out = SocketAddr::from((WAN6_ISP, SERVICE_PORT));
+    let out = SocketAddr::from((wan_isp6(1), SERVICE_PORT));
     tcp_connect(&lan, out, CONNECT_TIMEOUT)
         .unwrap_or_else(|e| panic!("LAN must reach {out} over IPv6: {e}"));
 

@@ -8,7 +8,8 @@
 //! [`in_ns`] can be returned and used from any thread afterwards.
 //!
 //! The router masquerades, so the source address the internet host sees tells which WAN
-//! carried a connection ([`wan_addr`], [`wan_index`]).
+//! carried a connection ([`wan_addr`], [`wan_index`]); for IPv6 the source's /64 does, as the
+//! router's address on WAN `i` is SLAAC in [`wan_net6`]`(i)`.
 //!
 //! This file builds and tears down the lab; [`daemon`] talks to the daemon in it (control
 //! socket, status, events, log), [`kernel`] reads the router's kernel state and emulates ISP
@@ -23,17 +24,30 @@ mod traffic;
 pub use {daemon::*, kernel::*, traffic::*};
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use ipnet::Ipv6Net;
 
 /// The LAN client, the router's LAN address and the internet hosts (see ci/lib/lab-common.sh).
 pub const LAN_CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 100);
 pub const LAN_ROUTER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
 pub const INET_HOST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const INET_HOST2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
+
+/// The IPv6 plan (LAB_IPV6=1, the default; see ci/lib/lab-common.sh): the internet hosts, the
+/// router's LAN address (the LAN ULA's ::1, static) and the LAN client's SLAAC address (the
+/// lab gives it the interface identifier ::100; match by [`LAN_NET6`] where a real client's
+/// address would do).
+pub const INET_HOST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf000, 0, 0, 0, 0, 0x10);
+pub const INET_HOST6_2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf000, 0, 0, 0, 0, 0x11);
+pub const LAN_ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfd7a, 0x9e51, 0x5c34, 0, 0, 0, 0, 1);
+pub const LAN_CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd7a, 0x9e51, 0x5c34, 0, 0, 0, 0, 0x100);
+/// The LAN's /64 (its network address).
+pub const LAN_NET6: Ipv6Addr = Ipv6Addr::new(0xfd7a, 0x9e51, 0x5c34, 0, 0, 0, 0, 0);
 
 /// Time a connection attempt that should succeed may take in the lab (it takes < 1 ms).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -54,9 +68,56 @@ pub fn wan_addr(i: usize) -> Ipv4Addr {
     }
 }
 
-/// Which WAN (1-based) of a lab with `wans` WANs has the router address `ip`.
+/// Which WAN (1-based) of a lab with `wans` WANs carried traffic with source `ip` as the
+/// internet saw it: for IPv4 the router's exact WAN address, for IPv6 any address in the WAN's
+/// /64 ([`wan_index6`]). An IPv4-mapped IPv6 address (a dual-stack listener) counts as IPv4.
 pub fn wan_index(ip: IpAddr, wans: usize) -> Option<usize> {
-    (1..=wans).find(|&i| IpAddr::V4(wan_addr(i)) == ip)
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => (1..=wans).find(|&i| wan_addr(i) == v4),
+        v6 @ IpAddr::V6(_) => wan_index6(v6, wans),
+    }
+}
+
+/// WAN `i`'s link (1-based): 2001:db8:ffXX::/64, XX = `i` as two hex digits. The ISP is ::1
+/// and sends RAs for it; the router's address in it comes by SLAAC.
+pub fn wan_net6(i: usize) -> Ipv6Net {
+    let xx = u16::try_from(i).expect("WAN index <= 16");
+    Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0xff00 | xx, 0, 0, 0, 0, 0), 64)
+        .expect("a /64 is a valid prefix length")
+}
+
+/// The ISP's address on WAN `i`'s link (::1).
+pub fn wan_isp6(i: usize) -> Ipv6Addr {
+    with_host(wan_net6(i), 1)
+}
+
+/// The router's SLAAC address on WAN `i` as the lab makes it (interface identifier ::2 by
+/// `ip token`). With a daemon-managed line (networkd does SLAAC) it may differ: match by
+/// [`wan_net6`] / [`wan_index6`] unless the exact address matters.
+pub fn wan_addr6(i: usize) -> Ipv6Addr {
+    with_host(wan_net6(i), 2)
+}
+
+/// Which WAN (1-based) of a lab with `wans` WANs has `ip` in its /64 (None for IPv4).
+pub fn wan_index6(ip: IpAddr, wans: usize) -> Option<usize> {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => (1..=wans).find(|&i| wan_net6(i).contains(&v6)),
+        IpAddr::V4(_) => None,
+    }
+}
+
+/// The internet namespace's address on ISP `i`'s uplink (2001:db8:feXX::2, the ISP's IPv6
+/// default gateway; the ISP is ::1).
+pub fn uplink_inet6(i: usize) -> Ipv6Addr {
+    let xx = u16::try_from(i).expect("ISP index <= 16");
+    Ipv6Addr::new(0x2001, 0xdb8, 0xfe00 | xx, 0, 0, 0, 0, 2)
+}
+
+/// `net`'s address with interface identifier `host` (a /64 and a small host part).
+fn with_host(net: Ipv6Net, host: u16) -> Ipv6Addr {
+    let mut segments = net.network().segments();
+    segments[7] = host;
+    Ipv6Addr::from(segments)
 }
 
 /// Knobs of `ci/lab.sh up`. The defaults are the script's own.
@@ -86,6 +147,9 @@ pub struct LabOpts {
     /// LAB_WEB: also start routeros-web on the router's LAN address (8080/8081). Off in tests
     /// by default: tests that check those ports bind them themselves.
     pub web: bool,
+    /// LAB_IPV6: the IPv6 plan (SLAAC on the lab's WANs and the LAN, IPv6 uplinks and
+    /// internet hosts). On by default, as in the script; off for an IPv4-only lab.
+    pub ipv6: bool,
 }
 
 impl Default for LabOpts {
@@ -102,6 +166,7 @@ impl Default for LabOpts {
             routing_toml: String::new(),
             no_daemon: false,
             web: false,
+            ipv6: true,
         }
     }
 }
@@ -225,7 +290,8 @@ impl Lab {
             .env("LAB_HEALTH_TOML", &self.opts.health_toml)
             .env("LAB_ROUTING_TOML", &self.opts.routing_toml)
             .env("LAB_NO_DAEMON", if self.opts.no_daemon { "1" } else { "0" })
-            .env("LAB_WEB", if self.opts.web { "1" } else { "0" });
+            .env("LAB_WEB", if self.opts.web { "1" } else { "0" })
+            .env("LAB_IPV6", if self.opts.ipv6 { "1" } else { "0" });
         if !self.opts.targets.is_empty() {
             let targets: Vec<String> = self.opts.targets.iter().map(|t| t.to_string()).collect();
             cmd.env("LAB_TARGETS", targets.join(" "));

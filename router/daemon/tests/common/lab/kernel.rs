@@ -1,9 +1,27 @@
 //! The router namespace's kernel state as the tools print it (nft, routes, rules, conntrack)
 //! and the ISP failures the failover tests emulate.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use super::{nft_in, run_ok, Lab};
+use super::{nft_in, run_ok, uplink_inet6, Lab};
+
+/// The IP families an emulated ISP fault hits (an nft table family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    V4,
+    V6,
+    Both,
+}
+
+impl Families {
+    fn nft(self) -> &'static str {
+        match self {
+            Families::V4 => "ip",
+            Families::V6 => "ip6",
+            Families::Both => "inet",
+        }
+    }
+}
 
 /// Kernel state the daemon owns in the router namespace, as the tools print it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +38,9 @@ pub struct CtEntry {
     pub sport: u16,
     /// Original tuple's destination port.
     pub dport: u16,
-    /// The reply tuple's destination: the WAN address the connection was masqueraded to.
-    pub reply_dst: Option<Ipv4Addr>,
+    /// The reply tuple's destination: the WAN address the connection was masqueraded (or,
+    /// for IPv6, translated) to.
+    pub reply_dst: Option<IpAddr>,
     /// The conntrack mark (the WAN's mark under 0xff00).
     pub mark: u32,
     pub line: String,
@@ -68,9 +87,18 @@ impl Lab {
         }
     }
 
-    /// The TCP conntrack entries in the router namespace whose original destination port
-    /// is `dport`.
+    /// The IPv4 TCP conntrack entries in the router namespace whose original destination
+    /// port is `dport`.
     pub fn conntrack_tcp(&self, dport: u16) -> Vec<CtEntry> {
+        self.conntrack_tcp_family("ipv4", dport)
+    }
+
+    /// As [`Lab::conntrack_tcp`] for IPv6 entries (`conntrack -L` lists one family).
+    pub fn conntrack_tcp6(&self, dport: u16) -> Vec<CtEntry> {
+        self.conntrack_tcp_family("ipv6", dport)
+    }
+
+    fn conntrack_tcp_family(&self, family: &str, dport: u16) -> Vec<CtEntry> {
         let port = dport.to_string();
         let out = run_ok(
             "ip",
@@ -80,6 +108,8 @@ impl Lab {
                 &self.rtr(),
                 "conntrack",
                 "-L",
+                "-f",
+                family,
                 "-p",
                 "tcp",
                 "--dport",
@@ -115,10 +145,20 @@ impl Lab {
         )
     }
 
+    /// `ip -6 route show table TABLE` in the router namespace (the main table holds a default
+    /// route `proto ra` per lab-addressed WAN, with an `expires` that counts down).
+    pub fn route_table6(&self, table: &str) -> String {
+        run_ok(
+            "ip",
+            &["-6", "-n", &self.rtr(), "route", "show", "table", table],
+        )
+    }
+
     /// ISP `i` loses its uplink (`ip link set dev up down` in its namespace): it still
     /// answers ARP and pings to itself, and the router's WAN keeps carrier, but it forwards
     /// nothing to the internet (it answers "network unreachable", as a router without an
-    /// upstream does). `false` brings the uplink back with its default route.
+    /// upstream does). `true` brings the uplink back with its default routes (IPv6 too
+    /// when the lab has it; the addresses survive: the lab keeps them over a link down).
     pub fn isp_uplink(&self, i: usize, up: bool) {
         let isp = self.isp(i);
         let state = if up { "up" } else { "down" };
@@ -138,19 +178,38 @@ impl Lab {
                     &gw.to_string(),
                 ],
             );
+            if self.opts.ipv6 {
+                let gw6 = uplink_inet6(i).to_string();
+                run_ok(
+                    "ip",
+                    &[
+                        "-6", "-n", &isp, "route", "replace", "default", "via", &gw6, "dev", "up",
+                    ],
+                );
+            }
         }
     }
 
     /// ISP `i` silently drops everything it would forward (an nft `policy drop` forward
-    /// chain in its namespace), in both directions; no carrier change, no ICMP errors.
-    /// `false` removes the rule.
+    /// chain in its namespace), IPv4 and IPv6, in both directions; no carrier change, no
+    /// ICMP errors. `false` removes the rule.
     pub fn isp_blackhole(&self, i: usize, on: bool) {
+        self.isp_blackhole_families(i, Families::Both, on);
+    }
+
+    /// As [`Lab::isp_blackhole`] for the given families only (e.g. the ISP's IPv6 upstream
+    /// dies while IPv4 keeps working). Each family set has its own table, so `false` must
+    /// name the same families as `true` did.
+    pub fn isp_blackhole_families(&self, i: usize, families: Families, on: bool) {
+        let family = families.nft();
         let script = if on {
-            "table ip lab_fault {\n\tchain forward {\n\t\ttype filter hook forward priority -10; policy drop;\n\t}\n}\n"
+            format!(
+                "table {family} lab_fault {{\n\tchain forward {{\n\t\ttype filter hook forward priority -10; policy drop;\n\t}}\n}}\n"
+            )
         } else {
-            "delete table ip lab_fault\n"
+            format!("delete table {family} lab_fault\n")
         };
-        nft_in(&self.isp(i), script);
+        nft_in(&self.isp(i), &script);
     }
 
     /// The veth peer of the router's `wan<i>` (`down` in ISP `i`) goes down or up: the

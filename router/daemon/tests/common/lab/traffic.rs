@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 
-use super::{wan_addr, wan_index, CONNECT_TIMEOUT, INET_HOST, IO_TIMEOUT};
+use super::{wan_addr, wan_index, wan_net6, CONNECT_TIMEOUT, INET_HOST, INET_HOST6, IO_TIMEOUT};
 
 /// The port of the TCP echo server the tests start on the internet host.
 pub const ECHO_PORT: u16 = 5001;
@@ -20,6 +20,13 @@ pub const ECHO_PORT: u16 = 5001;
 /// `port` on the internet host.
 pub fn inet(port: u16) -> SocketAddr {
     SocketAddr::from((INET_HOST, port))
+}
+
+/// `port` on the internet host's IPv6 address. The servers below work with it as they do
+/// with IPv4 (e.g. `TcpEchoServer::start(&lab.inet(), inet6(ECHO_PORT))`); the peer they
+/// report is then the router's IPv6 source, counted by its WAN's /64.
+pub fn inet6(port: u16) -> SocketAddr {
+    SocketAddr::from((INET_HOST6, port))
 }
 
 // --- namespaces --------------------------------------------------------------------------
@@ -327,9 +334,10 @@ pub fn assert_weighted_split(sources: &[IpAddr], weights: &[u32]) -> String {
         let tol = 4.0 * sd;
         let got = counts[&(i + 1)];
         let line = format!(
-            "wan{} ({}): {got} of {n}, expected {mean:.1} ± {tol:.1} (weight {w}/{total}, sd {sd:.2})",
+            "wan{} ({} / {}): {got} of {n}, expected {mean:.1} ± {tol:.1} (weight {w}/{total}, sd {sd:.2})",
             i + 1,
-            wan_addr(i + 1)
+            wan_addr(i + 1),
+            wan_net6(i + 1)
         );
         if (got as f64 - mean).abs() > tol {
             failures.push(line.clone());
