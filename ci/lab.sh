@@ -64,8 +64,7 @@
 #   LAB_IPV6 [1]              0: an IPv4-only lab (no IPv6 addresses, RAs or forwarding)
 #   LAB_V6_TIMEOUT [10]       seconds `up` waits for the SLAAC addresses and RA routes
 #   LAB_RA_INTERVAL [10]      seconds between the unsolicited RAs of the ISPs and the LAN
-#   LAB_CONFIG_V6 [0]         1: the generated config gets `targets6` in [health_check]
-#   LAB_TARGETS6 ["2001:db8:f000::10 2001:db8:f000::11"]  those targets (with LAB_CONFIG_V6=1)
+#   LAB_TARGETS6 ["2001:db8:f000::10 2001:db8:f000::11"]  `[health_check] targets6` (IPv6 labs)
 set -euo pipefail
 
 # shellcheck source=ci/lib/lab-common.sh
@@ -97,7 +96,6 @@ LAB_KEEP_ON_FAIL=${LAB_KEEP_ON_FAIL:-0}
 LAB_IPV6=${LAB_IPV6:-1}
 LAB_V6_TIMEOUT=${LAB_V6_TIMEOUT:-10}
 LAB_RA_INTERVAL=${LAB_RA_INTERVAL:-10}
-LAB_CONFIG_V6=${LAB_CONFIG_V6:-0}
 LAB_TARGETS6=${LAB_TARGETS6:-$LAB_INET_HOST6 $LAB_INET_HOST6_2}
 
 P=$LAB_PREFIX
@@ -141,7 +139,6 @@ validate_knobs() {
     done
     [[ -n ${LAB_TARGETS// /} ]] || die "LAB_TARGETS is empty"
     [[ $LAB_IPV6 =~ ^[01]$ ]] || die "LAB_IPV6 must be 0 or 1 (got '$LAB_IPV6')"
-    [[ $LAB_CONFIG_V6 =~ ^[01]$ ]] || die "LAB_CONFIG_V6 must be 0 or 1 (got '$LAB_CONFIG_V6')"
     [[ $LAB_V6_TIMEOUT =~ ^[0-9]+$ ]] || die "LAB_V6_TIMEOUT must be whole seconds (got '$LAB_V6_TIMEOUT')"
     if ! [[ $LAB_RA_INTERVAL =~ ^[0-9]+$ ]] || ((LAB_RA_INTERVAL < 4 || LAB_RA_INTERVAL > 1800)); then
         die "LAB_RA_INTERVAL must be 4..1800 seconds (got '$LAB_RA_INTERVAL')"
@@ -216,16 +213,33 @@ setup_lan() {
     ip -n "$RTR" link set dev lan0 up
     ip -n "$LAN" link set dev eth0 up
     ip -n "$LAN" route add default via "$LAB_LAN_RTR"
-    if v6; then lan_ra; fi
+    # With the daemon, the LAN's RAs come from its own dnsmasq.conf (lan_dnsmasq, started
+    # with the daemon); without it, from a stand-in, so the topology alone is dual-stack too.
+    if v6 && [[ $LAB_NO_DAEMON == 1 ]]; then lan_ra; fi
 }
 
-# lan_ra: (re)start the LAN's router advertisements from the router namespace: a dnsmasq
-# without DNS announcing lan0's /64 for SLAAC (stateless DHCPv6 for the rest).
-# TODO(#13): the daemon writes $LAB_DIR/state/dnsmasq.conf with `enable-ra` (on the appliance
-# systemd runs dnsmasq with that file); once it does, run dnsmasq with that file here instead
-# of this stand-in, so the lab tests the daemon's own LAN RA configuration.
+# lan_ra: a stand-in for the daemon's LAN service: a dnsmasq without DNS announcing lan0's
+# /64 for SLAAC (stateless DHCPv6 for the rest).
 lan_ra() {
     ra_server "$RTR" lan0 ra-stateless "$LAB_DIR/lan-ra"
+}
+
+# lan_dnsmasq: (re)start dnsmasq in the router namespace with the file the daemon wrote
+# (state/dnsmasq.conf: DHCP, DNS and the LAN's router advertisements), as systemd runs it
+# on the appliance; the stand-in RA server is stopped first. Leases stay in the lab dir.
+lan_dnsmasq() {
+    local conf=$LAB_DIR/state/dnsmasq.conf base=$LAB_DIR/lan-dnsmasq n pidfile
+    [[ -s $conf ]] || die "$conf missing: the daemon writes it on its first apply"
+    for pidfile in "$LAB_DIR/lan-ra.pid" "$base.pid"; do
+        [[ -s $pidfile ]] || continue
+        kill "$(<"$pidfile")" 2>/dev/null || true
+        for ((n = 0; n < 50; n++)); do kill -0 "$(<"$pidfile")" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$pidfile"
+    done
+    setsid ip netns exec "$RTR" dnsmasq --keep-in-foreground --conf-file="$conf" \
+        --dhcp-leasefile="$base.leases" --pid-file= --log-dhcp --log-facility=- \
+        </dev/null >>"$base.log" 2>&1 &
+    echo $! >"$base.pid"
 }
 
 # ra_server NS DEV MODE BASE: (re)start a dnsmasq in NS sending router advertisements on DEV
@@ -363,7 +377,8 @@ build_topology() {
     local i
     for ((i = 1; i <= LAB_WANS; i++)); do setup_isp "$i"; done
     if any_managed; then start_networkd; fi
-    if v6; then wait_ipv6; fi
+    if v6; then wait_ipv6 wans; fi
+    if v6 && [[ $LAB_NO_DAEMON == 1 ]]; then wait_ipv6 lan; fi
 }
 
 # v6_missing NS DEV PREFIX: prints what DEV in NS still lacks of a settled SLAAC setup: a
@@ -377,16 +392,20 @@ v6_missing() {
         echo "$ns $dev: no default route from a router advertisement"
 }
 
-# Wait (LAB_V6_TIMEOUT) until the router's lab-addressed WANs and the LAN client have their
-# SLAAC addresses and RA default routes, so tests start from a settled state.
+# wait_ipv6 wans|lan: wait (LAB_V6_TIMEOUT) until the router's lab-addressed WANs, or the
+# LAN client, have their SLAAC addresses and RA default routes, so tests start from a
+# settled state.
 wait_ipv6() {
     local deadline=$((SECONDS + LAB_V6_TIMEOUT)) i missing
     while :; do
         missing=$(
-            for ((i = 1; i <= LAB_WANS; i++)); do
-                if [[ $(wan_mode "$i") == - ]]; then v6_missing "$RTR" "wan$i" "$(wan6_prefix "$i")"; fi
-            done
-            v6_missing "$LAN" eth0 "$LAB_LAN6_PREFIX"
+            if [[ $1 == wans ]]; then
+                for ((i = 1; i <= LAB_WANS; i++)); do
+                    if [[ $(wan_mode "$i") == - ]]; then v6_missing "$RTR" "wan$i" "$(wan6_prefix "$i")"; fi
+                done
+            else
+                v6_missing "$LAN" eth0 "$LAB_LAN6_PREFIX"
+            fi
         )
         [[ -z $missing ]] && return 0
         ((SECONDS < deadline)) || break
@@ -409,10 +428,13 @@ write_config() {
     # shellcheck disable=SC2086  # LAB_TARGETS is a space-separated list
     targets=$(toml_strings $LAB_TARGETS)
     # IPv6 in the config: each WAN's `ipv6 = "auto"` and the LAN's address6 are the product's
-    # defaults, so the lab writes neither. targets6 only on request until the config has it.
-    if [[ $LAB_CONFIG_V6 == 1 ]]; then
+    # defaults, so the lab writes neither; the IPv6 probes go to the lab's internet hosts (none
+    # in an IPv4-only lab).
+    if v6; then
         # shellcheck disable=SC2086  # LAB_TARGETS6 is a space-separated list
         targets6="targets6 = [$(toml_strings $LAB_TARGETS6)]"
+    else
+        targets6="targets6 = []"
     fi
     {
         echo "# Generated by ci/lab.sh for lab '$P' ($LAB_WANS WANs). Re-run 'ci/lab.sh up' to regenerate."
@@ -538,6 +560,7 @@ cmd_daemon_start() {
         fi
         if [[ -S $SOCKET ]] && nsx "$RTR" nft list table inet routeros >/dev/null 2>&1; then
             log "daemon ready (pid ${pid:-?})"
+            if v6; then lan_dnsmasq; wait_ipv6 lan; fi
             return 0
         fi
         sleep 0.1
