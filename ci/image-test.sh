@@ -213,8 +213,8 @@ ping6_all() {
 ll_of() { imgvm_ssh ip -6 -o addr show dev "$1" scope link 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }'; }
 # WAN ports keep IPv6 (link-local always, SLAAC with an ISP's RAs) and sshd listens on ::. ISP 1
 # pings the router's WAN addresses (so they are right and reachable), yet SSH must not connect;
-# the LAN reaches SSH over the router's link-local address. The global WAN address is one
-# SLAAC could give, set by hand (the lab's ISP sends no RAs).
+# the LAN reaches SSH over the router's link-local address. The global WAN address is set by
+# hand (a fixed one; the router's SLAAC address from ISP 1's RAs is another in the same /64).
 check_ssh_ipv6() {
     local wan6=2001:db8:ff01::2 wan_ll lan_ll
     wan_ll=$(ll_of wan1)%$IMGLAB_TAP_W1
@@ -227,6 +227,26 @@ check_ssh_ipv6() {
         tcp_closed isp1 22 "$wan_ll" "$wan6"
     check "IPv6: SSH answers from the LAN on the router's link-local address $lan_ll" \
         tcp_open lan "$lan_ll" 22
+}
+# The LAN client configures itself from the router's advertisements (the daemon's dnsmasq
+# config; the factory LAN port holds the ULA) and reaches the internet host over IPv6,
+# translated to the address of one of the WANs (each took its /64 from its ISP's RAs).
+check_lan_ipv6() {
+    local addr="" seen="" t=$SECONDS
+    while [[ -z $addr ]] && ((SECONDS - t < 60)); do
+        addr=$(ip -n "$IMGLAB_P-lan" -6 -o addr show dev "$IMGLAB_TAP_LAN" scope global -tentative 2>/dev/null |
+            awk '{ print $4; exit }')
+        [[ -n $addr ]] || sleep 2
+    done
+    check "IPv6: the LAN client took ${addr:-nothing} by SLAAC from the router's advertisements" \
+        test "${addr%%:*}" = fd7a
+    while ((SECONDS - t < 90)); do
+        seen=$(imglab_ns lan curl -6 -fsS --max-time 5 "http://[$IMGLAB_INET6]/" 2>/dev/null || true)
+        [[ $seen == 2001:db8:ff0[12]:* ]] && break
+        sleep 3
+    done
+    check "IPv6: the LAN client reaches $IMGLAB_INET6 through a WAN's address [${seen:-no answer}]" \
+        bash -c "[[ '$seen' == 2001:db8:ff0[12]:* ]]"
 }
 sources() { # N -> the source addresses the internet host saw for N new connections from the LAN
     local i
@@ -258,6 +278,7 @@ if has_stage network; then
     check "SSH answers from the LAN and not from ISP 1" \
         bash -c "! timeout 6 ip netns exec $IMGLAB_P-isp1 bash -c '</dev/tcp/$IMGLAB_WAN1_RTR/22' 2>/dev/null"
     check_ssh_ipv6
+    check_lan_ipv6
     fwd=$(imglab_ns inet curl -fsS --max-time 5 "http://$IMGLAB_WAN1_RTR:8088/" 2>/dev/null || true)
     check "port forward: the internet reaches the LAN client through wan1:8088 [$fwd]" test "$fwd" = client
     fwd=$(imglab_ns lan curl -fsS --max-time 5 "http://$IMGLAB_WAN2_RTR:8088/" 2>/dev/null || true)

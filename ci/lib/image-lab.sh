@@ -9,6 +9,9 @@
 #   P-ispN  up 203.0.113.(128+2N)/31 <-> P-inet ispN 203.0.113.(129+2N)/31
 #   P-inet  lo 203.0.113.10 (HTTP server that answers with the client's address), .11
 #   P-lan   tap P-l (MAC 02:00:00:52:01:32) DHCP client <-> router lan 192.168.1.1/24
+# and IPv6 (ci/lib/lab-common.sh's plan): ISP N advertises 2001:db8:ff0N::/64 on its tap
+# (SLAAC for the router's WAN), uplinks 2001:db8:fe0N::/64, the internet host
+# 2001:db8:f000::10; the LAN client takes fd7a:9e51:5c34::/64 from the router's RAs.
 #
 # The taps are made in the root namespace for QEMU to open, and moved into their
 # namespaces once QEMU holds them (imglab_attach). Source it; uses img_log / img_die.
@@ -22,6 +25,9 @@ IMGLAB_LAN_MAC=02:00:00:52:01:32
 IMGLAB_LAN_STATIC=192.168.1.50
 IMGLAB_INET=203.0.113.10
 IMGLAB_INET2=203.0.113.11
+# IPv6 as in ci/lab.sh: the internet host, each ISP advertising its /64 to the router's WAN
+# (SLAAC), the LAN client configured by the router's own router advertisements.
+IMGLAB_INET6=$LAB_INET_HOST6
 IMGLAB_WAN1_ISP=192.0.2.1
 IMGLAB_WAN1_RTR=192.0.2.2
 IMGLAB_WAN2_ISP=198.51.100.1
@@ -84,6 +90,8 @@ imglab_up() {
     imglab_ns inet sysctl -qw net.ipv4.ip_forward=1
     ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET/32" dev lo
     ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET2/32" dev lo
+    ipv6_forwarder "$IMGLAB_P-inet"
+    ip -n "$IMGLAB_P-inet" addr add "$IMGLAB_INET6/128" dev lo
     # ci/image-run.sh --wans-lab: the factory config's health targets answer too (inside this
     # namespace; the tests set theirs to the two addresses above).
     if [[ ${IMGLAB_DEFAULT_TARGETS:-0} == 1 ]]; then
@@ -92,7 +100,9 @@ imglab_up() {
     fi
     for i in 1 2; do
         imglab_ns "isp$i" sysctl -qw net.ipv4.ip_forward=1
+        ipv6_forwarder "$IMGLAB_P-isp$i"
         link_isp_uplink "$IMGLAB_P-isp$i" "$IMGLAB_P-inet" "$i"
+        link_isp_uplink6 "$IMGLAB_P-isp$i" "$IMGLAB_P-inet" "$i"
     done
     for f in "$IMGLAB_TAP_LAN" "$IMGLAB_TAP_W1" "$IMGLAB_TAP_W2" "$IMGLAB_TAP_W3" "$IMGLAB_TAP_W4"; do
         ip tuntap add dev "$f" mode tap
@@ -115,6 +125,19 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer): daemon_threads = True
 S(("'"$IMGLAB_INET"'", 80), H).serve_forever()'
+    # The same over IPv6.
+    imglab_bg inet http6 python3 -c '
+import http.server, socket, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (self.client_address[0] + "\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    address_family = socket.AF_INET6
+S(("'"$IMGLAB_INET6"'", 80), H).serve_forever()'
     # LAN client: a web server for the port-forward test (answers "client").
     mkdir -p "$IMGLAB_DIR/www" && echo client >"$IMGLAB_DIR/www/index.html"
     imglab_bg lan www python3 -m http.server 8000 --bind 0.0.0.0 --directory "$IMGLAB_DIR/www"
@@ -134,6 +157,8 @@ imglab_attach_wans() {
     ip link set "$IMGLAB_TAP_W2" netns "$IMGLAB_P-isp2"
     ip -n "$IMGLAB_P-isp1" addr add "$IMGLAB_WAN1_ISP/29" dev "$IMGLAB_TAP_W1"
     ip -n "$IMGLAB_P-isp2" addr add "$IMGLAB_WAN2_ISP/29" dev "$IMGLAB_TAP_W2"
+    ip -n "$IMGLAB_P-isp1" addr add "$(wan6_isp_addr 1)/64" dev "$IMGLAB_TAP_W1" nodad
+    ip -n "$IMGLAB_P-isp2" addr add "$(wan6_isp_addr 2)/64" dev "$IMGLAB_TAP_W2" nodad
     local t
     ip -n "$IMGLAB_P-isp1" link set "$IMGLAB_TAP_W1" up
     ip -n "$IMGLAB_P-isp2" link set "$IMGLAB_TAP_W2" up
@@ -154,12 +179,17 @@ imglab_attach_wans() {
         dhcp1=("${dhcp[@]}")
     fi
     isp_dhcp 2 "$IMGLAB_WAN2_ISP" "$IMGLAB_WAN2_RTR"
+    # ra N TAP: router advertisements of ISP N's /64 for SLAAC, every 10 s and on solicitation.
+    ra() { echo --enable-ra --dhcp-range="::,constructor:$2,ra-only,64" --ra-param="$2,10,1800"; }
+    # shellcheck disable=SC2046  # ra's words are separate options
     imglab_bg isp1 dns1 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq1.pidfile" \
         --listen-address="$IMGLAB_WAN1_ISP" --interface="$IMGLAB_TAP_W1" \
-        --address=/isp.test/$IMGLAB_WAN1_ISP "${dhcp1[@]}"
+        --address=/isp.test/$IMGLAB_WAN1_ISP "${dhcp1[@]}" $(ra 1 "$IMGLAB_TAP_W1")
+    # shellcheck disable=SC2046
     imglab_bg isp2 dns2 dnsmasq "${common[@]}" --pid-file="$IMGLAB_DIR/dnsmasq2.pidfile" \
         --listen-address="$IMGLAB_WAN2_ISP" --interface="$IMGLAB_TAP_W2" \
-        --address=/isp.test/$IMGLAB_WAN2_ISP "${dhcp[@]}" --dhcp-host="$IMGLAB_MAC_W2,$IMGLAB_WAN2_RTR"
+        --address=/isp.test/$IMGLAB_WAN2_ISP "${dhcp[@]}" --dhcp-host="$IMGLAB_MAC_W2,$IMGLAB_WAN2_RTR" \
+        $(ra 2 "$IMGLAB_TAP_W2")
     for t in dns1 dns2; do
         sleep 0.2
         kill -0 "$(<"$IMGLAB_DIR/$t.pid")" 2>/dev/null || { cat "$IMGLAB_DIR/$t.log" >&2; img_die "ISP $t server did not start"; }
@@ -204,4 +234,5 @@ imglab_isp_cut() { ip -n "$IMGLAB_P-isp$1" link set dev up down; }
 imglab_isp_restore() {
     ip -n "$IMGLAB_P-isp$1" link set dev up up
     ip -n "$IMGLAB_P-isp$1" route replace default via 203.0.113.$((129 + 2 * $1))
+    ip -n "$IMGLAB_P-isp$1" -6 route replace default via "$(uplink6_inet_addr "$1")" dev up
 }

@@ -328,7 +328,11 @@ fn high_latency_marks_wan_degraded() {
         EventKind::StateChange,
         Some("wan1"),
         "degraded -> up",
-        |e| e["details"]["from"] == "degraded" && e["details"]["to"] == "up",
+        |e| {
+            e["details"]["family"] == "v4"
+                && e["details"]["from"] == "degraded"
+                && e["details"]["to"] == "up"
+        },
     );
 }
 

@@ -179,8 +179,11 @@ fn print_status(s: &StatusReport) {
                 (false, false) => "out",
             };
             println!(
-                "{} IPv6: {role}, address {}, gateway {}",
+                "{} IPv6: {}, {role}, latency {}, loss {}, address {}, gateway {}",
                 w.name,
+                text(v6.state.map(|s| s.as_str().to_string())),
+                num(v6.latency_ms, "ms"),
+                num(v6.loss_percent, "%"),
                 text(v6.address.map(|a| a.to_string())),
                 text(v6.gateway.map(|g| g.to_string()))
             );
