@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Probe helpers for ci/bench-failover.sh (standard library only). Subcommands:
 
-  server   UDP and TCP echo server on the internet host; every answer carries the address
-           the server saw (the router masquerades, so it names the WAN that carried it).
+  server   UDP and TCP echo server on the internet host (one or more --addr, IPv4 and/or
+           IPv6); every answer carries the address the server saw (the router masquerades,
+           so it names the WAN that carried it).
   udp      LAN-side UDP prober: one long-lived socket (fixed source port) sends a probe
            every --interval; in addition a new socket (new source port, i.e. a new flow)
            sends one probe every --fresh-interval and is closed after --fresh-timeout.
+           --want-addr: the long-lived socket is one whose flow the router put on the WAN of
+           that address (new sockets until one is answered through it; for IPv6, which the
+           traffic policies do not steer).
   tcp      LAN-side long-lived TCP connections, each exchanging a line every --interval.
   wait     block until a probe log shows an answer of a kind, after a time, via an address.
   status-wait  poll the daemon's control socket until a WAN is (not) active.
@@ -16,6 +20,8 @@
   analyze  turn the logs and the daemon's events of one scenario into key=value lines.
 
 Times are wall-clock Unix milliseconds everywhere (the daemon's events use the same clock).
+The socket family (IPv4 or IPv6) follows the server address. Answers name "addr:port"; the
+address is everything before the last colon (so IPv6 addresses work unbracketed).
 Log lines (whitespace separated):
   udp:  M seq t_send | m seq t_send t_recv addr | F id t_send sport | f id t_send t_recv addr
   tcp:  C i t sport | r i t addr | E i t reason
@@ -32,6 +38,24 @@ import time
 
 def now_ms():
     return time.time() * 1000.0
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def any_addr(fam):
+    return "::" if fam == socket.AF_INET6 else "0.0.0.0"
+
+
+def peer_text(peer):
+    """"addr:port" of a peer (an IPv6 peer is a 4-tuple)."""
+    return "%s:%d" % peer[:2]
+
+
+def answer_addr(text):
+    """The address in an answer's "addr:port"."""
+    return text.rsplit(":", 1)[0]
 
 
 def stop_on_term():
@@ -51,30 +75,32 @@ def stop_on_term():
 
 def cmd_server(a):
     sel = selectors.DefaultSelector()
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    u.bind((a.addr, a.udp_port))
-    u.setblocking(False)
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind((a.addr, a.tcp_port))
-    t.listen(256)
-    t.setblocking(False)
-    sel.register(u, selectors.EVENT_READ, "udp")
-    sel.register(t, selectors.EVENT_READ, "listen")
+    for addr in a.addr:
+        u = socket.socket(family(addr), socket.SOCK_DGRAM)
+        u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        u.bind((addr, a.udp_port))
+        u.setblocking(False)
+        t = socket.socket(family(addr), socket.SOCK_STREAM)
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t.bind((addr, a.tcp_port))
+        t.listen(256)
+        t.setblocking(False)
+        sel.register(u, selectors.EVENT_READ, "udp")
+        sel.register(t, selectors.EVENT_READ, "listen")
     st = stop_on_term()
     print("ready", flush=True)
     while not st["stop"]:
         for key, _ in sel.select(timeout=0.5):
             if key.data == "udp":
+                u = key.fileobj
                 try:
                     data, peer = u.recvfrom(2048)
-                    u.sendto(data.strip() + (" %s:%d" % peer).encode(), peer)
+                    u.sendto(data.strip() + (" " + peer_text(peer)).encode(), peer)
                 except OSError:
                     pass
             elif key.data == "listen":
                 try:
-                    conn, peer = t.accept()
+                    conn, peer = key.fileobj.accept()
                 except OSError:
                     continue
                 conn.setblocking(False)
@@ -95,7 +121,7 @@ def cmd_server(a):
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     try:
-                        conn.send(line + (" %s:%d\n" % key.data[1]).encode())
+                        conn.send(line + (" %s\n" % peer_text(key.data[1])).encode())
                     except OSError:
                         pass
                 key.data[2] = buf
@@ -104,17 +130,46 @@ def cmd_server(a):
 # --- UDP prober -----------------------------------------------------------------------------
 
 
+def main_socket(a, fam, dst, out):
+    """The long-lived probe socket and how many sockets it took. Without --want-addr the
+    first one. With it, a socket whose flow is answered through that address: the router
+    balances each new flow over its WANs by weight, so a few new sockets (new source ports)
+    find one it put there; the others are closed (their conntrack entries time out unused).
+    Exits 1 after --want-tries sockets."""
+    for tries in range(1, (a.want_tries if a.want_addr else 1) + 1):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.bind((any_addr(fam), 0))
+        if not a.want_addr:
+            return s, tries
+        s.settimeout(0.2)
+        via = None
+        for _ in range(10):               # up to 2 s: the first packets of a flow may be lost
+            try:
+                s.sendto(b"p %d" % tries, dst)
+                parts = s.recv(2048).decode(errors="replace").split()
+                if len(parts) == 3 and parts[0] == "p" and parts[1] == str(tries):
+                    via = answer_addr(parts[2])
+                    break
+            except OSError:
+                pass                      # timeout, or no route for a moment
+        out.write("# try %d sport %d answered via %s\n" % (tries, s.getsockname()[1], via))
+        if via == a.want_addr:
+            return s, tries
+        s.close()
+    sys.exit("udp: no flow answered through %s after %d sockets" % (a.want_addr, a.want_tries))
+
+
 def cmd_udp(a):
     out = open(a.log, "a", buffering=1)
     dst = (a.server, a.port)
+    fam = family(a.server)
     sel = selectors.DefaultSelector()
     # Unconnected sockets (sendto): ICMP errors from a dead ISP are not reported to them, so
     # the prober keeps sending at its pace whatever happens upstream.
-    main = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    main.bind(("0.0.0.0", 0))
+    main, tries = main_socket(a, fam, dst, out)
     main.setblocking(False)
     sel.register(main, selectors.EVENT_READ, "m")
-    out.write("# main sport %d\n" % main.getsockname()[1])
+    out.write("# main sport %d (after %d tries)\n" % (main.getsockname()[1], tries))
     sent = {}                       # main seq -> t_send
     fresh = {}                      # fresh id -> (socket, t_send, close_at)
     seq = fid = 0
@@ -136,8 +191,8 @@ def cmd_udp(a):
                 next_main = now + a.interval
             sent.pop(seq - 5000, None)
         if a.fresh_interval > 0 and now >= next_fresh:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("0.0.0.0", 0))
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.bind((any_addr(fam), 0))
             s.setblocking(False)
             t = now_ms()
             try:
@@ -165,7 +220,7 @@ def cmd_udp(a):
             parts = data.decode(errors="replace").split()
             if len(parts) != 3:
                 continue
-            kind, n, addr = parts[0], int(parts[1]), parts[2].split(":")[0]
+            kind, n, addr = parts[0], int(parts[1]), answer_addr(parts[2])
             if kind == "m" and n in sent:
                 out.write("m %d %.1f %.1f %s\n" % (n, sent[n], t, addr))
             elif kind == "f" and n in fresh:
@@ -241,7 +296,7 @@ def cmd_tcp(a):
                 line, buf = buf.split(b"\n", 1)
                 parts = line.decode(errors="replace").split()
                 if len(parts) == 2:
-                    out.write("r %d %.1f %s\n" % (i, t, parts[1].split(":")[0]))
+                    out.write("r %d %.1f %s\n" % (i, t, answer_addr(parts[1])))
             c["buf"] = buf
 
 
@@ -384,7 +439,10 @@ def cmd_analyze(a):
     before = [v for v in main_ans.values() if t0 - 2000 <= v[0] < t0]
     res["probe_wan_before"] = addr_wan.get(before[-1][2], "?") if before else "none"
     snap = json.load(open(a.snapshot))
-    events = snap.get("events", [])
+    # The daemon's events of one address family (each WAN's IPv4 and IPv6 sides have their
+    # own health and failover; events before the family field count as IPv4).
+    events = [e for e in snap.get("events", [])
+              if (e.get("details") or {}).get("family", "v4") == a.family]
     t_up = min((e["at_ms"] for e in events if e.get("wan") == "wan1" and t0 <= e["at_ms"] <= t_end
                 and (e.get("details") or {}).get("to") in ("up", "degraded")
                 and (e.get("details") or {}).get("from") in ("down", "recovering")), default=None)
@@ -471,6 +529,8 @@ def cmd_analyze(a):
                            ("" if pt.get("loss_percent") == 0 else "~"))
               for pt in snap.get("history", {}).get("wan1", []) if t0 - 6000 <= pt["t_ms"] <= t_end]
     res["wan1_rounds"] = " ".join(rounds[:12]) + (" ..." if len(rounds) > 12 else "") or "-"
+    if a.family != "v4":
+        res["wan1_rounds"] = "n/a (the history command has IPv4 rounds only)"
     for wan in sorted(wan_addr):
         # down: to "down"; up: from down/recovering back to a usable state; quality: up <->
         # degraded (the WAN stays in service).
@@ -517,7 +577,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("server")
-    p.add_argument("--addr", required=True)
+    p.add_argument("--addr", required=True, action="append", help="repeat for more addresses")
     p.add_argument("--udp-port", type=int, required=True)
     p.add_argument("--tcp-port", type=int, required=True)
     p = sub.add_parser("udp")
@@ -526,6 +586,8 @@ def main():
     p.add_argument("--interval", type=float, default=0.02)
     p.add_argument("--fresh-interval", type=float, default=0.1)
     p.add_argument("--fresh-timeout", type=float, default=1.0)
+    p.add_argument("--want-addr", default="", help="keep a flow answered through this address")
+    p.add_argument("--want-tries", type=int, default=50)
     p.add_argument("--log", required=True)
     p = sub.add_parser("tcp")
     p.add_argument("--server", required=True)
@@ -568,6 +630,8 @@ def main():
     p.add_argument("--switch-addr", default="", help="address of the WAN the flow fails over to")
     p.add_argument("--recovery", action="store_true", help="judge gaps around wan1's up event")
     p.add_argument("--stall-ms", type=float, default=2000)
+    p.add_argument("--family", choices=["v4", "v6"], default="v4",
+                   help="whose health events to read (the flows' address family)")
     a = ap.parse_args()
     return {"server": cmd_server, "udp": cmd_udp, "tcp": cmd_tcp, "wait": cmd_wait,
             "ctl": cmd_ctl, "status-wait": cmd_status_wait, "ready": cmd_ready,
