@@ -361,6 +361,9 @@ async function main() {
       check((await page.textContent(tid('wan-gateway-wan2'))).trim() === '198.51.100.1', 'wan2 gateway');
       // Let a few seconds of graph points and latency figures arrive.
       await page.waitForFunction(() => document.querySelector('[data-testid="wan-latency-wan1"]').textContent.includes('ms'));
+      // Each line's IPv6 side: the wizard's static lines take their /64 from the ISP's RAs.
+      await page.waitForFunction(() => /active · 2001:db8:ff01:/.test(document.querySelector('[data-testid="wan-ipv6-wan1"]').textContent), null, { timeout: 30000 });
+      check((await page.textContent(tid('wan-ipv6-latency-wan1'))).includes('ms'), 'wan1 IPv6 latency shown');
       await sleep(2500);
       await shot('dashboard-both-up');
     });
