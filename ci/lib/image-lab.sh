@@ -114,9 +114,10 @@ imglab_up() {
 }
 
 imglab_services() {
-    # Internet host: answers every HTTP request with the address it came from.
+    # Internet host: answers every HTTP request with the address it came from, on its IPv4
+    # and its IPv6 address.
     imglab_bg inet http python3 -c '
-import http.server, socketserver
+import http.server, socket, socketserver, sys, threading
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = (self.client_address[0] + "\n").encode()
@@ -124,20 +125,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a): pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer): daemon_threads = True
-S(("'"$IMGLAB_INET"'", 80), H).serve_forever()'
-    # The same over IPv6.
-    imglab_bg inet http6 python3 -c '
-import http.server, socket, socketserver
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = (self.client_address[0] + "\n").encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    address_family = socket.AF_INET6
-S(("'"$IMGLAB_INET6"'", 80), H).serve_forever()'
+class S6(S): address_family = socket.AF_INET6
+threading.Thread(target=S6((sys.argv[2], 80), H).serve_forever, daemon=True).start()
+S((sys.argv[1], 80), H).serve_forever()' "$IMGLAB_INET" "$IMGLAB_INET6"
     # LAN client: a web server for the port-forward test (answers "client").
     mkdir -p "$IMGLAB_DIR/www" && echo client >"$IMGLAB_DIR/www/index.html"
     imglab_bg lan www python3 -m http.server 8000 --bind 0.0.0.0 --directory "$IMGLAB_DIR/www"
