@@ -6,6 +6,7 @@
 #   ci/lab.sh isp-dhcp I FIRST [LAST]   (re)start ISP I's DHCP server handing out FIRST..LAST
 #   ci/lab.sh networkctl ARGS...        networkctl of the router's own networkd (LAB_WAN_MODES)
 #   ci/lab.sh isp-ra I                  (re)start ISP I's IPv6 router advertisements
+#   ci/lab.sh isp-pd I                  (re)start ISP I's DHCPv6 prefix delegation (Kea)
 #
 # Topology (P = $LAB_PREFIX, i = 1..$LAB_WANS):
 #
@@ -25,6 +26,11 @@
 #   P-isp<i> up 2001:db8:feXX::1/64 ── isp<i> 2001:db8:feXX::2/64  P-inet
 #   P-inet lo 2001:db8:f000::10/128, 2001:db8:f000::11/128
 #
+#   A WAN with mode dhcp is an ISP that only delegates: its RAs (radvd) have M and O set and
+#   no SLAAC prefix, and Kea DHCPv6 in P-isp<i> delegates a /56 from 2001:db8:1XX::/48, which
+#   the ISP and the internet namespace route to the router. networkd gives the line an address
+#   in the delegated prefix's first /64 (2001:db8:1XX::<EUI-64>).
+#
 #   The router forwards IPv6 and takes each lab-addressed WAN's address and default route
 #   (proto ra, via the ISP's link-local address, main table) from the ISP's router
 #   advertisements (dnsmasq, accept_ra=2); the LAN client takes its address and default route
@@ -37,7 +43,7 @@
 #   LAB_WEIGHTS ["2 1"]       weight per WAN in the generated config; missing entries are 1
 #   LAB_WAN_MODES [""]        per WAN: "-" (the lab sets the router's address, no `mode` in the
 #                             config), "dhcp" (`mode = "dhcp"`, dnsmasq in the ISP hands out the
-#                             router address) or "static" (`mode = "static"` with address and
+#                             router address; with IPv6 the ISP only delegates, see above) or "static" (`mode = "static"` with address and
 #                             gateway); missing entries are "-". With any mode set the router
 #                             namespace runs its own systemd-networkd (ci/lib/lab-networkd.sh)
 #                             and the daemon brings those lines up through it.
@@ -310,9 +316,13 @@ setup_isp() {
     ip -n "$isp" link set dev down up
     if [[ $(wan_mode "$i") == dhcp ]]; then isp_dhcp "$i" "$rtr_a" "$rtr_a"; fi
     if v6; then isp_ra "$i"; fi
+    if v6 && [[ $(wan_mode "$i") == dhcp ]]; then isp_pd "$i"; fi
 
     link_isp_uplink "$isp" "$INET" "$i"
     if v6; then link_isp_uplink6 "$isp" "$INET" "$i"; fi
+    if v6 && [[ $(wan_mode "$i") == dhcp ]]; then
+        ip -n "$INET" -6 route add "$(pd6_pool "$i")/$LAB_PD6_POOL_LEN" via "$(uplink6_isp_addr "$i")" dev "isp$i"
+    fi
 
     shape "$isp" down "$rate"   # download: ISP -> router
     shape "$isp" up "$rate"     # upload:   ISP -> internet
@@ -336,10 +346,69 @@ isp_dhcp() {
     echo $! >"$pidfile"
 }
 
-# isp_ra I: (re)start ISP I's router advertisements on its side of WAN I: its /64 for SLAAC
-# (no DHCPv6), the ISP as default router. Runs for every WAN, whatever its IPv4 mode.
+# isp_ra I: (re)start ISP I's router advertisements on its side of WAN I, the ISP as default
+# router. A lab-addressed (or static) WAN gets the link's /64 for SLAAC (dnsmasq, no DHCPv6).
+# A DHCP line is an ISP that only delegates (isp_pd): radvd announces the /64 on-link but not
+# for SLAAC (A flag off) and sets the M and O flags, so the line's only global address is the
+# one networkd makes from the delegated prefix.
 isp_ra() {
-    ra_server "$P-isp$1" down ra-only "$LAB_DIR/isp$1-ra"
+    local i=$1 base=$LAB_DIR/isp$1-ra n
+    if [[ $(wan_mode "$i") != dhcp ]]; then
+        ra_server "$P-isp$i" down ra-only "$base"
+        return 0
+    fi
+    if [[ -s $base.pid ]]; then
+        kill "$(<"$base.pid")" 2>/dev/null || true
+        for ((n = 0; n < 50; n++)); do kill -0 "$(<"$base.pid")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    cat >"$base.conf" <<EOF
+interface down {
+    AdvSendAdvert on;
+    MinRtrAdvInterval $((LAB_RA_INTERVAL * 3 / 4));
+    MaxRtrAdvInterval $LAB_RA_INTERVAL;
+    AdvDefaultLifetime 1800;
+    AdvManagedFlag on;
+    AdvOtherConfigFlag on;
+    prefix $(wan6_prefix "$i")/64 { AdvOnLink on; AdvAutonomous off; };
+};
+EOF
+    setsid ip netns exec "$P-isp$i" radvd --nodaemon --config="$base.conf" --pidfile="$base.radvd.pid" \
+        --logmethod=stderr </dev/null >>"$base.log" 2>&1 &
+    echo $! >"$base.pid"
+}
+
+# isp_pd I: ISP I's DHCPv6 server (Kea) on its side of WAN I, for a line the daemon brings up
+# with DHCP: it delegates /56s from the ISP's pool (pd6_pool) and hands out no addresses, and
+# the ISP routes the whole pool to the router's link-local address on WAN I (Kea installs no
+# routes; a real ISP's relay or BNG does). Config, leases, pid and lock files in LAB_DIR, so
+# labs never share Kea state; the log in LAB_DIR/isp<I>-pd.log.
+isp_pd() {
+    local i=$1 isp=$P-isp$1 base=$LAB_DIR/isp$1-pd mac n
+    if [[ -s $base.pid ]]; then
+        kill "$(<"$base.pid")" 2>/dev/null || true
+        for ((n = 0; n < 50; n++)); do kill -0 "$(<"$base.pid")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    cat >"$base.json" <<EOF
+{
+  "Dhcp6": {
+    "interfaces-config": { "interfaces": [ "down" ] },
+    "lease-database": { "type": "memfile", "persist": true, "name": "$base.leases", "lfc-interval": 0 },
+    "data-directory": "$LAB_DIR",
+    "server-id": { "type": "LL", "persist": false },
+    "renew-timer": 600, "rebind-timer": 900, "preferred-lifetime": 1200, "valid-lifetime": 1800,
+    "subnet6": [ {
+      "id": 1, "subnet": "$(wan6_prefix "$i")/64", "interface": "down",
+      "pd-pools": [ { "prefix": "$(pd6_pool "$i")", "prefix-len": $LAB_PD6_POOL_LEN, "delegated-len": $LAB_PD6_LEN } ]
+    } ],
+    "loggers": [ { "name": "kea-dhcp6", "severity": "INFO", "output_options": [ { "output": "stdout" } ] } ]
+  }
+}
+EOF
+    setsid env KEA_PIDFILE_DIR="$LAB_DIR" KEA_LOCKFILE_DIR="$LAB_DIR" \
+        ip netns exec "$isp" kea-dhcp6 -c "$base.json" </dev/null >>"$base.log" 2>&1 &
+    echo $! >"$base.pid"
+    mac=$(ip -n "$RTR" -br link show dev "wan$i" | awk '{print $3}')
+    ip -n "$isp" -6 route replace "$(pd6_pool "$i")/$LAB_PD6_POOL_LEN" via "$(eui64_ll "$mac")" dev down
 }
 
 # The router namespace's own systemd-networkd (and D-Bus) in a private mount namespace, for
@@ -650,6 +719,10 @@ print_summary() {
             printf '  %-15s%s wan%s %s <-> %s down %s/64 (sends RAs) | uplink %s/64 <-> %s isp%s %s/64\n' \
                 "IPv6 WAN$i:" "$RTR" "$i" "$(global6 "$RTR" "wan$i")" "$P-isp$i" "$(wan6_isp_addr "$i")" \
                 "$(uplink6_isp_addr "$i")" "$INET" "$i" "$(uplink6_inet_addr "$i")"
+            if [[ $(wan_mode "$i") == dhcp ]]; then
+                printf '  %-15sno SLAAC; Kea in %s delegates /%s from %s/%s\n' "" "$P-isp$i" \
+                    "$LAB_PD6_LEN" "$(pd6_pool "$i")" "$LAB_PD6_POOL_LEN"
+            fi
         done
         echo "  IPv6 internet: $INET lo $LAB_INET_HOST6 and $LAB_INET_HOST6_2"
     else
@@ -689,6 +762,7 @@ cmd_up() {
     [[ $LAB_INSTALL == 1 ]] && mode=install
     ensure_tools "$mode" ip tc nft iperf3 conntrack
     if any_managed; then ensure_tools "$mode" dnsmasq dbus-daemon networkctl nsenter; fi
+    if v6 && [[ " $LAB_WAN_MODES " == *" dhcp "* ]]; then ensure_tools "$mode" kea-dhcp6 radvd; fi
     if v6; then ensure_tools "$mode" dnsmasq; fi
     [[ $LAB_NO_DAEMON == 1 ]] || ensure_binary   # before tearing anything down: a build can fail
 
@@ -749,6 +823,7 @@ main() {
         daemon-stop) cmd_daemon_stop ;;
         isp-dhcp) shift; (($# >= 2)) || usage; isp_dhcp "$1" "$2" "${3:-$2}" ;;
         isp-ra) shift; (($# >= 1)) || usage; isp_ra "$1" ;;
+        isp-pd) shift; (($# >= 1)) || usage; isp_pd "$1" ;;
         networkctl) shift; rtr_exec networkctl "$@" ;;
         *) usage ;;
     esac

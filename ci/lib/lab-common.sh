@@ -14,7 +14,7 @@ die() { printf '[lab %s] ERROR: %s\n' "${LAB_PREFIX:-?}" "$*" >&2; exit 1; }
 declare -A LAB_TOOL_PKG=(
     [ip]=iproute2 [tc]=iproute2 [nft]=nftables [iperf3]=iperf3
     [conntrack]=conntrack [socat]=socat [python3]=python3
-    [dnsmasq]=dnsmasq-base [dbus-daemon]=dbus [networkctl]=systemd [nsenter]=util-linux
+    [dnsmasq]=dnsmasq-base [kea-dhcp6]=kea-dhcp6-server [radvd]=radvd [dbus-daemon]=dbus [networkctl]=systemd [nsenter]=util-linux
 )
 
 # missing_pkgs TOOL... -> prints the (deduplicated) apt packages of the tools not on PATH.
@@ -104,6 +104,7 @@ LAB_LAN_CLIENT=192.168.1.100
 #                 router advertisements; the lab sets the interface identifier token ::2, so
 #                 it is 2001:db8:ffXX::2 (tests match by prefix all the same)
 #   ISP i uplink: 2001:db8:feXX::/64, the ISP ::1, the internet namespace ::2
+#   ISP i PD:     2001:db8:1XX::/48, delegated as /56s by DHCPv6 (dhcp-mode WANs only)
 #   internet:     2001:db8:f000::10 and ::11 on the internet namespace's lo
 #   LAN:          fd7a:9e51:5c34::/64, the router ::1 (static), the client by SLAAC from the
 #                 router's advertisements (token ::100, so fd7a:9e51:5c34::100)
@@ -114,6 +115,12 @@ wan6_rtr_addr() { echo "$(wan6_prefix "$1")2"; }         # what SLAAC with the l
 uplink6_prefix() { echo "2001:db8:fe$(hex2 "$1")::"; }
 uplink6_isp_addr() { echo "$(uplink6_prefix "$1")1"; }
 uplink6_inet_addr() { echo "$(uplink6_prefix "$1")2"; }
+# DHCPv6 prefix delegation (ISPs of WANs with mode dhcp, Kea): ISP i delegates a /56 from its
+# pool 2001:db8:1XX::/48 (so WAN i's first delegation is 2001:db8:1XX::/56; networkd gives the
+# line an address in its first /64, SubnetId=0) and routes the pool to the router.
+pd6_pool() { echo "2001:db8:1$(hex2 "$1")::"; }           # i -> ISP i's /48 pool (without /48)
+LAB_PD6_POOL_LEN=48
+LAB_PD6_LEN=56
 LAB_INET_HOST6=2001:db8:f000::10
 LAB_INET_HOST6_2=2001:db8:f000::11
 LAB_LAN6_PREFIX=fd7a:9e51:5c34::
@@ -153,6 +160,14 @@ link_isp_uplink6() {
     ip -n "$inet" addr add "$(uplink6_inet_addr "$i")/64" dev "isp$i" nodad
     ip -n "$isp" -6 route add default via "$(uplink6_inet_addr "$i")" dev up
     ip -n "$inet" -6 route add "$(wan6_prefix "$i")/64" via "$(uplink6_isp_addr "$i")" dev "isp$i"
+}
+
+# eui64_ll MAC -> the link-local address the kernel (and networkd, by default) derives from MAC.
+eui64_ll() {
+    local o
+    IFS=: read -ra o <<<"$1"
+    printf 'fe80::%x:%x:%x:%x\n' $(((0x${o[0]} ^ 2) << 8 | 0x${o[1]})) $((0x${o[2]} << 8 | 0xff)) \
+        $((0xfe << 8 | 0x${o[3]})) $((0x${o[4]} << 8 | 0x${o[5]}))
 }
 
 # unit_nofile UNIT -> the soft open-files limit the shipped systemd unit gives its service

@@ -98,10 +98,22 @@ pub fn wan_addr6(i: usize) -> Ipv6Addr {
     with_host(wan_net6(i), 2)
 }
 
-/// Which WAN (1-based) of a lab with `wans` WANs has `ip` in its /64 (None for IPv4).
+/// ISP `i`'s prefix-delegation pool (DHCP lines only; Kea in the ISP): 2001:db8:1XX::/48, XX =
+/// `i` as two hex digits. The first /56 from it goes to the router, whose line then has an
+/// address in 2001:db8:1XX::/64 (networkd, SubnetId=0).
+pub fn pd6_pool(i: usize) -> Ipv6Net {
+    let xx = u16::try_from(i).expect("ISP index <= 16");
+    Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0x100 | xx, 0, 0, 0, 0, 0), 48)
+        .expect("a /48 is a valid prefix length")
+}
+
+/// Which WAN (1-based) of a lab with `wans` WANs has `ip` in its /64 or, for a DHCP line, in
+/// its ISP's delegation pool (None for IPv4).
 pub fn wan_index6(ip: IpAddr, wans: usize) -> Option<usize> {
     match ip.to_canonical() {
-        IpAddr::V6(v6) => (1..=wans).find(|&i| wan_net6(i).contains(&v6)),
+        IpAddr::V6(v6) => {
+            (1..=wans).find(|&i| wan_net6(i).contains(&v6) || pd6_pool(i).contains(&v6))
+        }
         IpAddr::V4(_) => None,
     }
 }
