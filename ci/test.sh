@@ -13,7 +13,11 @@ quick=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 
 require_root
-ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps curl openssl nmap iputils-ping
+# The namespace labs need dnsmasq (DHCP, router advertisements), Kea and radvd (an ISP that
+# only delegates IPv6), D-Bus (their own networkd): installed here, once, since the labs of two
+# parallel tests would otherwise race for the package manager's lock.
+ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps curl openssl nmap iputils-ping \
+  dnsmasq-base kea-dhcp6-server radvd dbus
 ensure_rust
 
 step() { printf '\n==== %s\n' "$*"; }
