@@ -15,9 +15,16 @@ use crate::daemon::control::{
     MAX_CONFIRM_SECONDS, MIN_CONFIRM_SECONDS,
 };
 use crate::daemon::pppoe_secrets;
+use nix::libc::ENETUNREACH;
 use routeros_shared::config::{parse_size, Config, ConfigErrors, FieldError};
 use routeros_shared::events::{Event, EventKind};
 use serde_json::json;
+use std::time::Duration;
+
+/// How long a config change that touched the lines waits for networkd to settle them before
+/// a refused route counts as a failed apply, and how often it tries again meanwhile.
+const LINES_SETTLE: Duration = Duration::from_secs(5);
+const SETTLE_STEP: Duration = Duration::from_millis(250);
 
 /// A commit-confirm change in flight: rolled back to `previous` at `rollback_at_ms`.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,11 +116,28 @@ impl<P: Platform> Supervisor<P> {
     /// Switch to an already validated config; on a failed apply go back to the old one.
     async fn switch_config(&mut self, new: Config) -> Result<(), String> {
         let old = std::mem::replace(&mut self.cfg, new);
-        if old.wan_interfaces != self.cfg.wan_interfaces {
+        let lines_changed = old.wan_interfaces != self.cfg.wan_interfaces;
+        if lines_changed {
             self.bring_up_lines().await;
         }
         self.refresh_links().await;
-        match self.replan("config change").await {
+        let mut applied = self.replan("config change").await;
+        // networkd applies changed line files on its own time: a line whose address moves is
+        // briefly without one, and a route through its gateway is refused meanwhile
+        // (ENETUNREACH). Give the lines a few seconds to settle before calling it a failure.
+        let mut waited = Duration::ZERO;
+        while lines_changed
+            && waited < LINES_SETTLE
+            && applied
+                .as_ref()
+                .is_err_and(|e| e.errno() == Some(ENETUNREACH))
+        {
+            tokio::time::sleep(SETTLE_STEP).await;
+            waited += SETTLE_STEP;
+            self.refresh_links().await;
+            applied = self.replan("config change (lines settling)").await;
+        }
+        match applied {
             Ok(_) => {
                 if old.health_check != self.cfg.health_check
                     || old.wan_interfaces != self.cfg.wan_interfaces
@@ -126,7 +150,6 @@ impl<P: Platform> Supervisor<P> {
                 Ok(())
             }
             Err(e) => {
-                let lines_changed = old.wan_interfaces != self.cfg.wan_interfaces;
                 self.cfg = old;
                 if lines_changed {
                     self.bring_up_lines().await;

@@ -68,6 +68,49 @@ fn a_refused_apply_puts_the_old_files_back() {
     assert_eq!(files(&lab), before);
 }
 
+/// networkd moves a static line's address on its own time: the routes through its gateway
+/// are refused (ENETUNREACH) until it has; the change waits for that instead of failing.
+#[test]
+fn a_line_moving_its_address_is_waited_for() {
+    let static_wan2 = |addr: &str| {
+        TWO_WANS.replacen(
+            "gateway = \"10.0.2.1\"",
+            &format!("gateway = \"10.0.2.1\"\nmode = \"static\"\naddress = \"{addr}\""),
+            1,
+        )
+    };
+    let mut lab = Lab::start(&static_wan2("10.0.2.2/24"));
+    lab.world.with(|w| w.unreachable_syncs = 3);
+    let reply = apply(&mut lab, &static_wan2("10.0.2.3/24"));
+    assert!(ok(&reply), "{reply}");
+    let has = |lab: &Lab, text: &str| {
+        lab.world
+            .with(|w| w.network_files.values().any(|f| f.contains(text)))
+    };
+    assert!(has(&lab, "Address=10.0.2.3/24"));
+    assert_eq!(
+        lab.world.with(|w| w.unreachable_syncs),
+        0,
+        "tried until it took"
+    );
+    let id = lab.sup.confirm.pending().unwrap().id.clone();
+    assert!(ok(&lab.request(Request::ConfirmConfig { id })));
+
+    // Refused for longer than the lines take to settle: a failed apply, the old config back.
+    lab.world.with(|w| w.unreachable_syncs = 1000);
+    let reply = apply(&mut lab, &static_wan2("10.0.2.4/24"));
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("apply failed") && e.contains("unreachable")),
+        "{reply}"
+    );
+    assert!(
+        has(&lab, "Address=10.0.2.3/24"),
+        "the old line files are back"
+    );
+}
+
 /// TWO_WANS with wan2 as a PPPoE line whose account ends in `account`.
 fn pppoe_wan2(account: &str) -> String {
     TWO_WANS.replacen(

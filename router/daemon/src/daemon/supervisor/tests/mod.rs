@@ -45,6 +45,8 @@ struct World {
     units: Vec<String>,
     /// Route syncs fail (an apply is refused by the kernel).
     fail_routes: bool,
+    /// The next this many route syncs fail with ENETUNREACH (a line between two addresses).
+    unreachable_syncs: usize,
     /// The networkd files in place, by name.
     network_files: BTreeMap<String, String>,
     /// The PPPoE sessions asked for, by WAN: (port, ppp device, user, password).
@@ -69,6 +71,13 @@ impl RouteDriver for Fake {
                 return Err(ApplyError::Socket {
                     what: "refused by the fake",
                     source: std::io::Error::from_raw_os_error(libc::EPERM),
+                });
+            }
+            if w.unreachable_syncs > 0 {
+                w.unreachable_syncs -= 1;
+                return Err(ApplyError::Socket {
+                    what: "gateway unreachable in the fake",
+                    source: std::io::Error::from_raw_os_error(libc::ENETUNREACH),
                 });
             }
             (w.routes, w.rules) = (routes.to_vec(), rules.to_vec());
