@@ -132,9 +132,9 @@ function updateCard(c, w) {
   c.f.connections.dd.textContent = w.connections ?? DASH;
   // The line's IPv6 side fails over on its own: its state, role and address.
   const v6 = w.ipv6;
-  c.f.ipv6.dd.textContent = v6
-    ? [v6.state || (v6.usable ? 'up' : 'down'), v6.active ? 'active' : (v6.usable ? 'standby' : 'out'), v6.address || 'no address'].join(' · ')
-    : 'off';
+  c.f.ipv6.dd.textContent = !v6 ? 'off'
+    : !v6.address ? 'no address'
+      : [v6.state || (v6.usable ? 'up' : 'down'), v6.active ? 'active' : (v6.usable ? 'standby' : 'out'), v6.address].join(' · ');
   c.f.ipv6.dd.dataset.usable = v6 && v6.usable ? 'true' : 'false';
   c.f.ipv6Latency.dd.textContent = v6 ? formatMs(v6.latency_ms) : DASH;
   if (c.btn.disable) {

@@ -324,7 +324,12 @@ impl<P: Platform> Supervisor<P> {
 
     /// One probe round of one WAN's side of `family`: record it, and re-plan if the verdict
     /// changed.
+    /// A line without an IPv6 address (an ISP that offers none, or not yet) cannot answer
+    /// IPv6 probes: those rounds are not counted, so an IPv4-only line raises no IPv6 alarm.
     pub async fn on_round(&mut self, wan: &str, family: Family, round: Round) {
+        if family == Family::V6 && !self.has_ipv6_address(wan) {
+            return;
+        }
         let now = Instant::now();
         let (monitors, stats, _) = self.health_maps(family);
         if let Some(stats) = stats.get_mut(wan) {
@@ -336,6 +341,20 @@ impl<P: Platform> Supervisor<P> {
         if self.note_transition(wan, family, t) {
             let _ = self.replan("health").await;
         }
+    }
+
+    /// The line has a global IPv6 address: configured (`address6`) or on its link.
+    fn has_ipv6_address(&self, wan: &str) -> bool {
+        let configured = self
+            .cfg
+            .wan_interfaces
+            .iter()
+            .any(|w| w.name == wan && w.address6.is_some());
+        configured
+            || self
+                .states
+                .get(wan)
+                .is_some_and(|s| s.link.address6.is_some())
     }
 
     /// Re-read every WAN's link facts; true if anything the planner uses changed.

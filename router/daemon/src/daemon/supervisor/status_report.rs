@@ -118,7 +118,12 @@ impl<P: Platform> Supervisor<P> {
                             gateway: v6.gateway,
                             usable: v6.usable,
                             active: active6.contains(&w.name),
-                            state: self.monitors6.get(&w.name).map(|m| m.state()),
+                            // Without an address its probes are not counted: no state to show.
+                            state: self
+                                .monitors6
+                                .get(&w.name)
+                                .filter(|_| v6.address.is_some())
+                                .map(|m| m.state()),
                             since_ms: self.since6.get(&w.name).copied(),
                             latency_ms: summary6.as_ref().and_then(|s| s.latency_ms),
                             loss_percent: summary6.as_ref().map(|s| s.loss_percent),

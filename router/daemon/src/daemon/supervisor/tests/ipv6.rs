@@ -82,6 +82,20 @@ fn ipv6_down_moves_only_ipv6_and_resets_only_ipv6_connections() {
     assert_eq!(lab.world.with(|w| w.flushed6.len()), 1);
 }
 
+/// An ISP that offers no IPv6: the line's IPv6 probes cannot be answered, and must not
+/// raise an alarm or touch anything.
+#[test]
+fn a_line_without_ipv6_raises_no_ipv6_alarm() {
+    let mut lab = Lab::start(TWO_WANS);
+    lab.rounds("wan1", Family::V6, 10, false);
+    let msgs = lab.messages();
+    assert!(!msgs.iter().any(|m| m.contains("ipv6")), "{msgs:#?}");
+    let status = lab.sup.status_report();
+    let v6 = status.wans[0].ipv6.as_ref().unwrap();
+    assert!(!v6.usable && v6.address.is_none());
+    assert_eq!((v6.state, v6.latency_ms), (None, None), "no rounds counted");
+}
+
 #[test]
 fn carrier_loss_takes_both_families_down() {
     let mut lab = dual_stack();
