@@ -35,20 +35,7 @@ fn share_of_wan1(sources: &[IpAddr]) -> f64 {
 #[ignore = "needs root"]
 fn ipv6_connections_split_by_weight_and_keep_their_wan() {
     let lab = Lab::up("v6a", LabOpts::default());
-    let client6 = run_ok(
-        "ip",
-        &[
-            "-6",
-            "-n",
-            &lab.lan(),
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-            "scope",
-            "global",
-        ],
-    );
+    let client6 = global_addrs6(&lab.lan(), "eth0");
     assert!(
         client6.contains(&format!("{LAN_CLIENT6}/64")) && client6.contains("dynamic"),
         "SLAAC address from the router's RAs:\n{client6}"

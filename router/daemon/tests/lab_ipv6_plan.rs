@@ -38,15 +38,7 @@ fn the_plan_gives_each_wan_its_own_64() {
     assert_eq!(wan_index(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)), 2), None);
 }
 
-/// `ip -6 -o addr show dev DEV scope global` in NS, and `ip -6 route show default` in NS.
-fn addrs6(ns: &str, dev: &str) -> String {
-    run_ok(
-        "ip",
-        &[
-            "-6", "-n", ns, "-o", "addr", "show", "dev", dev, "scope", "global",
-        ],
-    )
-}
+/// `ip -6 route show default` in NS.
 fn defaults6(ns: &str) -> String {
     run_ok("ip", &["-6", "-n", ns, "route", "show", "default"])
 }
@@ -67,7 +59,7 @@ fn the_lab_has_ipv6_as_the_plan_says() {
     let routes = defaults6(&rtr);
     for i in 1..=2 {
         let dev = format!("wan{i}");
-        let addrs = addrs6(&rtr, &dev);
+        let addrs = global_addrs6(&rtr, &dev);
         assert!(
             addrs.contains(&format!(" {}/64 ", wan_addr6(i))) && !addrs.contains("tentative"),
             "{dev}: no settled SLAAC address {} in\n{addrs}",
@@ -81,8 +73,8 @@ fn the_lab_has_ipv6_as_the_plan_says() {
         );
     }
     // The LAN: the router's ULA, the client's SLAAC address and default route from the RAs.
-    assert!(addrs6(&rtr, "lan0").contains(&format!(" {LAN_ROUTER6}/64 ")));
-    let client = addrs6(&lan, "eth0");
+    assert!(global_addrs6(&rtr, "lan0").contains(&format!(" {LAN_ROUTER6}/64 ")));
+    let client = global_addrs6(&lan, "eth0");
     assert!(
         client.contains(&format!(" {LAN_CLIENT6}/64 ")) && client.contains("dynamic"),
         "LAN client without its SLAAC address:\n{client}"
@@ -143,7 +135,7 @@ fn lab_ipv6_off_leaves_an_ipv4_only_lab() {
         (&rtr, "lan0"),
         (&lan, "eth0"),
     ] {
-        assert_eq!(addrs6(ns, dev), "", "{dev} in {ns} has global IPv6");
+        assert_eq!(global_addrs6(ns, dev), "", "{dev} in {ns} has global IPv6");
     }
     assert_eq!(defaults6(&rtr), "");
     assert_eq!(

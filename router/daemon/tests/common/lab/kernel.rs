@@ -251,3 +251,13 @@ pub fn assert_state_eq(before: &KernelState, after: &KernelState, when: &str) {
         );
     }
 }
+
+/// `ip -6 -o addr show dev DEV scope global` in namespace NS.
+pub fn global_addrs6(ns: &str, dev: &str) -> String {
+    run_ok(
+        "ip",
+        &[
+            "-6", "-n", ns, "-o", "addr", "show", "dev", dev, "scope", "global",
+        ],
+    )
+}
