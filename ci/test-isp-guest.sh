@@ -13,7 +13,9 @@
 # client reaches the internet host through it (ping, HTTP); the server killing the session takes
 # the client's ppp0 down within 1 s; a persisting client reconnects once pppoe-server is back
 # after a restart; DHCP on VLAN 7 hands the client an address that reaches the internet host,
-# untagged DHCP on the same NIC gets no answer.
+# untagged DHCP on the same NIC gets no answer. IPv6: the session (IPv6CP) and the VLAN line
+# each give the client an address by SLAAC from the server's router advertisements, and the
+# client reaches the internet host's IPv6 address through them.
 #
 #   ci/test-isp-guest.sh [--keep]     --keep: leave guests and namespaces up (--down removes them)
 #
@@ -26,6 +28,7 @@ source "$(dirname "$0")/lib/isp-guest.sh"
 P=$IMGLAB_P
 INET_HOST=203.0.113.10
 INET_HOST2=203.0.113.11
+INET_HOST6=2001:db8:f000::10
 
 keep=0
 case ${1:-} in
@@ -92,6 +95,7 @@ ip netns add "$P-inet"
 ip -n "$P-inet" link set lo up
 ip -n "$P-inet" addr add "$INET_HOST/32" dev lo
 ip -n "$P-inet" addr add "$INET_HOST2/32" dev lo
+ip -n "$P-inet" addr add "$INET_HOST6/128" dev lo
 # The internet host answers every HTTP request with the address it came from.
 setsid ip netns exec "$P-inet" python3 -c '
 import http.server, socketserver
@@ -176,6 +180,14 @@ check "PPPoE: the client pings the internet host $INET_HOST through ppp0" \
     ispg_cmd client "ping -c 2 -W 3 $INET_HOST >/dev/null"
 src=$(ispg_cmd client "isp http $INET_HOST" || true)
 check "PPPoE: HTTP to the internet host over TCP, which sees the session's address [$src]" test "$src" = "$ppp_addr"
+# addr6 IFACE TRIES -> the client's global IPv6 address on IFACE (SLAAC)
+addr6() { ispg_cmd client "isp addr6 $1 $2" $(($2 + 10)) || true; }
+t=$(ispg_now_ms)
+a6=$(addr6 ppp0 30)
+check "PPPoE IPv6: IPv6CP up and ppp0 has an address by SLAAC from the session's /64 in 2001:db8:ff03::/48 after $(ms $(($(ispg_now_ms) - t))) [${a6:-none}]" \
+    bash -c "[[ '$a6' =~ ^2001:db8:ff03:[0-4]:[0-9a-f:]+/64$ ]]"
+check "PPPoE IPv6: the client pings the internet host $INET_HOST6 through ppp0" \
+    ispg_cmd client "ping6 -c 2 -W 3 $INET_HOST6 >/dev/null"
 sess=$(ispg_cmd server 'isp sessions' || true)
 check "server lists the session [$sess]" grep -q "peer=$ppp_addr client=52:54:00:15:01:02" <<<"$sess"
 
@@ -241,6 +253,12 @@ check "VLAN 7: the client pings the internet host $INET_HOST2 through the VLAN l
     ispg_cmd client "ping -c 2 -W 3 $INET_HOST2 >/dev/null"
 src=$(ispg_cmd client "isp http $INET_HOST2" || true)
 check "VLAN 7: HTTP to the internet host sees the lease's address [$src]" test "$src" = "${lease%/*}"
+t=$(ispg_now_ms)
+a6=$(addr6 vlan.7 30)
+check "VLAN 7 IPv6: vlan.7 has an address by SLAAC from 2001:db8:ff04::/64 after $(ms $(($(ispg_now_ms) - t))) [${a6:-none}]" \
+    bash -c "[[ '$a6' =~ ^2001:db8:ff04::?[0-9a-f:]*/64$ ]]"
+check "VLAN 7 IPv6: the client pings the internet host $INET_HOST6 through the VLAN line" \
+    ispg_cmd client "ping6 -c 2 -W 3 $INET_HOST6 >/dev/null"
 dns=$(ispg_cmd client "nslookup internet.test $gw 2>&1 | awk '/^Address/ { a = \$NF } END { print a }'" || true)
 check "VLAN 7: the ISP's DNS answers internet.test = $INET_HOST [$dns]" test "$dns" = "$INET_HOST"
 

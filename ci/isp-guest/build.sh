@@ -124,7 +124,7 @@ install -m 755 "$here/init" "$root/init"
 install -m 755 "$here/isp" "$root/usr/bin/isp"
 ln -s isp "$root/usr/bin/isp-udhcpc" # udhcpc's event script
 install -m 755 "$here/ppp-hook" "$root/etc/ppp/ip-up"
-ln -s ip-up "$root/etc/ppp/ip-down"
+for h in ip-down ipv6-up ipv6-down; do ln -s ip-up "$root/etc/ppp/$h"; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 echo 'hosts: files' >"$root/etc/nsswitch.conf"

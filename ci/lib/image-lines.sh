@@ -5,6 +5,9 @@
 # static wan1 and DHCP wan2, and the checks are what a user of those lines would see:
 #
 #   both lines come up (PPPoE session, VLAN lease) and carry LAN traffic with the others
+#   both carry IPv6 too: over the session (IPv6CP, then the ISP's router advertisements,
+#   handled by networkd) and over VLAN 7, each line's address from its ISP's prefix, and the
+#   LAN client's IPv6 connections leave through them
 #   the ISP ends the PPPoE session: wan3 leaves service at once (by the link event; the figure
 #   is printed), and comes back by itself
 #   a wrong PPPoE password: the status says "authentication failed", the others carry on
@@ -34,6 +37,10 @@ def session(name):
     return ((w(name).get("line") or {}).get("session") or {})
 def addr(name):
     return (w(name).get("address") or "").split("/")[0]
+def v6(name):
+    return w(name).get("ipv6") or {}
+def addr6(name):
+    return (v6(name).get("address") or "").split("/")[0]
 print(eval(sys.argv[1]))' "$1" 2>/dev/null || true
 }
 
@@ -140,8 +147,9 @@ for e in json.load(sys.stdin)["events"]:
         print(e["at_ms"]); break' 2>/dev/null || true
 }
 
-# lines_sources N: "addr=count ..." of N new connections from the LAN to the internet host.
-lines_sources() { sources "$1"; }
+# lines_sources N [HOST]: "addr=count ..." of N new connections from the LAN to the internet
+# host (HOST: its IPv6 address in brackets).
+lines_sources() { sources "$@"; }
 
 lines_stage() {
     local t took seen off
@@ -184,6 +192,22 @@ lines_stage() {
     while ! all3 "$seen" && ((SECONDS - t < 60)); do sleep 3; seen=$(lines_sources 40); done
     check "static, PPPoE and VLAN lines all carry LAN traffic (sources: $seen)" all3 "$seen"
 
+    # IPv6 on both: the session's from its own /64 of 2001:db8:ff03::/48, the VLAN line's
+    # from 2001:db8:ff04::/64, both by SLAAC, probed (ICMPv6) and in service; the LAN
+    # client's IPv6 connections leave through them too.
+    took=$(lines_wait 60 "v6('wan3').get('usable') and v6('wan4').get('usable')" || true)
+    if [[ $took != never ]]; then timing["lines_up6"]=$took; fi
+    local ppp6 vlan6
+    ppp6=$(lines_eval "addr6('wan3')")
+    vlan6=$(lines_eval "addr6('wan4')")
+    check "IPv6 over the PPPoE session (wan3 ${ppp6:-no address}, gateway $(lines_eval "v6('wan3').get('gateway')")) and over VLAN 7 (wan4 ${vlan6:-no address}) in service after ${took} s" \
+        bash -c "[[ '$took' != never && '$ppp6' =~ ^2001:db8:ff03:[0-4]: && '$vlan6' == 2001:db8:ff04:* ]]"
+    all3v6() { [[ $1 == *"$ppp6="* && $1 == *"$vlan6="* && $1 != *fail=* ]]; }
+    t=$SECONDS
+    seen=$(lines_sources 40 "[$IMGLAB_INET6]")
+    while ! all3v6 "$seen" && ((SECONDS - t < 60)); do sleep 3; seen=$(lines_sources 40 "[$IMGLAB_INET6]"); done
+    check "PPPoE and VLAN lines carry the LAN's IPv6 connections too (sources: $seen)" all3v6 "$seen"
+
     # The ISP ends the session (SIGTERM to its pppd: LCP terminate, PADT): the line leaves
     # service at once, and pppd dials again by itself. Timed from the ISP guest's console
     # line printed just before the kill (read by the host within 20 ms), to the daemon's
@@ -199,8 +223,9 @@ lines_stage() {
     sleep 3 # the line is back within seconds, too soon to catch by polling over SSH
     local since=$((seen_at + off - 2000))
     hangup_at=$(lines_journal_ms "$since" 'pppd\[[0-9]+\]: (Modem hangup|.*terminated by peer)')
-    down_at=$(lines_event_ms "$since" state_change 'd.get("to") == "down"')
-    plan_at=$(lines_event_ms "$since" failover '"wan3" not in d.get("active", ["wan3"])')
+    # (the IPv4 side's events: IPv6 has its own, at the same moment)
+    down_at=$(lines_event_ms "$since" state_change 'd.get("to") == "down" and d.get("family") == "v4"')
+    plan_at=$(lines_event_ms "$since" failover '"wan3" not in d.get("active", ["wan3"]) and d.get("family") == "v4"')
     local down=never plan=never
     if [[ $seen_at =~ ^[0-9]+$ && $down_at =~ ^[0-9]+$ ]]; then
         down=$((down_at - off - seen_at))
@@ -223,6 +248,8 @@ lines_stage() {
     took=$(lines_wait 60 "session('wan3').get('state') == 'up' and w('wan3').get('usable')" || true)
     if [[ $took != never ]]; then timing["ppp_back"]=$took; fi
     check "the PPPoE line comes back by itself (in service again after ${took} s)" test "$took" != never
+    took=$(lines_wait 60 "v6('wan3').get('usable')" || true)
+    check "... with IPv6 over the new session too (wan3 $(lines_eval "addr6('wan3')") after ${took} s more)" test "$took" != never
 
     # A wrong password (the ISP changes the account): authentication failed, shown as such;
     # the other lines carry the traffic.

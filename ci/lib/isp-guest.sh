@@ -25,12 +25,16 @@
 #   ispg_bridge NS TAP...           a namespace NS (made if missing) with bridge br0 joining the
 #                                   taps (a "wire" between a guest's NIC and the router's)
 #   ispg_uplink NS TAP              the server's uplink tap into the internet namespace NS:
-#                                   $ISPG_INET_ADDR/31 there, routes to the lines' prefixes
+#                                   $ISPG_INET_ADDR/31 and $ISPG_INET_ADDR6/64 there, routes
+#                                   to the lines' IPv4 and IPv6 prefixes
 #
 # Server addressing (defaults of ci/isp-guest/isp, documentation ranges, lab-common.sh's plan for
 # WAN 3 and 4): uplink 203.0.113.134/31 (internet side .135); PPPoE line: server 192.0.2.17,
 # sessions get 192.0.2.18-.22, MTU 1492; VLAN 7 line: server 192.0.2.25/29, DHCP .26-.30,
 # gateway and DNS .25; DNS on both lines answers internet.test = 203.0.113.10. Routed, no NAT.
+# IPv6: uplink 2001:db8:fe03::1/64 (internet side ::2); each PPPoE session (IPv6CP) gets its
+# own /64 from 2001:db8:ff03::/48, the VLAN line 2001:db8:ff04::/64, both by router
+# advertisements (SLAAC) with stateless DHCPv6 for DNS.
 # NICs have fixed MACs 52:54:00:15:0R:0N (R 0 server, 1 client; N 1 uplink, 2 pppoe, 3 vlan);
 # the guest names them by N. Server parameters (isp.KEY=VALUE, values of A-Za-z0-9._:,/@+-):
 # user, pass (the PPPoE account; default isp-user / isp-pass), auth (chap|pap|any), mtu,
@@ -55,6 +59,9 @@ ISPG_MEM=${ISPG_MEM:-256}
 ISPG_INET_ADDR=${ISPG_INET_ADDR:-203.0.113.135}
 ISPG_UPLINK_ADDR=${ISPG_UPLINK_ADDR:-203.0.113.134}
 ISPG_LINE_PREFIXES=${ISPG_LINE_PREFIXES:-192.0.2.16/28}
+ISPG_INET_ADDR6=${ISPG_INET_ADDR6:-2001:db8:fe03::2}
+ISPG_UPLINK_ADDR6=${ISPG_UPLINK_ADDR6:-2001:db8:fe03::1}
+ISPG_LINE_PREFIXES6=${ISPG_LINE_PREFIXES6:-2001:db8:ff03::/48 2001:db8:ff04::/64}
 ISPG_KERNEL=""
 ISPG_INITRD=""
 
@@ -277,5 +284,9 @@ ispg_uplink() {
     ip -n "$ns" link set dev "$tap" up
     for p in $ISPG_LINE_PREFIXES; do
         ip -n "$ns" route replace "$p" via "$ISPG_UPLINK_ADDR" dev "$tap"
+    done
+    ip -n "$ns" addr add "$ISPG_INET_ADDR6/64" dev "$tap" nodad
+    for p in $ISPG_LINE_PREFIXES6; do
+        ip -n "$ns" -6 route replace "$p" via "$ISPG_UPLINK_ADDR6" dev "$tap"
     done
 }

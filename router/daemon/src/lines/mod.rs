@@ -9,6 +9,9 @@
 pub mod networkd;
 pub mod pppd;
 
+use crate::ha::run::{
+    EngineChange, EngineCommand, EngineSnapshot, PairFiles, PairRunner, RunConfig,
+};
 use futures::TryStreamExt;
 use networkd::{UnitFile, FILE_PREFIX};
 use pppd::{LineSnapshot, PppdSupervisor, PppoeLine, SessionChange, SupervisorConfig};
@@ -58,7 +61,16 @@ pub trait LineDriver {
     fn set_pppoe(&mut self, lines: Vec<PppoeLine>) -> Result<(), String>;
     /// Every PPPoE line's session.
     fn sessions(&self) -> Vec<LineSnapshot>;
-    /// End the PPPoE sessions (daemon exit).
+    /// Run the HA pair's keepalived and conntrackd on these files, or stop them (`None`).
+    async fn set_pair(&mut self, files: Option<PairFiles>) -> Result<(), String>;
+    /// The pair's engines (none while HA is off).
+    fn pair_engines(&self) -> Vec<EngineSnapshot>;
+    /// Run these `conntrackd` command lines one after the other, in the background (a role
+    /// change must not wait for them); failures are logged.
+    fn pair_commands(&mut self, commands: Vec<Vec<String>>);
+    /// The file an engine of the pair runs on.
+    fn pair_conf(&self, engine: crate::ha::run::Engine) -> PathBuf;
+    /// End the PPPoE sessions and the pair's engines (daemon exit).
     async fn stop(&mut self);
 }
 
@@ -68,21 +80,37 @@ pub trait LineDriver {
 pub struct SystemLines {
     pub network_dir: PathBuf,
     pub pppd: PppdSupervisor,
+    /// The HA pair's engines: processes the daemon owns, like pppd.
+    pub pair: PairRunner,
     /// Files changed but networkd was not told (its reload failed): tell it next time,
     /// even if the files do not change again.
     reload_pending: bool,
 }
 
 impl SystemLines {
-    /// The driver and the channel of its PPPoE session changes (for the event loop).
-    pub fn new(network_dir: PathBuf) -> (Self, UnboundedReceiver<SessionChange>) {
+    /// The driver and the channels of its PPPoE session changes and HA engine changes (for
+    /// the event loop); the pair's files go in `ha_dir`.
+    pub fn new(
+        network_dir: PathBuf,
+        ha_dir: PathBuf,
+    ) -> (
+        Self,
+        UnboundedReceiver<SessionChange>,
+        UnboundedReceiver<EngineChange>,
+    ) {
         let (pppd, changes) = PppdSupervisor::new(SupervisorConfig::default());
+        let run = RunConfig {
+            run_dir: ha_dir,
+            ..RunConfig::default()
+        };
+        let (pair, engines) = PairRunner::new(EngineCommand::default(), run);
         let lines = Self {
             network_dir,
             pppd,
+            pair,
             reload_pending: false,
         };
-        (lines, changes)
+        (lines, changes, engines)
     }
 }
 
@@ -95,8 +123,35 @@ impl LineDriver for SystemLines {
         self.pppd.snapshot()
     }
 
+    async fn set_pair(&mut self, files: Option<PairFiles>) -> Result<(), String> {
+        self.pair.set(files).await.map_err(|e| {
+            format!(
+                "cannot write the HA pair's files in {}: {e}",
+                self.pair
+                    .conf_path(crate::ha::run::Engine::Keepalived)
+                    .display()
+            )
+        })
+    }
+
+    fn pair_engines(&self) -> Vec<EngineSnapshot> {
+        self.pair.snapshot()
+    }
+
+    fn pair_conf(&self, engine: crate::ha::run::Engine) -> PathBuf {
+        self.pair.conf_path(engine)
+    }
+
+    fn pair_commands(&mut self, commands: Vec<Vec<String>>) {
+        tokio::spawn(crate::ha::run::run_commands(
+            EngineCommand::default().conntrackd,
+            commands,
+        ));
+    }
+
     async fn stop(&mut self) {
         self.pppd.shutdown().await;
+        self.pair.shutdown().await;
     }
 
     async fn set_network_files(&mut self, files: &[UnitFile]) -> Result<FilesChanged, LineError> {

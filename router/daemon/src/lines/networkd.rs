@@ -1,6 +1,6 @@
-//! systemd-networkd files for the lines the router brings up (DHCP, static, VLAN, and the
-//! bare port under a PPPoE session): pure rendering, one `.network` per device plus a
-//! `.netdev` per VLAN.
+//! systemd-networkd files for the lines the router brings up (DHCP, static, VLAN, the bare
+//! port under a PPPoE session, and the session's IPv6 side): pure rendering, one `.network`
+//! per device plus a `.netdev` per VLAN.
 //!
 //! Named `05-routeros-<device>.*`: networkd uses the first file (in lexical order, over
 //! /etc, /run and /usr/lib) that matches a link, so ours win over netplan's
@@ -32,8 +32,13 @@ pub fn render(cfg: &Config) -> Vec<UnitFile> {
             w.name,
             mode.as_str()
         );
+        // Under a PPPoE session the port only carries it; the ppp device gets the addresses.
+        let port_body = || match mode {
+            WanMode::Pppoe => NO_ADDRESSING.to_string(),
+            _ => addressing(w, mode, metric),
+        };
         match w.vlan {
-            None => files.push(network(&header, w, &w.name, addressing(w, mode, metric))),
+            None => files.push(network(&header, w, &w.name, port_body())),
             Some(id) => {
                 let vlan = w.link_device();
                 let mut port = String::new();
@@ -45,14 +50,15 @@ pub fn render(cfg: &Config) -> Vec<UnitFile> {
                     text: format!("{header}[NetDev]\nName={vlan}\nKind=vlan\n\n[VLAN]\nId={id}\n"),
                 });
                 // The MAC is the port's; the VLAN device inherits it.
-                let body = addressing(w, mode, metric);
-                files.push(UnitFile {
-                    name: format!("{FILE_PREFIX}{vlan}.network"),
-                    text: format!(
-                        "{header}[Match]\nName={vlan}\n\n[Link]\nRequiredForOnline=no\n\n[Network]\n{body}"
-                    ),
-                });
+                files.push(device_network(&header, &vlan, &port_body()));
             }
+        }
+        if mode == WanMode::Pppoe && w.ipv6 != Ipv6Mode::Off {
+            // pppd brings the session's IPv4 up itself, and its IPv6 link (IPv6CP: the
+            // link-local addresses); networkd does the rest of IPv6 over it as on any line
+            // (router advertisements, DHCPv6, a delegated prefix) and keeps what pppd set.
+            let body = format!("KeepConfiguration=static\n{}", addressing(w, mode, metric));
+            files.push(device_network(&header, &w.device(), &body));
         }
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -94,10 +100,16 @@ fn addressing(w: &WanConfig, mode: WanMode, metric: usize) -> String {
         // use the prefix: it has its own, translated per WAN (see README, IPv6).
         Ipv6Mode::Auto => {
             network.push_str("IPv6AcceptRA=yes\nDHCPPrefixDelegation=yes\n");
+            // A ppp device has no MAC to derive an EUI-64 interface identifier from: the
+            // addresses get a stable one (RFC 7217) from the machine and the prefix.
+            let token = match mode {
+                WanMode::Pppoe => "Token=prefixstable\n",
+                _ => "",
+            };
             // A metric per WAN, so the advertised default routes never merge into one.
             write!(
                 sections,
-                "\n[IPv6AcceptRA]\nRouteMetric={metric}\n\n[DHCPv6]\nWithoutRA=solicit\nPrefixDelegationHint=::/56\nUseHostname=no\n\n[DHCPPrefixDelegation]\nUplinkInterface=:self\nSubnetId=0\nAnnounce=no\n"
+                "\n[IPv6AcceptRA]\nRouteMetric={metric}\n{token}\n[DHCPv6]\nWithoutRA=solicit\nPrefixDelegationHint=::/56\nUseHostname=no\n\n[DHCPPrefixDelegation]\nUplinkInterface=:self\nSubnetId=0\nAnnounce=no\n{token}"
             )
             .unwrap();
         }
@@ -112,9 +124,16 @@ fn addressing(w: &WanConfig, mode: WanMode, metric: usize) -> String {
         )
         .unwrap();
     }
-    match mode {
-        WanMode::Pppoe => NO_ADDRESSING.to_string(),
-        _ => network + &sections,
+    network + &sections
+}
+
+/// The `.network` file of a device the router's config creates (a VLAN, a ppp session).
+fn device_network(header: &str, dev: &str, body: &str) -> UnitFile {
+    UnitFile {
+        name: format!("{FILE_PREFIX}{dev}.network"),
+        text: format!(
+            "{header}[Match]\nName={dev}\n\n[Link]\nRequiredForOnline=no\n\n[Network]\n{body}"
+        ),
     }
 }
 

@@ -71,8 +71,8 @@ impl Retry {
     }
 }
 
-/// `first * 2^(n-1)`, at most `max`.
-fn doubled(first: Duration, n: u32, max: Duration) -> Duration {
+/// `first * 2^(n-1)`, at most `max` (also the HA engines' restart wait).
+pub fn doubled(first: Duration, n: u32, max: Duration) -> Duration {
     let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
     first.saturating_mul(factor).min(max)
 }

@@ -25,7 +25,7 @@ use std::fmt;
 
 pub use backoff::Backoff;
 pub use options::{render_options, validate_line, LineError};
-pub use process::{PppdCommand, PppdExit, PppdProcess, Spawn};
+pub use process::{spawn_child, PppdChild, PppdCommand, PppdEvent, PppdExit, PppdProcess, Spawn};
 pub use session::SessionState;
 pub use supervisor::{LineSnapshot, LinesError, PppdSupervisor, SessionChange, SupervisorConfig};
 
@@ -45,6 +45,8 @@ pub struct PppoeLine {
     pub service_name: Option<String>,
     /// MTU and MRU of the session (1492 fits PPPoE on a 1500-byte Ethernet).
     pub mtu: u16,
+    /// Negotiate IPv6 over the session too (IPv6CP; the WAN's `ipv6` is not "off").
+    pub ipv6: bool,
 }
 
 /// Written out by hand so that the password never reaches a log through `{:?}`.
@@ -58,6 +60,7 @@ impl fmt::Debug for PppoeLine {
             .field("password", &"<hidden>")
             .field("service_name", &self.service_name)
             .field("mtu", &self.mtu)
+            .field("ipv6", &self.ipv6)
             .finish()
     }
 }

@@ -126,6 +126,10 @@ pub fn render_options(line: &PppoeLine) -> Result<String, LineError> {
     opt("maxfail 1");
     opt("noipdefault");
     opt("nodefaultroute");
+    // IPv6CP gives the session its link-local addresses; networkd does the rest of IPv6 over
+    // it (router advertisements, DHCPv6: lines::networkd). An ISP without IPv6 rejects the
+    // protocol and the session carries on with IPv4.
+    opt(if line.ipv6 { "+ipv6" } else { "noipv6" });
     opt(&format!("mtu {}", line.mtu));
     opt(&format!("mru {}", line.mtu));
     opt(&format!("lcp-echo-interval {LCP_ECHO_INTERVAL_S}"));
@@ -198,6 +202,7 @@ mod tests {
             password: "s3cret pass".into(),
             service_name: None,
             mtu: 1492,
+            ipv6: true,
         }
     }
 
@@ -216,6 +221,7 @@ mod tests {
             password: "back\\slash\ttab\nnewline".into(),
             service_name: Some("fiber 7".into()),
             mtu: 1480,
+            ipv6: false,
         };
         insta::assert_snapshot!(render_options(&l).unwrap());
     }

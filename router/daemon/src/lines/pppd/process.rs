@@ -91,28 +91,35 @@ impl Spawn for PppdCommand {
     type Process = PppdChild;
 
     fn spawn(&self, options_file: &Path) -> io::Result<PppdChild> {
-        let mut child = Command::new(&self.program)
-            .arg("file")
-            .arg(options_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // The fallback when the supervisor is dropped without `shutdown`.
-            .kill_on_drop(true)
-            .spawn()?;
-        let (tx, lines) = mpsc::channel(64);
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_lines(out, tx.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_lines(err, tx));
-        }
-        Ok(PppdChild {
-            child,
-            lines,
-            exit: None,
-        })
+        let mut command = Command::new(&self.program);
+        command.arg("file").arg(options_file);
+        spawn_child(command)
     }
+}
+
+/// Start `command` as a supervised child: no stdin, its stdout and stderr read line by
+/// line, killed when the handle is dropped. Also how the HA pair's keepalived and
+/// conntrackd run (`crate::ha::run`).
+pub fn spawn_child(mut command: Command) -> io::Result<PppdChild> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // The fallback when the supervisor is dropped without `shutdown`.
+        .kill_on_drop(true)
+        .spawn()?;
+    let (tx, lines) = mpsc::channel(64);
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward_lines(out, tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward_lines(err, tx));
+    }
+    Ok(PppdChild {
+        child,
+        lines,
+        exit: None,
+    })
 }
 
 /// Send each line of `pipe` until it closes (or nobody listens).
@@ -125,7 +132,7 @@ async fn forward_lines(pipe: impl AsyncRead + Unpin, tx: mpsc::Sender<String>) {
     }
 }
 
-/// A pppd started by [`PppdCommand`].
+/// A child started by [`spawn_child`] (pppd, or one of the HA pair's engines).
 #[derive(Debug)]
 pub struct PppdChild {
     child: Child,
@@ -135,6 +142,17 @@ pub struct PppdChild {
 }
 
 impl PppdChild {
+    /// Send `signal` to it unless it has exited (e.g. SIGHUP: keepalived re-reads its file).
+    pub fn signal(&mut self, signal: Signal) -> io::Result<()> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        match self.child.id().and_then(|id| i32::try_from(id).ok()) {
+            Some(pid) => kill(Pid::from_raw(pid), signal).map_err(io::Error::from),
+            None => Ok(()),
+        }
+    }
+
     async fn wait(&mut self) -> PppdExit {
         match self.exit {
             Some(exit) => exit,
@@ -186,7 +204,7 @@ impl PppdProcess for PppdChild {
         if let Ok(exit) = tokio::time::timeout(grace, self.wait()).await {
             return exit;
         }
-        tracing::warn!(pid, "pppd ignored SIGTERM for {grace:?}: killing it");
+        tracing::warn!(pid, "child ignored SIGTERM for {grace:?}: killing it");
         let _ = self.child.start_kill();
         self.wait().await
     }

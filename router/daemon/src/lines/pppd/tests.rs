@@ -124,6 +124,7 @@ fn line(wan: &str) -> PppoeLine {
         password: format!("pw-{wan}-Secret"),
         service_name: None,
         mtu: 1492,
+        ipv6: true,
     }
 }
 
