@@ -248,10 +248,10 @@ check_lan_ipv6() {
     check "IPv6: the LAN client reaches $IMGLAB_INET6 through a WAN's address [${seen:-no answer}]" \
         bash -c "[[ '$seen' == 2001:db8:ff0[12]:* ]]"
 }
-sources() { # N -> the source addresses the internet host saw for N new connections from the LAN
-    local i
+sources() { # N [HOST] -> the source addresses the internet host (HOST: default its IPv4
+    local i  #               address; "[addr]" for IPv6) saw for N new connections from the LAN
     for ((i = 0; i < $1; i++)); do
-        imglab_ns lan curl -fsS --max-time 3 "http://$IMGLAB_INET/" 2>/dev/null || echo fail
+        imglab_ns lan curl -fsS --max-time 3 "http://${2:-$IMGLAB_INET}/" 2>/dev/null || echo fail
     done | sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }'
 }
 if has_stage network; then

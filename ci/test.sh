@@ -14,10 +14,14 @@ quick=0
 
 require_root
 # The namespace labs need dnsmasq (DHCP, router advertisements), Kea and radvd (an ISP that
-# only delegates IPv6), D-Bus (their own networkd): installed here, once, since the labs of two
-# parallel tests would otherwise race for the package manager's lock.
+# only delegates IPv6), D-Bus (their own networkd), keepalived and conntrackd (the HA pair):
+# installed here, once, since the labs of two parallel tests would otherwise race for the
+# package manager's lock.
 ensure_packages nftables iproute2 conntrack iperf3 socat python3 procps curl openssl nmap iputils-ping \
-  dnsmasq-base kea-dhcp6-server radvd dbus
+  dnsmasq-base kea-dhcp6-server radvd dbus keepalived conntrackd
+# On a machine run by systemd the package starts the host's own conntrackd, which would sync
+# (and on a role change, commit) the host's connections next to the tests': stop it.
+if [[ -d /run/systemd/system ]]; then systemctl stop conntrackd keepalived 2>/dev/null || true; fi
 ensure_rust
 
 step() { printf '\n==== %s\n' "$*"; }
@@ -63,6 +67,8 @@ if (( ! quick )); then
   ci/bench-failover.sh
   step "benchmark: web server latency under load, SSE clients, memory"
   ci/bench-web.sh
+  step "benchmark: placement by spare capacity (4 flows at once, a saturated line, a line that slows down)"
+  ci/bench-placement.sh
 
   step "ISP guest (QEMU): PPPoE server and VLAN 7 DHCP, checked with a client guest"
   ci/test-isp-guest.sh

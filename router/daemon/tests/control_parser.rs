@@ -65,6 +65,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
         Just(EventKind::ConfigChange),
         Just(EventKind::Operator),
         Just(EventKind::Session),
+        Just(EventKind::Ha),
     ]
 }
 
@@ -102,6 +103,11 @@ fn request() -> impl Strategy<Value = Request> {
         (any::<u64>(), text()).prop_map(|(version, by)| Request::RollbackConfig { version, by }),
         proptest::option::of(any::<u64>()).prop_map(|since_ms| Request::Subscribe { since_ms }),
         text().prop_map(|name| Request::SetTimezone { name }),
+        (text(), any::<u8>()).prop_map(|(name, priority)| Request::HaNotify {
+            name,
+            role: routeros_shared::control::HaRole::Backup,
+            priority
+        }),
     ]
 }
 
@@ -123,9 +129,10 @@ fn variant(req: &Request) -> usize {
         Request::RollbackConfig { .. } => 11,
         Request::Subscribe { .. } => 12,
         Request::SetTimezone { .. } => 13,
+        Request::HaNotify { .. } => 14,
     }
 }
-const VARIANTS: usize = 14;
+const VARIANTS: usize = 15;
 
 /// Any JSON value, nested a few levels.
 fn json_value() -> impl Strategy<Value = Value> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{fresh_netns, sh};
 use routeros_daemon::health::{client_for, probe_round, spawn_wan_prober, ProbeJob, Round};
 use routeros_shared::plan::Family;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 const TARGET: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const TARGET2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
@@ -271,7 +271,9 @@ fn a_100ms_prober_delivers_about_15_rounds_in_1_5_s_even_when_its_wan_is_dead() 
         let every = Duration::from_millis(100);
         let timeout = Duration::from_millis(80);
         let targets = [TARGET, TARGET2];
-        let p1 = spawn_wan_prober(job("wan1", &targets), every, timeout, tx.clone());
+        // The interval's sending side lives as long as the probers (dropped: they stop).
+        let (_pace, every) = watch::channel(every);
+        let p1 = spawn_wan_prober(job("wan1", &targets), every.clone(), timeout, tx.clone());
         let p2 = spawn_wan_prober(job("wan2", &targets), every, timeout, tx);
         let got = collect(&mut rx, Duration::from_millis(1500)).await;
         p1.abort();
@@ -300,12 +302,8 @@ fn the_prober_rebinds_when_its_interface_is_recreated() {
     let lab = Lab::new();
     run(async {
         let (tx, mut rx) = mpsc::channel(64);
-        let prober = spawn_wan_prober(
-            job("wan1", &[TARGET]),
-            Duration::from_millis(100),
-            Duration::from_millis(80),
-            tx,
-        );
+        let (_pace, every) = watch::channel(Duration::from_millis(100));
+        let prober = spawn_wan_prober(job("wan1", &[TARGET]), every, Duration::from_millis(80), tx);
         wait_for(&mut rx, true).await;
         // Re-created between two rounds: the runtime is single-threaded, so the prober
         // cannot run while `sh` blocks. Only the index tells that the socket is stale.
@@ -319,6 +317,29 @@ fn the_prober_rebinds_when_its_interface_is_recreated() {
         lab.connect(WAN1, &lab.isp1);
         wait_for(&mut rx, true).await;
         prober.abort();
+    });
+}
+
+/// A prober told a shorter interval uses it at once: slow rounds (every 2 s), then, one
+/// round in, every 100 ms; and slow again when told so.
+#[test]
+#[ignore = "needs root"]
+fn a_new_interval_takes_effect_at_once() {
+    let _lab = Lab::new();
+    run(async {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (pace, every) = watch::channel(Duration::from_secs(2));
+        let prober = spawn_wan_prober(job("wan1", &[TARGET]), every, Duration::from_millis(80), tx);
+        wait_for(&mut rx, true).await; // the first round goes at once
+        pace.send(Duration::from_millis(100)).unwrap();
+        let fast = collect(&mut rx, Duration::from_millis(1000)).await.len();
+        pace.send(Duration::from_secs(2)).unwrap();
+        while rx.try_recv().is_ok() {}
+        let slow = collect(&mut rx, Duration::from_millis(1000)).await.len();
+        prober.abort();
+        println!("rounds in 1 s: {fast} at 100 ms, {slow} at 2 s");
+        assert!((8..=11).contains(&fast), "{fast} rounds at 100 ms");
+        assert!(slow <= 1, "{slow} rounds at 2 s");
     });
 }
 

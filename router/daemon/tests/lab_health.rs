@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -382,5 +383,104 @@ fn fresh_start_is_not_reported_as_degraded() {
         degraded.is_empty() && seen.iter().all(|(_, s)| s == "up"),
         "healthy WANs reported degraded after a fresh start; states seen {seen:?}; events:\n{}",
         dump_events(&degraded)
+    );
+}
+
+/// A line held at 25 % probe loss (every fourth echo request through ISP 1 dropped, so no
+/// round fails: two targets, one answer is enough) is degraded, still in service, and gets
+/// half its share of new connections: with weights 1:1, a third of 600.
+#[test]
+#[ignore = "needs root"]
+fn a_lossy_line_is_degraded_and_gets_half_its_share() {
+    let opts = LabOpts {
+        weights: vec![1, 1],
+        health_toml: "degraded_loss_percent = 20\n".into(),
+        ..LabOpts::default()
+    }
+    .fast_health(0.2, 0.5, 3, 3);
+    let lab = Lab::up("f10", opts);
+    let server = TcpEchoServer::start(&lab.inet(), inet(ECHO_PORT));
+    nft_in(
+        &lab.isp(1),
+        "table inet lossy {\n chain drops {\n  type filter hook forward priority 0; policy accept;\n  icmp type echo-request numgen inc mod 4 == 0 drop\n }\n}\n",
+    );
+    let (status, took) = lab.wait_status("wan1 degraded", Duration::from_secs(10), |s| {
+        (state(s, "wan1") == "degraded").then(|| s.clone())
+    });
+    println!(
+        "wan1 degraded {:.1} s after its probes lost 25 %: {}",
+        took.as_secs_f64(),
+        status_summary(&status)
+    );
+    assert_eq!(active_wans(&status), ["wan1", "wan2"], "still in service");
+    let counts = new_connections(&lab, &server, 600);
+    let share = counts[&1] as f64 / 600.0;
+    println!("wan1 share of 600 new connections while degraded: {share:.3} (expected 0.333)");
+    assert!(
+        (share - 1.0 / 3.0).abs() <= 0.07,
+        "a degraded line with weight 1 of 1:1 gets half its share: {share:.3} ({counts:?})"
+    );
+    assert_eq!(
+        state(&lab.status(), "wan1"),
+        "degraded",
+        "degraded throughout"
+    );
+}
+
+/// The passive failure signal: wan1 is probed only every 5 s while healthy
+/// (`failure_interval = 0.2`); its upstream dies silently while a LAN host sends a UDP
+/// packet every 20 ms through it (a policy pins the port). The unanswered packets get wan1
+/// probed at once, and it is out of service well before its next slow round would even have
+/// started.
+#[test]
+#[ignore = "needs root"]
+fn unanswered_lan_traffic_starts_fast_probing_at_once() {
+    const PORT: u16 = 5599;
+    let opts = LabOpts {
+        weights: vec![1, 1],
+        health_toml: "failure_interval = 0.2\n".into(),
+        ..LabOpts::default()
+    }
+    .fast_health(5.0, 0.2, 3, 3);
+    let lab = Lab::up("f11", opts);
+    let text = std::fs::read_to_string(lab.config_path()).unwrap();
+    std::fs::write(
+        lab.config_path(),
+        format!("{text}\n[[policies]]\nname = \"stream\"\nprotocol = \"udp\"\ndst_port = {PORT}\nvia = [\"wan1\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(lab.control(&Request::Reload).unwrap()["ok"], true);
+    lab.wait_status("both up", Duration::from_secs(10), |s| {
+        all_up_and_active(s, &["wan1", "wan2"]).then_some(())
+    });
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (stop, ns) = (stop.clone(), lab.lan());
+        thread::spawn(move || {
+            in_ns(&ns, || {
+                let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = sock.send_to(b"tick", inet(PORT));
+                    thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+    };
+    thread::sleep(Duration::from_secs(1));
+    let cut = Instant::now();
+    lab.isp_blackhole(1, true);
+    let (_, took) = lab.wait_status("wan1 out of service", Duration::from_secs(10), |s| {
+        (!is_active(s, "wan1")).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    println!(
+        "wan1 out of service {:.0} ms after its upstream died (probed every 5 s while healthy; {:.0} ms to this line)",
+        took.as_secs_f64() * 1000.0,
+        cut.elapsed().as_secs_f64() * 1000.0
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "the passive signal should start fast probing at once: {took:?}"
     );
 }

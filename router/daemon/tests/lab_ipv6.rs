@@ -181,10 +181,11 @@ fn ipv6_failover_leaves_ipv4_and_the_other_wan_alone() {
 }
 
 /// An IPv6 port forward opens a pinhole from the WANs it lists (wan2) to a LAN host's ULA;
-/// wan1, not listed, stays closed.
+/// wan1, not listed, stays closed. From the LAN, wan2's IPv6 address reaches the host too
+/// (hairpin), answered through the router.
 #[test]
 #[ignore = "needs root"]
-fn an_ipv6_port_forward_opens_a_pinhole_on_its_wans_only() {
+fn an_ipv6_port_forward_opens_a_pinhole_on_its_wans_only_and_by_hairpin() {
     let lab = Lab::up("v6c", LabOpts::default());
     let text = std::fs::read_to_string(lab.config_path()).unwrap();
     let fwd = format!(
@@ -213,9 +214,57 @@ fn an_ipv6_port_forward_opens_a_pinhole_on_its_wans_only() {
         "the LAN host sees the internet host's address: {peer}"
     );
     assert_eq!(server.peers().len(), 1);
+    // Hairpin: the LAN host itself, through wan2's public IPv6 address. The router translates
+    // the source to its own LAN address, so the reply comes back through it.
+    let hairpin = EchoClient::connect(&lab.lan(), via_wan2).expect("hairpin through wan2");
+    assert_eq!(
+        hairpin.peer,
+        IpAddr::V6(LAN_ROUTER6),
+        "the LAN host sees the router's LAN address"
+    );
     let via_wan1 = SocketAddr::from((wan_addr6(1), 8686));
     assert!(
         tcp_connect(&lab.inet(), via_wan1, Duration::from_millis(500)).is_err(),
         "no pinhole on wan1"
+    );
+}
+
+/// Policies apply per family: one that names no address (TCP to port ECHO_BOTH, via wan1)
+/// takes IPv4 and IPv6 alike; one with the client's IPv6 address (via wan2) takes all its
+/// IPv6 connections and none of its IPv4 ones, which are still balanced.
+#[test]
+#[ignore = "needs root"]
+fn policies_match_ipv6_by_their_addresses_and_both_families_without() {
+    const ECHO_BOTH: u16 = 5603;
+    let lab = Lab::up("v6d", LabOpts::default());
+    let text = std::fs::read_to_string(lab.config_path()).unwrap();
+    let policies = format!(
+        "{text}\n[[policies]]\nname = \"both\"\nprotocol = \"tcp\"\ndst_port = {ECHO_BOTH}\nvia = [\"wan1\"]\n\n[[policies]]\nname = \"client6\"\nsrc = \"{LAN_CLIENT6}\"\nvia = [\"wan2\"]\n"
+    );
+    std::fs::write(lab.config_path(), policies).unwrap();
+    let reply = lab
+        .control(&routeros_shared::control::Request::Reload)
+        .expect("reload");
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    let servers = [inet6(ECHO6), inet(ECHO4), inet6(ECHO_BOTH), inet(ECHO_BOTH)]
+        .map(|addr| TcpEchoServer::start(&lab.inet(), addr));
+    let by_wan = |server: &TcpEchoServer| {
+        let sources = probe_sources(&lab.lan(), server.addr, 60).expect("60 connections");
+        count_by_wan(&sources, 2)
+    };
+    let [v6, v4, both6, both4] = servers.each_ref().map(by_wan);
+    println!("per WAN: IPv6 {v6:?}, IPv4 {v4:?}, port {ECHO_BOTH}: IPv6 {both6:?} IPv4 {both4:?}");
+    assert_eq!((v6[&1], v6[&2]), (0, 60), "the client's IPv6 goes by wan2");
+    assert!(v4[&1] > 0 && v4[&2] > 0, "its IPv4 is balanced: {v4:?}");
+    assert_eq!(
+        (both6[&1], both6[&2]),
+        (60, 0),
+        "port {ECHO_BOTH} over IPv6 by wan1"
+    );
+    assert_eq!(
+        (both4[&1], both4[&2]),
+        (60, 0),
+        "port {ECHO_BOTH} over IPv4 by wan1"
     );
 }

@@ -21,6 +21,8 @@ pub enum EventKind {
     Operator,
     /// A PPPoE session came up, went down or was refused.
     Session,
+    /// The HA pair: this box's role changed, or keepalived/conntrackd stopped or started.
+    Ha,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

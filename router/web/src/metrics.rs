@@ -142,6 +142,25 @@ pub fn render(status: &StatusBody, failovers: u64) -> String {
     }
     header(
         &mut out,
+        "routeros_wan_speed_mbit",
+        "gauge",
+        "The line's speed in Mbit/s by direction, and where it came from (declared, learned from the counters, or the default).",
+    );
+    for w in &wans {
+        for (direction, speed) in [("down", w.speed_down), ("up", w.speed_up)] {
+            if let Some(s) = speed {
+                let _ = writeln!(
+                    out,
+                    "routeros_wan_speed_mbit{{wan=\"{}\",direction=\"{direction}\",source=\"{}\"}} {}",
+                    name(w),
+                    s.source.as_str(),
+                    s.kbit as f64 / 1000.0
+                );
+            }
+        }
+    }
+    header(
+        &mut out,
         "routeros_wan_ipv6_usable",
         "gauge",
         "1 when the WAN's IPv6 side may carry traffic (address, gateway, healthy); absent when its ipv6 is off.",
@@ -174,6 +193,7 @@ pub fn render(status: &StatusBody, failovers: u64) -> String {
 mod tests {
     use super::*;
     use crate::telemetry::{SystemInfo, WanCard};
+    use routeros_shared::capacity::{LineSpeed, SpeedSource};
     use routeros_shared::control::{RouterStatus, TakeOutEffect, WanRole};
 
     #[test]
@@ -214,6 +234,15 @@ mod tests {
                 latency_ms: None,
                 loss_percent: None,
             }),
+            speed_down: Some(LineSpeed {
+                kbit: 100_000,
+                source: SpeedSource::Declared,
+            }),
+            speed_up: Some(LineSpeed {
+                kbit: 2_500,
+                source: SpeedSource::Learned,
+            }),
+            share: Some(1),
         };
         let status = StatusBody {
             router: RouterStatus::default(),
@@ -243,6 +272,8 @@ mod tests {
             "routeros_wan_rx_bytes_total{wan=\"wan1\"} 100",
             "routeros_wan_tx_bytes_total{wan=\"wan1\"} 50",
             "routeros_wan_ipv6_usable{wan=\"wan1\"} 0",
+            "routeros_wan_speed_mbit{wan=\"wan1\",direction=\"down\",source=\"declared\"} 100",
+            "routeros_wan_speed_mbit{wan=\"wan1\",direction=\"up\",source=\"learned\"} 2.5",
             "routeros_failovers_total 3",
             "routeros_conntrack_entries 42",
         ] {

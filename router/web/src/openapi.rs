@@ -289,12 +289,27 @@ mod tests {
         let schemas = &doc["components"]["schemas"];
         let text = serde_json::to_string(&schemas["WanCard"]).unwrap();
         assert!(text.contains("WanReport"), "{text}");
-        for field in ["usable", "role", "take_out", "connections"] {
+        for field in [
+            "usable",
+            "role",
+            "take_out",
+            "connections",
+            "speed_down",
+            "speed_up",
+            "share",
+        ] {
             assert!(
                 schemas["WanReport"]["properties"].get(field).is_some(),
                 "{field}"
             );
         }
+        assert!(
+            schemas["SpeedSource"]["enum"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|s| s == "learned")),
+            "{}",
+            schemas["SpeedSource"]
+        );
         assert!(schemas["WanRole"]["enum"]
             .as_array()
             .unwrap()

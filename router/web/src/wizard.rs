@@ -197,6 +197,12 @@ impl Wizard {
                     address6: prev.and_then(|p| p.address6),
                     gateway6: prev.and_then(|p| p.gateway6),
                     prefix6: prev.and_then(|p| p.prefix6),
+                    // Not asked either (an HA pair's setting): keep what was set.
+                    virtual_address: prev.and_then(|p| p.virtual_address),
+                    // Speeds are not asked: keep what was set.
+                    download_mbit: prev.and_then(|p| p.download_mbit),
+                    upload_mbit: prev.and_then(|p| p.upload_mbit),
+                    health_targets: prev.map(|p| p.health_targets.clone()).unwrap_or_default(),
                 };
                 pppoe_secret::keep_typed(&mut wan, base);
                 wan

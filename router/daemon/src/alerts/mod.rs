@@ -364,6 +364,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::ConfigChange => "config_change",
         EventKind::Operator => "operator",
         EventKind::Session => "session",
+        EventKind::Ha => "ha",
     }
 }
 
@@ -384,6 +385,7 @@ pub fn summary(alert: &Alert) -> String {
         (EventKind::ConfigChange, _) => "config change".into(),
         (EventKind::Operator, _) => "operator action".into(),
         (EventKind::Session, _) => "PPPoE session".into(),
+        (EventKind::Ha, _) => "HA pair".into(),
     };
     let message = one_line(&e.message, 160);
     match &e.wan {

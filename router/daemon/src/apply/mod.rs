@@ -120,3 +120,9 @@ pub trait FirewallDriver {
     /// Our table as the kernel lists it, or None when it does not exist.
     async fn current(&mut self) -> Result<Option<String>, ApplyError>;
 }
+
+/// The named counters of our table (packets by name), for the passive failure signal.
+#[allow(async_fn_in_trait)]
+pub trait CounterReader {
+    async fn counters(&mut self) -> Result<std::collections::HashMap<String, u64>, ApplyError>;
+}

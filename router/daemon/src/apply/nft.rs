@@ -1,8 +1,9 @@
 //! [`FirewallDriver`] through the `nft` binary: the rendered script goes to `nft -f -` as one
 //! input, which nft commits as one transaction (all or nothing).
 
-use super::{ApplyError, FirewallDriver};
+use super::{ApplyError, CounterReader, FirewallDriver};
 use routeros_shared::plan::nft::{NFT_FAMILY, NFT_TABLE};
+use std::collections::HashMap;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -82,5 +83,51 @@ impl FirewallDriver for NftDriver {
             Err(e) if e.is_missing_table() => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl CounterReader for NftDriver {
+    async fn counters(&mut self) -> Result<HashMap<String, u64>, ApplyError> {
+        let json = Self::run(
+            &["-j", "list", "counters", "table", NFT_FAMILY, NFT_TABLE],
+            None,
+        )
+        .await;
+        match json {
+            Ok(text) => Ok(packets_by_counter(&text)),
+            // No table yet (before the first apply): no counters.
+            Err(e) if e.is_missing_table() => Ok(HashMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Packets of each named counter in `nft -j list counters` output (other objects ignored).
+fn packets_by_counter(json: &str) -> HashMap<String, u64> {
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    doc["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let c = o.get("counter")?;
+            Some((c["name"].as_str()?.to_string(), c["packets"].as_u64()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_from_nfts_json() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+            {"counter": {"family": "inet", "name": "unreplied_1", "table": "routeros", "handle": 3, "packets": 12, "bytes": 900}},
+            {"counter": {"family": "inet", "name": "replies_1", "table": "routeros", "handle": 4, "packets": 0, "bytes": 0}}]}"#;
+        let c = packets_by_counter(json);
+        assert_eq!(c["unreplied_1"], 12);
+        assert_eq!(c["replies_1"], 0);
+        assert!(packets_by_counter("not json").is_empty());
     }
 }

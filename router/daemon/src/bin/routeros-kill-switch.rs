@@ -1,12 +1,14 @@
 //! `routeros-kill-switch`: operator control of the WAN lines through the daemon's socket.
 //!
 //!   --status | --disable IF | --enable IF | --maintenance MINUTES [IF]   [--timeout SECONDS]
+//!   --ha-notify GROUP|INSTANCE NAME STATE PRIORITY   (keepalived's notify: the HA pair)
 
 use clap::{ArgGroup, Parser};
+use routeros_shared::capacity::LineSpeed;
 use routeros_shared::config::WanMode;
 use routeros_shared::control::{
-    self, from_wire, Done, LineReport, Request, SessionState, StatusReport, WanReport, WanRole,
-    DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES,
+    self, from_wire, Done, HaReport, HaRole, LineReport, Request, SessionState, StatusReport,
+    WanReport, WanRole, DEFAULT_SOCKET, MAX_MAINTENANCE_MINUTES,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(version, about = "Show and control the WAN lines of routeros-watchdog")]
 #[command(group(ArgGroup::new("action").required(true)
-    .args(["status", "disable", "enable", "maintenance"])))]
+    .args(["status", "disable", "enable", "maintenance", "ha_notify"])))]
 struct Args {
     /// Show every WAN's state.
     #[arg(long)]
@@ -29,6 +31,14 @@ struct Args {
     /// Take IF out of service for MINUTES, or without IF pause failover for MINUTES.
     #[arg(long, value_name = "MINUTES [IF]", num_args = 1..=2)]
     maintenance: Option<Vec<String>>,
+    /// keepalived's notify (its words appended): tell the daemon this box's new HA role.
+    #[arg(
+        long,
+        value_name = "GROUP|INSTANCE NAME STATE PRIORITY",
+        num_args = 4,
+        allow_hyphen_values = true
+    )]
+    ha_notify: Option<Vec<String>>,
     /// Control socket of the daemon.
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -116,6 +126,14 @@ fn request(args: &Args) -> Result<Request, String> {
             wan: m.get(1).cloned(),
         });
     }
+    if let Some(words) = &args.ha_notify {
+        let (name, role, priority) = control::parse_notify(words)?;
+        return Ok(Request::HaNotify {
+            name,
+            role,
+            priority,
+        });
+    }
     Ok(Request::Status)
 }
 
@@ -172,6 +190,11 @@ fn print_status(s: &StatusReport) {
         }
     }
     for w in &s.wans {
+        if let Some(speed) = speed_text(w) {
+            println!("{}: {speed}", w.name);
+        }
+    }
+    for w in &s.wans {
         if let Some(v6) = &w.ipv6 {
             let role = match (v6.active, v6.usable) {
                 (true, _) => "active",
@@ -188,6 +211,9 @@ fn print_status(s: &StatusReport) {
                 text(v6.gateway.map(|g| g.to_string()))
             );
         }
+    }
+    if let Some(ha) = &s.router.ha {
+        println!("{}", ha_text(ha));
     }
     if let Some(e) = &s.router.last_error {
         println!("last apply error: {e}");
@@ -234,7 +260,49 @@ fn session_text(w: &WanReport) -> Option<String> {
     Some(out)
 }
 
+/// A line's speeds with where they came from and its share of new connections, one line
+/// under the table (`speed down 100 Mbit/s (declared), up 2.5 Mbit/s (learned), share 255`).
+/// None from a daemon that reports no speeds.
+fn speed_text(w: &WanReport) -> Option<String> {
+    let one = |s: LineSpeed| format!("{} Mbit/s ({})", s.kbit as f64 / 1000.0, s.source.as_str());
+    let (down, up) = (w.speed_down?, w.speed_up?);
+    let mut out = format!("speed down {}, up {}", one(down), one(up));
+    if let Some(share) = w.share {
+        out.push_str(&format!(", share {share}"));
+    }
+    Some(out)
+}
+
 /// Unix time -> "HH:MM" UTC, enough to tell when a window ends.
+/// "HA: master (was backup) since 10:02Z, peer 10.99.0.2; keepalived running, conntrackd running"
+fn ha_text(ha: &HaReport) -> String {
+    let role = ha
+        .role
+        .map_or("unknown (no report from keepalived yet)", HaRole::as_str);
+    let mut text = format!("HA: {role}");
+    if let Some(previous) = ha.previous {
+        text.push_str(&format!(" (was {})", previous.as_str()));
+    }
+    if let Some(ms) = ha.since_ms {
+        text.push_str(&format!(" since {}", clock(ms / 1000)));
+    }
+    if let Some(peer) = ha.peer {
+        text.push_str(&format!(", peer {peer}"));
+    }
+    let engines: Vec<String> = ha
+        .engines
+        .iter()
+        .map(|e| match &e.last_error {
+            Some(err) => format!("{} {} ({err})", e.engine, e.state),
+            None => format!("{} {}", e.engine, e.state),
+        })
+        .collect();
+    if !engines.is_empty() {
+        text.push_str(&format!("; {}", engines.join(", ")));
+    }
+    text
+}
+
 fn clock(unix: u64) -> String {
     format!("{:02}:{:02}Z", unix / 3600 % 24, unix / 60 % 60)
 }
@@ -242,6 +310,7 @@ fn clock(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use routeros_shared::capacity::SpeedSource;
     use routeros_shared::control::SessionReport;
 
     fn wan(line: LineReport) -> WanReport {
@@ -286,5 +355,83 @@ mod tests {
             ..LineReport::default()
         };
         assert_eq!(line_text(&stat), "static");
+    }
+
+    #[test]
+    fn speeds_are_spelt_out_with_their_source() {
+        let mut w = wan(LineReport::default());
+        assert_eq!(speed_text(&w), None);
+        w.speed_down = Some(LineSpeed {
+            kbit: 100_000,
+            source: SpeedSource::Declared,
+        });
+        w.speed_up = Some(LineSpeed {
+            kbit: 2_500,
+            source: SpeedSource::Learned,
+        });
+        w.share = Some(26);
+        assert_eq!(
+            speed_text(&w).unwrap(),
+            "speed down 100 Mbit/s (declared), up 2.5 Mbit/s (learned), share 26"
+        );
+    }
+
+    #[test]
+    fn keepalived_notify_words_become_the_request() {
+        let args = Args::try_parse_from([
+            "routeros-kill-switch",
+            "--ha-notify",
+            "GROUP",
+            "routeros",
+            "MASTER",
+            "150",
+        ])
+        .unwrap();
+        assert_eq!(
+            request(&args).unwrap(),
+            Request::HaNotify {
+                name: "routeros".into(),
+                role: HaRole::Master,
+                priority: 150
+            }
+        );
+        let bad = Args::try_parse_from([
+            "routeros-kill-switch",
+            "--ha-notify",
+            "GROUP",
+            "routeros",
+            "BOSS",
+            "150",
+        ])
+        .unwrap();
+        assert!(request(&bad).unwrap_err().contains("`BOSS`"));
+    }
+
+    #[test]
+    fn the_pair_is_spelt_out() {
+        let ha = HaReport {
+            role: Some(HaRole::Master),
+            peer: Some("10.99.0.2".parse().unwrap()),
+            since_ms: Some(36_120_000),
+            previous: Some(HaRole::Backup),
+            engines: vec![
+                routeros_shared::control::HaEngineReport {
+                    engine: "keepalived".into(),
+                    state: "running".into(),
+                    last_error: None,
+                    restarts: 0,
+                },
+                routeros_shared::control::HaEngineReport {
+                    engine: "conntrackd".into(),
+                    state: "exited".into(),
+                    last_error: Some("exited with status 1".into()),
+                    restarts: 2,
+                },
+            ],
+        };
+        assert_eq!(
+            ha_text(&ha),
+            "HA: master (was backup) since 10:02Z, peer 10.99.0.2; keepalived running, conntrackd exited (exited with status 1)"
+        );
     }
 }

@@ -3,13 +3,13 @@
 //! namespace lab) the restart is skipped quietly; the file is still written.
 
 use routeros_shared::config::Config;
-use routeros_shared::plan::dhcp;
+use routeros_shared::plan::{dhcp, PairRole};
 use std::path::Path;
 
 /// Write the file if its content changed; true if it did.
-pub fn write_dnsmasq(cfg: &Config, state_dir: &Path) -> std::io::Result<bool> {
+pub fn write_dnsmasq(cfg: &Config, state_dir: &Path, role: PairRole) -> std::io::Result<bool> {
     let path = state_dir.join("dnsmasq.conf");
-    let text = dhcp::render_dnsmasq(cfg, &state_dir.join("resolv.conf"));
+    let text = dhcp::render_dnsmasq(cfg, &state_dir.join("resolv.conf"), role);
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(false);
     }

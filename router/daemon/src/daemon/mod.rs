@@ -57,7 +57,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut links = crate::apply::netlink::watch_links()?;
     let (probe_tx, mut rounds) = mpsc::channel::<(String, Family, Round)>(64);
     let (socket, socket_group) = (opts.socket.clone(), opts.socket_group.clone());
-    let (drivers, mut sessions) = Drivers::connect(probe_tx, &opts.network_dir)?;
+    // The HA pair's files hold its key: with the daemon's other state, mode 0700.
+    let ha_dir = opts.state_dir.join("ha");
+    let (drivers, mut changes) = Drivers::connect(probe_tx, &opts.network_dir, &ha_dir)?;
     let mut supervisor = Supervisor::new(opts, cfg, drivers);
     supervisor.start().await;
 
@@ -76,13 +78,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(LINK_POLL);
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    let mut silence = tokio::time::interval(supervisor::silence::SILENCE_TICK);
     loop {
         tokio::select! {
             Some((wan, family, round)) = rounds.recv() => {
                 supervisor.on_round(&wan, family, round).await
             }
             Some(()) = links.recv() => supervisor.on_link_event().await,
-            Some(change) = sessions.recv() => supervisor.on_session_change(change).await,
+            Some(change) = changes.sessions.recv() => supervisor.on_session_change(change).await,
+            Some(change) = changes.engines.recv() => supervisor.on_engine_change(change),
             Some((req, reply)) = requests.recv() => {
                 let answer = supervisor.answer(req).await;
                 // Published before the answer, so a client that reads the status after its
@@ -105,6 +109,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 supervisor.on_second().await;
             }
             _ = tick.tick() => supervisor.on_link_poll().await,
+            _ = silence.tick() => {
+                supervisor.on_silence_tick().await;
+                continue; // nothing of the status changed
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::round::Round;
-use routeros_shared::config::HealthCheckConfig;
+use routeros_shared::config::{HealthCheckConfig, ProbePace};
 pub use routeros_shared::plan::HealthState;
 
 /// Rounds the latency and loss thresholds are judged over.
@@ -103,6 +103,16 @@ impl WanMonitor {
 
     pub fn state(&self) -> HealthState {
         self.state
+    }
+
+    /// How fast the line should be probed now: fast while a failure is being confirmed,
+    /// at the recovery pace while it is out of service.
+    pub fn pace(&self) -> ProbePace {
+        match self.state {
+            HealthState::Down | HealthState::Recovering => ProbePace::Recovering,
+            _ if self.failures > 0 => ProbePace::Failing,
+            _ => ProbePace::Normal,
+        }
     }
 
     pub fn status(&self) -> MonitorSnapshot {

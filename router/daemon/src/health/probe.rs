@@ -17,8 +17,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, ICMP};
 use tokio::sync::mpsc::Sender;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::Instant;
 
 use super::round::Round;
 use routeros_shared::plan::Family;
@@ -133,17 +134,19 @@ pub struct ProbeJob {
     pub targets: Vec<IpAddr>,
 }
 
-/// Run a probe round every `interval` through the job's device and send
+/// Run a probe round every `interval` (its latest value: the supervisor speeds a line's
+/// probing up while a failure is confirmed) through the job's device and send
 /// `(wan, family, round)` to `tx`.
 ///
-/// Rounds never overlap: a round that outlasts the interval (timeout >= interval) makes
-/// the missed ticks be skipped, not burst. The socket is rebuilt when the interface
+/// Rounds never overlap: one that outlasts the interval (timeout >= interval) is followed
+/// by the next at once, never by a burst. A new interval takes effect at once: the next
+/// round is due one new interval after the last one started. The socket is rebuilt when the interface
 /// appears, or reappears with a new index (PPP/VLAN re-created): a socket bound to the old
 /// index would never see traffic again. Without the interface, rounds report every target
 /// lost. Ends when the receiver is dropped. Must be called inside a tokio runtime.
 pub fn spawn_wan_prober(
     job: ProbeJob,
-    interval: Duration,
+    mut interval: watch::Receiver<Duration>,
     timeout: Duration,
     tx: Sender<(String, Family, Round)>,
 ) -> JoinHandle<()> {
@@ -154,13 +157,25 @@ pub fn spawn_wan_prober(
         targets,
     } = job;
     tokio::spawn(async move {
-        // tokio::time::interval panics on zero.
-        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut socket = BoundClient::default();
         let mut seq: u16 = 0;
+        let mut started: Option<Instant> = None;
         loop {
-            ticker.tick().await;
+            // Due one interval after the last round started (at once for the first, or
+            // when the round took longer); re-armed when the interval changes meanwhile.
+            loop {
+                let every = (*interval.borrow_and_update()).max(Duration::from_millis(1));
+                let due = started.map_or_else(Instant::now, |s| (s + every).max(Instant::now()));
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => break,
+                    changed = interval.changed() => {
+                        if changed.is_err() {
+                            return; // the prober set was replaced
+                        }
+                    }
+                }
+            }
+            started = Some(Instant::now());
             let round = match socket.get(&ifname, family) {
                 Some(client) => probe_round(&client, &ifname, &targets, timeout, seq).await,
                 None => Round::all_lost(&targets),

@@ -7,6 +7,8 @@
 //! routing table and mark), which the planner takes.
 
 mod access;
+mod classes;
+mod ha;
 mod ipv6;
 mod model;
 mod parse;
@@ -14,8 +16,10 @@ pub mod pppoe_text;
 mod validate;
 mod wan_ids;
 
+pub use classes::{default_classes, Dscp};
+pub use ha::{key_file_problems, key_problem, pair_not_run_yet, read_key};
 pub use model::*;
-pub use validate::{interface_name_problem, log_path_problem, parse_size};
+pub use validate::{interface_name_problem, log_path_problem, parse_size, MAX_SPEED_MBIT};
 pub use wan_ids::{Allocation, Released, Resolved, ResolvedWan, WanId, WanIds, WanIdsError};
 
 use std::fmt;
@@ -115,7 +119,8 @@ impl Config {
         Self::checked(parse::json(value))
     }
 
-    /// Read, parse and validate a config file.
+    /// Read, parse and validate a config file, and check what it names on this machine
+    /// (the `[ha]` key file, see [`key_file_problems`]).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![FieldError::new(
@@ -123,7 +128,14 @@ impl Config {
                 format!("cannot read {}: {e}", path.display()),
             )])
         })?;
-        Self::from_toml(&text)
+        let cfg = Self::from_toml(&text)?;
+        let mut errors = key_file_problems(&cfg);
+        errors.extend(pair_not_run_yet(&cfg));
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Parse errors first, then (when the document parsed) every semantic problem.
@@ -152,6 +164,28 @@ impl Config {
         } else {
             self.health_check.targets.clone()
         }
+    }
+
+    /// A line's probe targets per family: its own `health_targets` of that family, else
+    /// the `[health_check]` ones.
+    pub fn wan_targets(&self, w: &WanConfig) -> (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) {
+        let (own4, own6): (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) =
+            w.health_targets.iter().partition(|a| a.is_ipv4());
+        let v4 = if own4.is_empty() {
+            self.health_targets().into_iter().map(Into::into).collect()
+        } else {
+            own4
+        };
+        let v6 = if own6.is_empty() {
+            self.health_check
+                .targets6
+                .iter()
+                .map(|&a| a.into())
+                .collect()
+        } else {
+            own6
+        };
+        (v4, v6)
     }
 }
 

@@ -4,13 +4,16 @@
 //! [`RawConfig`] is the text as serde reads it, before any check; the sections are shared
 //! with the validated [`Config`](super::Config), which only the validator makes.
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+pub use super::classes::{ClassConfig, QosConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use super::access::{MacAddr, PppoeConfig, WanMode};
+pub use super::ha::HaConfig;
 pub use super::ipv6::{Ipv6Mode, DEFAULT_LAN6, DEFAULT_TARGETS6};
 
 /// A config document as written (TOML file or its JSON form), not yet validated. Turn it
@@ -32,6 +35,14 @@ pub struct RawConfig {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Two boxes as one pair (see [`HaConfig`]); absent: a router on its own.
+    #[serde(default, skip_serializing_if = "HaConfig::is_default")]
+    pub ha: HaConfig,
+    /// Traffic classes: DSCP for matching connections (see [`ClassConfig`]).
+    #[serde(default)]
+    pub classes: Vec<ClassConfig>,
+    #[serde(default)]
+    pub qos: QosConfig,
 }
 
 /// Where events are sent besides the log.
@@ -126,6 +137,21 @@ pub struct WanConfig {
     /// Static IPv6: the prefix the ISP routes to the line (what DHCPv6-PD would delegate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix6: Option<Ipv6Net>,
+    /// Probe targets of this line (IPv4 and/or IPv6); each family's list replaces the
+    /// `[health_check]` one for this line (ISP-local targets, a line that cannot reach 1.1.1.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_targets: Vec<IpAddr>,
+    /// HA pair: the address the master holds on this line, in `address`'s subnet (static
+    /// lines only), so connections masqueraded to it survive a change of master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_address: Option<Ipv4Net>,
+    /// The line's download speed in Mbit/s (as sold or measured). With `[routing] weights =
+    /// "auto"` the weight follows it; absent, the speed is learned from the counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_mbit: Option<f64>,
+    /// The line's upload speed in Mbit/s; absent: learned like the download speed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_mbit: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,6 +275,36 @@ pub struct HealthCheckConfig {
     pub degraded_latency_ms: u32,
     /// Loss over the recent rounds above this marks the WAN degraded.
     pub degraded_loss_percent: u32,
+    /// Seconds between rounds after a failed one, until the line is up or down again
+    /// (mwan3's `failure_interval`): probe slowly while healthy, fast once in doubt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_interval: Option<f64>,
+    /// Seconds between rounds while the line is down or recovering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_interval: Option<f64>,
+}
+
+/// How fast a line is probed, by what its last rounds said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbePace {
+    /// Healthy: `check_interval`.
+    Normal,
+    /// A round failed while the line is in service: `failure_interval`.
+    Failing,
+    /// Down or recovering: `recovery_interval`.
+    Recovering,
+}
+
+impl HealthCheckConfig {
+    /// Seconds between rounds at `pace` (each unset interval is `check_interval`).
+    pub fn interval_at(&self, pace: ProbePace) -> f64 {
+        match pace {
+            ProbePace::Normal => None,
+            ProbePace::Failing => self.failure_interval,
+            ProbePace::Recovering => self.recovery_interval,
+        }
+        .unwrap_or(self.check_interval)
+    }
 }
 
 impl Default for HealthCheckConfig {
@@ -267,6 +323,8 @@ impl Default for HealthCheckConfig {
             recovery_count: 3,
             degraded_latency_ms: 500,
             degraded_loss_percent: 20,
+            failure_interval: None,
+            recovery_interval: None,
         }
     }
 }
@@ -281,24 +339,56 @@ pub enum BalanceMode {
     Failover,
 }
 
+/// Where each WAN's weight comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightMode {
+    /// `[[wan_interfaces]] weight` as written.
+    #[default]
+    Static,
+    /// From the line's download speed: declared (`download_mbit`), else learned from the
+    /// interface counters, else a default (see `capacity::effective_speed`).
+    Auto,
+}
+
+/// How a new connection's WAN is picked among the active ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// In proportion to the weights.
+    #[default]
+    Weight,
+    /// In proportion to weight × the share of the line's speed not in use right now, so a
+    /// saturated line gets few new connections (still chosen in the kernel, per connection).
+    SpareCapacity,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RoutingConfig {
     pub load_balancing: BalanceMode,
+    pub weights: WeightMode,
+    pub placement: Placement,
     pub sticky_sessions: bool,
     pub packet_marking: bool,
     /// When a better WAN recovers, reset the connections left on WANs that no longer carry
     /// new traffic (failover mode: move everything back off a metered backup).
     pub move_back_on_recovery: bool,
+    /// The part of its share of new connections a degraded line (latency or loss over the
+    /// health check's limits) keeps: 1 keeps it all.
+    pub degraded_share: f64,
 }
 
 impl Default for RoutingConfig {
     fn default() -> Self {
         Self {
             load_balancing: BalanceMode::Ecmp,
+            weights: WeightMode::Static,
+            placement: Placement::Weight,
             sticky_sessions: true,
             packet_marking: true,
             move_back_on_recovery: false,
+            degraded_share: 0.5,
         }
     }
 }
@@ -353,6 +443,59 @@ pub struct PolicyConfig {
     pub sticky_timeout: Option<u32>,
 }
 
+impl PolicyConfig {
+    pub fn traffic(&self) -> TrafficMatch {
+        TrafficMatch {
+            src: self.src,
+            dst: self.dst,
+            protocol: self.protocol,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+        }
+    }
+}
+
+/// The connection fields a policy or a class matches on; absent ones match anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficMatch {
+    pub src: Option<Subnet>,
+    pub dst: Option<Subnet>,
+    pub protocol: Option<Protocol>,
+    pub src_port: Option<PortRange>,
+    pub dst_port: Option<PortRange>,
+}
+
+impl TrafficMatch {
+    /// Whether it matches (IPv4, IPv6) connections: the family of its addresses, or both
+    /// when it names none (like mwan3's rules, `family any`).
+    pub fn families(&self) -> (bool, bool) {
+        match self.src.or(self.dst) {
+            Some(a) => (!a.is_ipv6(), a.is_ipv6()),
+            None => (true, true),
+        }
+    }
+
+    /// (field, reason) of every inconsistency; `what` names the rule ("policy", "class").
+    pub fn problems(&self, what: &str) -> Vec<(&'static str, String)> {
+        let mut errs = Vec::new();
+        if let (Some(src), Some(dst)) = (self.src, self.dst) {
+            if src.is_ipv6() != dst.is_ipv6() {
+                errs.push((
+                    "dst",
+                    format!("is not of src's family: a {what} matches IPv4 or IPv6 (both when it names no address)"),
+                ));
+            }
+        }
+        let port_ok = matches!(self.protocol, Some(Protocol::Tcp | Protocol::Udp));
+        for (field, port) in [("src_port", self.src_port), ("dst_port", self.dst_port)] {
+            if port.is_some() && !port_ok {
+                errs.push((field, "ports need protocol = \"tcp\" or \"udp\"".into()));
+            }
+        }
+        errs
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoggingConfig {
@@ -375,25 +518,32 @@ fn one() -> u32 {
     1
 }
 
-/// An IPv4 host ("192.168.1.50") or network ("203.0.113.0/24").
+/// A host ("192.168.1.50", "fd7a:9e51:5c34::20") or network ("203.0.113.0/24",
+/// "2001:db8::/32"), IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subnet(pub Ipv4Net);
+pub struct Subnet(pub IpNet);
+
+impl Subnet {
+    pub fn is_ipv6(&self) -> bool {
+        matches!(self.0, IpNet::V6(_))
+    }
+}
 
 impl FromStr for Subnet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if let Ok(net) = s.parse::<Ipv4Net>() {
+        if let Ok(net) = s.parse::<IpNet>() {
             return Ok(Subnet(net));
         }
-        s.parse::<Ipv4Addr>()
-            .map(|a| Subnet(Ipv4Net::from(a)))
-            .map_err(|_| format!("`{s}` is not an IPv4 address or CIDR"))
+        s.parse::<IpAddr>()
+            .map(|a| Subnet(IpNet::from(a)))
+            .map_err(|_| format!("`{s}` is not an IPv4 or IPv6 address or CIDR"))
     }
 }
 
 impl std::fmt::Display for Subnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.prefix_len() == 32 {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
             write!(f, "{}", self.0.addr())
         } else {
             write!(f, "{}", self.0)

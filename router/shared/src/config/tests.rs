@@ -164,13 +164,14 @@ via = []
 "
     );
     let errs = errors(&text);
-    let expect = ["policies[1].src: `192.168.1.500` is not an IPv4 address or CIDR"];
+    let expect = ["policies[1].src: `192.168.1.500` is not an IPv4 or IPv6 address or CIDR"];
     // A type error stops parsing: fix it and the semantic errors appear.
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].starts_with(expect[0]), "{errs:?}");
 
-    let errs = errors(&text.replace("192.168.1.500", "192.168.1.50"));
+    let errs = errors(&text.replace("192.168.1.500\"", "192.168.1.50\"\ndst = \"2001:db8::/32\""));
     let expect = [
+        "policies[1].dst: is not of src's family",
         "policies[0].via[1]: `wan9` is not one of wan_interfaces",
         "policies[0].via[2]: `wan1` is listed twice",
         "policies[0].dst_port: ports need protocol",
@@ -458,4 +459,189 @@ fn an_edited_config_is_validated_again() {
         )]
     );
     assert_eq!(Config::from_raw(cfg.to_raw()).unwrap(), cfg);
+}
+
+#[test]
+fn line_speeds_and_smart_routing_parse_with_static_defaults() {
+    let cfg = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(cfg.routing.weights, WeightMode::Static);
+    assert_eq!(cfg.routing.placement, Placement::Weight);
+    assert_eq!(cfg.wan_interfaces[0].download_mbit, None);
+
+    let text = MINIMAL.replace(
+        "weight = 2",
+        "weight = 2\ndownload_mbit = 100\nupload_mbit = 0.5",
+    ) + "\n[routing]\nweights = \"auto\"\nplacement = \"spare_capacity\"\n";
+    let cfg = Config::from_toml(&text).unwrap();
+    assert_eq!(cfg.wan_interfaces[0].download_mbit, Some(100.0));
+    assert_eq!(cfg.wan_interfaces[0].upload_mbit, Some(0.5));
+    assert_eq!(cfg.routing.weights, WeightMode::Auto);
+    assert_eq!(cfg.routing.placement, Placement::SpareCapacity);
+    // The written form reads back the same (the web and the daemon save it).
+    let json = serde_json::to_value(&cfg).unwrap();
+    assert_eq!(Config::from_json(json).unwrap(), cfg);
+}
+
+#[test]
+fn zero_negative_and_absurd_speeds_are_refused_by_path() {
+    let text = MINIMAL
+        .replace(
+            "weight = 2",
+            "weight = 2\ndownload_mbit = 0\nupload_mbit = -5",
+        )
+        .replace(
+            "gateway = \"198.51.100.1\"",
+            "gateway = \"198.51.100.1\"\ndownload_mbit = nan\nupload_mbit = 2e6",
+        );
+    let errs = errors(&text);
+    let expect = [
+        "wan_interfaces[0].download_mbit: 0 is not a line speed",
+        "wan_interfaces[0].upload_mbit: -5 is not a line speed",
+        "wan_interfaces[1].download_mbit: NaN is not a line speed",
+        "wan_interfaces[1].upload_mbit: 2000000 is not a line speed",
+    ];
+    for want in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    // Whole numbers are accepted as well as fractions, and the bound itself.
+    let ok = MINIMAL.replace("weight = 2", "weight = 2\ndownload_mbit = 1000000");
+    assert!(Config::from_toml(&ok).is_ok());
+}
+
+#[test]
+fn unknown_weight_and_placement_modes_name_the_key() {
+    for (key, value) in [("weights", "\"learned\""), ("placement", "\"fastest\"")] {
+        let errs = errors(&format!("{MINIMAL}\n[routing]\n{key} = {value}\n"));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with(&format!("routing.{key}: unknown variant")),
+            "{errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn spare_capacity_is_refused_with_sticky_policies() {
+    let policy = "\n[[policies]]\nname = \"bank\"\nvia = [\"wan1\"]\nsticky_timeout = 600\n";
+    let spare = "\n[routing]\nplacement = \"spare_capacity\"\n";
+    let errs = errors(&format!("{MINIMAL}{spare}{policy}"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(
+            "routing.placement: \"spare_capacity\" cannot be used with policies[0].sticky_timeout"
+        ),
+        "{errs:#?}"
+    );
+    let without_sticky = policy.replace("sticky_timeout = 600\n", "");
+    assert!(Config::from_toml(&format!("{MINIMAL}{spare}{without_sticky}")).is_ok());
+}
+
+#[test]
+fn classes_take_names_or_values_and_bad_ones_are_refused_by_path() {
+    let cfg = Config::from_toml(&format!(
+        "{MINIMAL}\n[[classes]]\nname = \"game\"\nprotocol = \"udp\"\ndst_port = \"27015-27030\"\ndscp = \"voice\"\n\n[[classes]]\nname = \"nas\"\nsrc = \"fd7a:9e51:5c34::50\"\ndscp = 10\n\n[qos]\ndefault_classes = false\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.classes[0].dscp.value(), 46);
+    assert_eq!(cfg.classes[1].dscp.value(), 10);
+    assert!(!cfg.qos.default_classes);
+    // Written back as given: a name stays a name, a number a number.
+    let text = toml::to_string(&cfg.to_raw()).unwrap();
+    assert!(
+        text.contains("dscp = \"voice\"") && text.contains("dscp = 10"),
+        "{text}"
+    );
+
+    let errs = errors(&format!(
+        "{MINIMAL}\n[[classes]]\nname = \"x\"\ndscp = 64\n"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("classes[0].dscp: `64` is not a DSCP value (0-63)"),
+        "{errs:?}"
+    );
+    let errs = errors(&format!(
+        "{MINIMAL}\n[[classes]]\nname = \"x\"\ndscp = \"fast\"\n"
+    ));
+    assert!(
+        errs[0].starts_with("classes[0].dscp: `fast` is not"),
+        "{errs:?}"
+    );
+
+    let errs = errors(&format!(
+        "{MINIMAL}\n[[classes]]\nname = \"a b\"\ndst_port = 80\nsrc = \"192.168.1.5\"\ndst = \"2001:db8::1\"\ndscp = 0\n\n[[classes]]\nname = \"a b\"\ndscp = 0\n"
+    ));
+    for want in [
+        "classes[0].name: `a b` must be",
+        "classes[0].dst: is not of src's family: a class matches",
+        "classes[0].dst_port: ports need protocol",
+        "classes[1].name: `a b` is already classes[0]",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} in {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn probe_paces_and_line_targets_are_checked_by_path() {
+    let cfg = Config::from_toml(&format!(
+        "{MINIMAL}\n[health_check]\nfailure_interval = 0.2\n"
+    ))
+    .unwrap();
+    use crate::config::ProbePace;
+    assert_eq!(cfg.health_check.interval_at(ProbePace::Failing), 0.2);
+    assert_eq!(
+        cfg.health_check.interval_at(ProbePace::Recovering),
+        5.0,
+        "unset: check_interval"
+    );
+
+    let text = MINIMAL.replacen(
+        "name = \"wan1\"",
+        "name = \"wan1\"\nhealth_targets = [\"192.0.2.53\", \"0.0.0.0\", \"192.0.2.53\"]",
+        1,
+    );
+    let errs = errors(&format!(
+        "{text}\n[health_check]\nfailure_interval = 0\nrecovery_interval = 7200\nreliability = 1\n"
+    ));
+    for want in [
+        "health_check.failure_interval: 0 is not in [0.1, 3600] seconds",
+        "health_check.recovery_interval: 7200 is not in [0.1, 3600] seconds",
+        "wan_interfaces[0].health_targets[1]: 0.0.0.0 cannot be probed",
+        "wan_interfaces[0].health_targets[2]: 192.0.2.53 is listed twice",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} in {errs:?}"
+        );
+    }
+    let text = MINIMAL.replacen(
+        "name = \"wan1\"",
+        "name = \"wan1\"\nhealth_targets = [\"192.0.2.53\"]",
+        1,
+    );
+    let errs = errors(&format!(
+        "{text}\n[health_check]\ntargets = [\"1.1.1.1\", \"9.9.9.9\"]\nreliability = 2\n"
+    ));
+    assert!(
+        errs.iter().any(|e| e.starts_with("wan_interfaces[0].health_targets: 1 IPv4 targets, fewer than health_check.reliability (2)")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn degraded_share_is_a_part_of_one() {
+    let errs = errors(&format!("{MINIMAL}\n[routing]\ndegraded_share = 0\n"));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("routing.degraded_share: 0 is not in [0.05, 1]")),
+        "{errs:?}"
+    );
+    assert!(Config::from_toml(&format!("{MINIMAL}\n[routing]\ndegraded_share = 1\n")).is_ok());
 }

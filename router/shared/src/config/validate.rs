@@ -13,6 +13,7 @@ pub(super) fn validate(cfg: &RawConfig) -> Vec<FieldError> {
     check_wans(cfg, &mut errs);
     check_lan(cfg, &mut errs);
     check_health(&cfg.health_check, &mut errs);
+    check_wan_targets(cfg, &mut errs);
     check_routing(cfg, &mut errs);
     check_policies(cfg, &mut errs);
     check_logging(&cfg.logging, &mut errs);
@@ -20,6 +21,8 @@ pub(super) fn validate(cfg: &RawConfig) -> Vec<FieldError> {
     check_dhcp(cfg, &mut errs);
     check_port_forwards(cfg, &mut errs);
     errs.0.extend(super::ipv6::problems(cfg));
+    errs.0.extend(super::ha::problems(cfg));
+    errs.0.extend(super::classes::problems(cfg));
     errs.0
 }
 
@@ -86,6 +89,14 @@ fn check_wans(cfg: &RawConfig, errs: &mut Errors) {
         }
         if !(1..=255).contains(&wan.weight) {
             errs.add(at("weight"), format!("{} is not in 1..=255", wan.weight));
+        }
+        for (field, speed) in [
+            ("download_mbit", wan.download_mbit),
+            ("upload_mbit", wan.upload_mbit),
+        ] {
+            if let Some(problem) = speed.and_then(speed_problem) {
+                errs.add(at(field), problem);
+            }
         }
         if !(1..=255).contains(&wan.priority) {
             errs.add(
@@ -160,6 +171,22 @@ fn check_wans(cfg: &RawConfig, errs: &mut Errors) {
     }
 }
 
+/// Fastest line speed accepted, in Mbit/s (1 Tbit/s): far above any WAN, low enough that
+/// rates and weights derived from it stay exact in f64 and u64 arithmetic.
+pub const MAX_SPEED_MBIT: f64 = 1_000_000.0;
+
+/// A declared line speed must be a positive, finite number of Mbit/s (fractions allowed:
+/// 0.5 is a slow DSL upload).
+fn speed_problem(mbit: f64) -> Option<String> {
+    if mbit > 0.0 && mbit <= MAX_SPEED_MBIT {
+        None
+    } else {
+        Some(format!(
+            "{mbit} is not a line speed: give Mbit/s above 0 and at most {MAX_SPEED_MBIT}"
+        ))
+    }
+}
+
 fn check_lan(cfg: &RawConfig, errs: &mut Errors) {
     if let Some(p) = interface_name_problem(&cfg.lan.interface) {
         errs.add("lan.interface", p);
@@ -197,6 +224,17 @@ fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
             "health_check.check_interval",
             format!("{} is not in [0.1, 3600] seconds", h.check_interval),
         );
+    }
+    for (key, v) in [
+        ("failure_interval", h.failure_interval),
+        ("recovery_interval", h.recovery_interval),
+    ] {
+        if let Some(v) = v.filter(|v| !(0.1..=3600.0).contains(v)) {
+            errs.add(
+                format!("health_check.{key}"),
+                format!("{v} is not in [0.1, 3600] seconds"),
+            );
+        }
     }
     if !(1..=100).contains(&h.retry_count) {
         errs.add(
@@ -251,12 +289,61 @@ fn check_health(h: &HealthCheckConfig, errs: &mut Errors) {
     }
 }
 
+/// A line's own probe targets: probe-able, at most [`MAX_TARGETS`], and enough IPv4 ones
+/// for `reliability` when it names any (IPv6's reliability is capped at its list anyway).
+fn check_wan_targets(cfg: &RawConfig, errs: &mut Errors) {
+    for (i, w) in cfg.wan_interfaces.iter().enumerate() {
+        let at = format!("wan_interfaces[{i}].health_targets");
+        let t = &w.health_targets;
+        if t.len() > MAX_TARGETS {
+            errs.add(&at, format!("{} targets; at most {MAX_TARGETS}", t.len()));
+        }
+        for (j, a) in t.iter().enumerate() {
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                errs.add(format!("{at}[{j}]"), format!("{a} cannot be probed"));
+            } else if t[..j].contains(a) {
+                errs.add(format!("{at}[{j}]"), format!("{a} is listed twice"));
+            }
+        }
+        let v4 = u32::try_from(t.iter().filter(|a| a.is_ipv4()).count()).unwrap_or(u32::MAX);
+        if v4 > 0 && v4 < cfg.health_check.reliability {
+            errs.add(
+                &at,
+                format!(
+                    "{v4} IPv4 targets, fewer than health_check.reliability ({})",
+                    cfg.health_check.reliability
+                ),
+            );
+        }
+    }
+}
+
 fn check_routing(cfg: &RawConfig, errs: &mut Errors) {
+    let share = cfg.routing.degraded_share;
+    if !(0.05..=1.0).contains(&share) {
+        errs.add(
+            "routing.degraded_share",
+            format!("{share} is not in [0.05, 1] (the part of its share a degraded line keeps)"),
+        );
+    }
     if !cfg.routing.sticky_sessions {
         errs.add(
             "routing.sticky_sessions",
             "false is not supported: with NAT every connection must keep the WAN it started on",
         );
+    }
+    // Spare-capacity placement rewrites the nft table as rates change, and a rewrite empties
+    // the policies' host-affinity sets: refused together until the shares are updated in
+    // place (a named map) instead of with the table.
+    if cfg.routing.placement == Placement::SpareCapacity {
+        if let Some(i) = cfg.policies.iter().position(|p| p.sticky_timeout.is_some()) {
+            errs.add(
+                "routing.placement",
+                format!(
+                    "\"spare_capacity\" cannot be used with policies[{i}].sticky_timeout yet (each re-placement would forget the hosts' WANs); use \"weight\" or remove sticky_timeout"
+                ),
+            );
+        }
     }
     if !cfg.routing.packet_marking && !cfg.policies.is_empty() {
         errs.add(
@@ -266,26 +353,31 @@ fn check_routing(cfg: &RawConfig, errs: &mut Errors) {
     }
 }
 
+/// Names of policies and classes become nft chain names: short, no spaces or quotes.
+pub(super) fn rule_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 24
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (!ok).then(|| format!("`{name}` must be 1 to 24 letters, digits, '-' or '_'"))
+}
+
 fn check_policies(cfg: &RawConfig, errs: &mut Errors) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, p) in cfg.policies.iter().enumerate() {
         let at = |field: &str| format!("policies[{i}].{field}");
-        let name_ok = !p.name.is_empty()
-            && p.name.len() <= 24
-            && p.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !name_ok {
-            errs.add(
-                at("name"),
-                format!("`{}` must be 1 to 24 letters, digits, '-' or '_'", p.name),
-            );
+        if let Some(reason) = rule_name_problem(&p.name) {
+            errs.add(at("name"), reason);
         }
         if let Some(first) = names.insert(&p.name, i) {
             errs.add(
                 at("name"),
                 format!("`{}` is already policies[{first}]", p.name),
             );
+        }
+        for (field, reason) in p.traffic().problems("policy") {
+            errs.add(at(field), reason);
         }
         if p.via.is_empty() {
             errs.add(at("via"), "name at least one WAN interface");
@@ -301,12 +393,6 @@ fn check_policies(cfg: &RawConfig, errs: &mut Errors) {
                     format!("policies[{i}].via[{j}]"),
                     format!("`{via}` is listed twice"),
                 );
-            }
-        }
-        let port_ok = matches!(p.protocol, Some(Protocol::Tcp | Protocol::Udp));
-        for (field, port) in [("src_port", p.src_port), ("dst_port", p.dst_port)] {
-            if port.is_some() && !port_ok {
-                errs.add(at(field), "ports need protocol = \"tcp\" or \"udp\"");
             }
         }
         if let Some(t) = p.sticky_timeout {

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 mod client;
+mod ha;
 mod reply;
 
 pub use client::{call, call_with_timeout, DEFAULT_CALL_TIMEOUT};
+pub use ha::{parse_notify, HaEngineReport, HaReport, HaRole};
 pub use reply::*;
 
 /// Default socket path of the installed daemon.
@@ -78,6 +80,14 @@ pub enum Request {
     /// [`RefusalCode::Unsupported`] where there is no timedated (the namespace lab, a
     /// container). Answered [`Done`].
     SetTimezone { name: String },
+    /// keepalived changed this box's role (its notify, through `routeros-kill-switch
+    /// --ha-notify`): the daemon records it, has conntrackd commit or resync, re-plans.
+    HaNotify {
+        /// The sync group's (or lone instance's) name.
+        name: String,
+        role: HaRole,
+        priority: u8,
+    },
 }
 
 /// Why `name` is not shaped like an IANA time zone name (`Europe/Berlin`, `UTC`,

@@ -5,6 +5,7 @@
 //! plus `"ok": true`; a refusal is `{"ok": false, "code", "error", "errors"}` (see
 //! [`to_wire`] and [`from_wire`]).
 
+use crate::capacity::LineSpeed;
 use crate::events::Event;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -227,6 +228,17 @@ pub struct WanReport {
     /// Its IPv6 side (null: `ipv6 = "off"`).
     #[serde(default)]
     pub ipv6: Option<Ipv6Report>,
+    /// The line's download speed and where it came from (declared, learned from the
+    /// counters, or the default); null from a daemon that does not know.
+    #[serde(default)]
+    pub speed_down: Option<LineSpeed>,
+    /// The same for the upload.
+    #[serde(default)]
+    pub speed_up: Option<LineSpeed>,
+    /// Its weight in the choice of new connections now: `weight`, or under `placement =
+    /// "spare_capacity"` weight × the unused share of the line.
+    #[serde(default)]
+    pub share: Option<u32>,
 }
 
 /// A WAN's IPv6 side, routed and failed over apart from its IPv4.
@@ -335,6 +347,9 @@ pub struct RouterStatus {
     pub last_error: Option<String>,
     /// How often another program's change to our routes, rules or nft table was undone.
     pub kernel_restores: u64,
+    /// The HA pair (while `[ha] enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<super::HaReport>,
     /// Unix ms when the WANs' byte counters were read (throughput is computed between two
     /// readings).
     pub bytes_at_ms: Option<u64>,

@@ -2,7 +2,8 @@
 
 use super::input::{HealthVerdict, Overrides, WanFactsByName};
 use super::model::*;
-use crate::config::{BalanceMode, Ipv6Mode, Resolved};
+use crate::capacity::{auto_weights, effective_speed, LineSpeed};
+use crate::config::{BalanceMode, Ipv6Mode, Placement, Resolved, WeightMode};
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -14,7 +15,14 @@ pub struct PlannedWan {
     pub dev: String,
     pub table: u32,
     pub mark: u32,
+    /// `weight` as configured, or under `weights = "auto"` derived from the line's speed;
+    /// the main table's multipath route uses it.
     pub weight: u32,
+    /// How new connections are shared (the numgen ranges): `weight`, or under
+    /// `placement = "spare_capacity"` the daemon's placement weight when it gave one.
+    pub share: u32,
+    /// The line's download speed and where it came from.
+    pub speed: LineSpeed,
     pub priority: u32,
     /// Configured gateway, else the one learned from the link.
     pub gateway: Option<Ipv4Addr>,
@@ -53,7 +61,7 @@ pub enum Lane {
 
 impl PlannedWan {
     /// (routable, usable) in `lane`; a WAN without IPv6 is neither there.
-    fn lane(&self, lane: Lane) -> (bool, bool) {
+    pub(crate) fn lane(&self, lane: Lane) -> (bool, bool) {
         match (lane, &self.v6) {
             (Lane::V4, _) => (self.routable, self.usable),
             (Lane::V6, Some(v6)) => (v6.routable, v6.usable),
@@ -69,13 +77,59 @@ impl PlannedWan {
     }
 }
 
+/// Shares are whole numbers (numgen slots): while a line is degraded every share is
+/// multiplied by this, so the degraded one's part (`degraded_share` ≥ 0.05) stays exact.
+const DEGRADED_RESOLUTION: u32 = 20;
+
+/// A degraded line's share (already scaled by [`DEGRADED_RESOLUTION`]): `part` of it,
+/// rounded, never below 1 (it is still in service).
+fn degraded(share: u32, part: f64) -> u32 {
+    let reduced =
+        crate::capacity::round_clamped(f64::from(share) * part.clamp(0.0, 1.0), u64::from(share));
+    u32::try_from(reduced).unwrap_or(share).max(1)
+}
+
 /// Derive every WAN's view from config, numbers and runtime state, in config order.
 pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -> Vec<PlannedWan> {
-    resolved
+    let routing = &resolved.config().routing;
+    let facts = |name: &str| states.get(name).cloned().unwrap_or_default();
+    let speeds: Vec<LineSpeed> = resolved
         .wans()
         .map(|wan| {
+            effective_speed(
+                wan.config.download_mbit,
+                facts(&wan.config.name).learned_down_kbit,
+            )
+        })
+        .collect();
+    // Auto weights are relative to the fastest line, so they are derived for all at once.
+    let auto = auto_weights(&speeds);
+    let scale = if routing.degraded_share < 1.0
+        && resolved.wans().any(|w| facts(&w.config.name).degraded)
+    {
+        DEGRADED_RESOLUTION
+    } else {
+        1
+    };
+    resolved
+        .wans()
+        .zip(speeds.into_iter().zip(auto))
+        .map(|(wan, (speed, auto_weight))| {
             let (w, table, mark) = (wan.config, wan.table, wan.mark);
-            let rt = states.get(&w.name).cloned().unwrap_or_default();
+            let rt = facts(&w.name);
+            let weight = match routing.weights {
+                WeightMode::Static => w.weight,
+                WeightMode::Auto => auto_weight,
+            };
+            let share = match routing.placement {
+                Placement::Weight => weight,
+                Placement::SpareCapacity => rt.placement_weight.unwrap_or(weight).max(1),
+            };
+            let share = if rt.degraded {
+                degraded(share * scale, routing.degraded_share)
+            } else {
+                share * scale
+            };
             let gateway = w.gateway.or(rt.link.gateway);
             // A point-to-point link (PPP) needs no gateway: the device reaches the peer.
             let routable = rt.link.present && (gateway.is_some() || rt.link.point_to_point);
@@ -100,7 +154,9 @@ pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -
                 dev: w.device(),
                 table,
                 mark,
-                weight: w.weight,
+                weight,
+                share,
+                speed,
                 priority: w.priority,
                 gateway,
                 address: rt.link.address.map(|a| a.addr()),

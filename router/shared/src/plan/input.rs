@@ -124,6 +124,20 @@ pub struct WanFacts {
     /// The IPv6 probes' verdict: each family fails over on its own.
     #[serde(default)]
     pub health6: HealthVerdict,
+    /// The IPv4 probes see the line degraded (slow or lossy, still in service): it gets
+    /// `[routing] degraded_share` of its share of new connections, in both families.
+    #[serde(default)]
+    pub degraded: bool,
+    /// The download speed the daemon learned from the interface counters (kbit/s,
+    /// `capacity::RateLearner`): the line's speed under `weights = "auto"` when it declares
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_down_kbit: Option<u64>,
+    /// The line's weight for new connections under `placement = "spare_capacity"` (the
+    /// daemon's `capacity::SparePlacer`: weight × spare share, with hysteresis); absent: its
+    /// weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_weight: Option<u32>,
 }
 
 pub type WanFactsByName = BTreeMap<String, WanFacts>;
@@ -146,4 +160,30 @@ pub fn all_up(cfg: &crate::config::Config) -> WanFactsByName {
             (w.name.clone(), rt)
         })
         .collect()
+}
+
+/// This box's part in an HA pair (`[ha]`), which the plan depends on: only the master
+/// translates the LAN's IPv4 traffic and serves DHCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairRole {
+    /// No pair (`[ha]` off).
+    #[default]
+    Alone,
+    /// Holds the virtual addresses.
+    Master,
+    /// Backup, fault, or not told yet (keepalived starts every box as backup).
+    Backup,
+}
+
+impl PairRole {
+    /// The role of a box of `cfg` before keepalived has said anything: alone without a
+    /// pair, backup in one.
+    pub fn of_config(cfg: &crate::config::Config) -> PairRole {
+        if cfg.ha.enabled {
+            PairRole::Backup
+        } else {
+            PairRole::Alone
+        }
+    }
 }

@@ -1,12 +1,14 @@
 //! The pure decision: (config, WAN runtime state, operator overrides) -> desired kernel state.
 //! No I/O here: everything is unit-tested without root.
 
+mod classify;
 mod decide;
 pub mod dhcp;
 mod input;
 mod model;
 pub mod nft;
 mod render;
+pub mod silence;
 mod weights;
 
 pub use decide::{active_wans, wan_views, Ipv6View, Lane, PlannedWan};
@@ -16,8 +18,24 @@ pub use model::*;
 use crate::config::Resolved;
 
 /// Decide the complete kernel state for this moment, from the config with every WAN's
-/// table and mark (see [`WanIds::allocate`](crate::config::WanIds::allocate)).
+/// table and mark (see [`WanIds::allocate`](crate::config::WanIds::allocate)), for a box
+/// that is alone, or in a pair not yet told its role ([`PairRole::of_config`]).
 pub fn plan(resolved: &Resolved, states: &WanFactsByName, overrides: &Overrides) -> Plan {
+    plan_as(
+        resolved,
+        states,
+        overrides,
+        PairRole::of_config(resolved.config()),
+    )
+}
+
+/// [`plan`] for a box in `role`.
+pub fn plan_as(
+    resolved: &Resolved,
+    states: &WanFactsByName,
+    overrides: &Overrides,
+    role: PairRole,
+) -> Plan {
     let cfg = resolved.config();
     let views = wan_views(resolved, states, overrides);
     let mode = cfg.routing.load_balancing;
@@ -35,7 +53,7 @@ pub fn plan(resolved: &Resolved, states: &WanFactsByName, overrides: &Overrides)
             decide::rules(&views, Lane::V6),
         ]
         .concat(),
-        nft: nft::render(cfg, &views, &active, &active6),
+        nft: nft::render(cfg, &views, &active, &active6, role),
         active_wans: names(&active),
         active_wans6: names(&active6),
     }

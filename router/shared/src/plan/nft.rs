@@ -5,15 +5,17 @@
 //!
 //! The table is `inet` so that one input/forward policy covers IPv4 and IPv6. New connections
 //! of each family are balanced over the WANs active in that family (`choose_wan`,
-//! `choose_wan6`): a line can be up for one and down for the other. Policies match IPv4 only.
+//! `choose_wan6`): a line can be up for one and down for the other, and so do the policies
+//! (one chain per policy and family, over the WANs usable in that family).
 //! The LAN has one IPv6 prefix (a ULA by default) and every WAN masquerades it to its own
 //! address, as IPv4: a connection keeps its WAN's address for its life, and a failover only
 //! moves new connections (see README, IPv6, for why not several announced prefixes).
 
-use super::decide::PlannedWan;
+use super::decide::{Lane, PlannedWan};
+use super::input::PairRole;
 use super::model::MARK_MASK;
-use super::weights::slots;
-use crate::config::{Config, LastResort, PolicyConfig};
+use super::weights::{interleaved, slots};
+use crate::config::{Config, LastResort, Placement, PolicyConfig, Protocol, TrafficMatch};
 use std::fmt::Write;
 
 /// Family and name of the one nftables table we own.
@@ -32,6 +34,7 @@ pub fn render(
     views: &[PlannedWan],
     active: &[&PlannedWan],
     active6: &[&PlannedWan],
+    role: PairRole,
 ) -> String {
     let lan = &cfg.lan.interface;
     // Destinations the main table reaches directly (LAN, WAN subnets such as the ISP's
@@ -60,10 +63,10 @@ pub fn render(
     let wan_set = quoted_set(views.iter().map(|w| w.dev.as_str()));
     let mut t = Table::default();
 
-    for p in &cfg.policies {
-        if p.sticky_timeout.is_some() {
-            for w in usable_via(p, views) {
-                t.set(&affinity_set(p, w), p.sticky_timeout.unwrap_or_default());
+    for (p, lane) in policy_lanes(cfg) {
+        if let Some(timeout) = p.sticky_timeout {
+            for w in usable_via(p, views, lane) {
+                t.set(&affinity_set(p, w, lane), addr_type(lane), timeout);
             }
         }
     }
@@ -84,6 +87,15 @@ pub fn render(
             w.dev, w.mark
         )
     }));
+    let silence = super::silence::enabled(cfg);
+    if silence {
+        for w in views {
+            let (unreplied, replies) = super::silence::counter_names(w.mark);
+            t.counter(&unreplied);
+            t.counter(&replies);
+        }
+        pre.extend(super::silence::prerouting_rules(views));
+    }
     pre.push(restore_mark());
     t.base_chain(
         "prerouting",
@@ -92,23 +104,25 @@ pub fn render(
         pre,
     );
 
-    let mut choose: Vec<String> = cfg
-        .policies
-        .iter()
-        .filter_map(|p| policy_dispatch(p, views))
-        .collect();
-    choose.extend(pick_wan(active.iter().copied()));
-    t.chain("choose_wan", choose);
+    // Each family: its policies first, then the weighted pick over its active WANs.
+    let choose = |lane: Lane, active: &[&PlannedWan]| -> Vec<String> {
+        policy_lanes(cfg)
+            .filter(|&(_, l)| l == lane)
+            .filter_map(|(p, _)| policy_dispatch(p, views, lane))
+            .chain(pick_wan(active.iter().copied(), cfg.routing.placement))
+            .collect()
+    };
+    t.chain("choose_wan", choose(Lane::V4, active));
     if !views6.is_empty() {
-        t.chain(
-            "choose_wan6",
-            pick_wan(active6.iter().copied()).into_iter().collect(),
-        );
+        t.chain("choose_wan6", choose(Lane::V6, active6));
     }
-    for p in &cfg.policies {
-        let via: Vec<&PlannedWan> = usable_via(p, views).collect();
+    for (p, lane) in policy_lanes(cfg) {
+        let via: Vec<&PlannedWan> = usable_via(p, views, lane).collect();
         if !via.is_empty() {
-            t.chain(&policy_chain(p), policy_rules(p, &via));
+            t.chain(
+                &policy_chain(p, lane),
+                policy_rules(p, &via, lane, cfg.routing.placement),
+            );
         }
     }
 
@@ -139,8 +153,23 @@ pub fn render(
                 w.dev, w.mark
             )
         }))
+        .chain(if silence {
+            super::silence::egress_rules(views)
+        } else {
+            Vec::new()
+        })
         .collect(),
     );
+
+    let classify = super::classify::rules(cfg, views);
+    if !classify.is_empty() {
+        t.base_chain(
+            "classify",
+            "filter hook postrouting priority mangle",
+            "accept",
+            classify,
+        );
+    }
 
     t.base_chain(
         "input",
@@ -187,7 +216,7 @@ pub fn render(
     // own IPv6 traffic already has the WAN's address).
     let mut snat: Vec<String> = views
         .iter()
-        .map(|w| format!("meta nfproto ipv4 oifname \"{}\" masquerade", w.dev))
+        .filter_map(|w| ipv4_snat(cfg, w, role))
         .collect();
     let lan6 = cfg.lan.address6.trunc();
     snat.extend(
@@ -199,7 +228,7 @@ pub fn render(
         // Hairpin: a LAN client reaching a LAN server through the public address must see
         // the answer come from the router, or it drops the server's direct reply.
         snat.push(format!(
-            "meta nfproto ipv4 iifname \"{lan}\" oifname \"{lan}\" ct status dnat masquerade"
+            "iifname \"{lan}\" oifname \"{lan}\" ct status dnat masquerade"
         ));
     }
     t.base_chain(
@@ -209,6 +238,38 @@ pub fn render(
         snat,
     );
     t.finish()
+}
+
+/// How the LAN's IPv4 traffic leaving by `w` is translated, if it is:
+/// - alone: masquerade (the line's address, whatever DHCP or PPPoE gave);
+/// - master of a pair: to the line's `virtual_address` where it has one. Masquerade would
+///   pick the box's own address, which the other box does not hold: the connections it
+///   takes over after a failover would answer from an address the ISP no longer routes to
+///   it. Lines without a virtual address masquerade (their connections cannot survive a
+///   failover: the other box has another address there);
+/// - backup: nothing. The LAN's gateway is the master's, so no LAN traffic should come
+///   through; a connection that did would be translated to this box's address and
+///   collide with the synced entries. The box's own traffic leaves with the line's
+///   address already.
+fn ipv4_snat(cfg: &Config, w: &PlannedWan, role: PairRole) -> Option<String> {
+    let virtual_address = || {
+        cfg.wan_interfaces
+            .iter()
+            .find(|c| c.name == w.name)
+            .and_then(|c| c.virtual_address)
+    };
+    match (role, virtual_address()) {
+        (PairRole::Backup, _) => None,
+        (PairRole::Master, Some(vip)) => Some(format!(
+            "meta nfproto ipv4 oifname \"{}\" snat ip to {}",
+            w.dev,
+            vip.addr()
+        )),
+        (PairRole::Master | PairRole::Alone, _) => Some(format!(
+            "meta nfproto ipv4 oifname \"{}\" masquerade",
+            w.dev
+        )),
+    }
 }
 
 /// What a WAN may send to the router itself beyond replies (`ct state established,related`);
@@ -255,7 +316,8 @@ fn mss_clamp(cfg: &Config) -> Vec<String> {
 }
 
 /// IPv6 forwards (pinholes) from the WANs with IPv6 to the host's address in the LAN's
-/// prefix; no hairpin for them (LAN hosts reach each other's IPv6 addresses directly).
+/// prefix, and from the LAN to those WANs' IPv6 addresses (hairpin: a LAN host that looks
+/// the service up by its public name gets the WAN's address, as from outside).
 fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
     let lan = &cfg.lan.interface;
     let mut rules = Vec::new();
@@ -270,29 +332,29 @@ fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
         };
         let proto = f.protocol.nft_name();
         let port = f.wan_port;
+        // From the LAN to the WANs' own addresses (`family`: ip or ip6).
+        let hairpin = |family: &str, addrs: Vec<String>, target: &str| {
+            (!addrs.is_empty()).then(|| {
+                format!(
+                    "iifname \"{lan}\" {family} daddr {} {proto} dport {port} dnat {family} to {target}",
+                    brace(addrs.into_iter())
+                )
+            })
+        };
         if let Some(to) = f.to.filter(|_| f.family.has_ipv4()) {
             let target = with_port(to.to_string());
             let names = quoted_set(wans.iter().map(|w| w.dev.as_str()));
             rules.push(format!(
                 "iifname {names} {proto} dport {port} dnat ip to {target}"
             ));
-            let addrs: Vec<String> = wans
-                .iter()
-                .filter_map(|w| w.address)
-                .map(|a| a.to_string())
-                .collect();
-            if !addrs.is_empty() {
-                rules.push(format!(
-                    "iifname \"{lan}\" ip daddr {} {proto} dport {port} dnat ip to {target}",
-                    brace(addrs.into_iter())
-                ));
-            }
+            let addrs = wans.iter().filter_map(|w| w.address);
+            rules.extend(hairpin(
+                "ip",
+                addrs.map(|a| a.to_string()).collect(),
+                &target,
+            ));
         }
-        let wans6: Vec<&str> = wans
-            .iter()
-            .filter(|w| w.v6.is_some())
-            .map(|w| w.dev.as_str())
-            .collect();
+        let wans6: Vec<&PlannedWan> = wans.iter().copied().filter(|w| w.v6.is_some()).collect();
         if let Some(to6) = f.to6.filter(|_| f.family.has_ipv6() && !wans6.is_empty()) {
             // Brackets only around an address followed by a port.
             let target = match f.to_port {
@@ -301,7 +363,13 @@ fn port_forwards(cfg: &Config, views: &[PlannedWan]) -> Vec<String> {
             };
             rules.push(format!(
                 "iifname {} meta nfproto ipv6 {proto} dport {port} dnat ip6 to {target}",
-                quoted_set(wans6.into_iter())
+                quoted_set(wans6.iter().map(|w| w.dev.as_str()))
+            ));
+            let addrs6 = wans6.iter().filter_map(|w| w.v6.as_ref()?.address);
+            rules.extend(hairpin(
+                "ip6",
+                addrs6.map(|a| a.to_string()).collect(),
+                &target,
             ));
         }
     }
@@ -313,14 +381,22 @@ fn restore_mark() -> String {
     format!("ct mark & {MARK_MASK:#x} != 0x0 meta mark set ct mark & {MARK_MASK:#x}")
 }
 
-/// The rule that sets a new connection's mark by weight over `wans` (none if empty).
-fn pick_wan<'a>(wans: impl Iterator<Item = &'a PlannedWan>) -> Option<String> {
-    let weighted: Vec<(u32, u32)> = wans.map(|w| (w.mark, w.weight)).collect();
+/// The rule that sets a new connection's mark by share over `wans` (none if empty): at
+/// random by weight, or under spare-capacity placement taking turns by share (connections
+/// opened at once are spread over the lines; see `weights::interleaved`).
+fn pick_wan<'a>(
+    wans: impl Iterator<Item = &'a PlannedWan>,
+    placement: Placement,
+) -> Option<String> {
+    let weighted: Vec<(u32, u32)> = wans.map(|w| (w.mark, w.share)).collect();
     match weighted.as_slice() {
         [] => None,
         [(mark, _)] => Some(format!("ct mark set {mark:#x}")),
         _ => {
-            let (total, slots) = slots(&weighted);
+            let (generator, (total, slots)) = match placement {
+                Placement::Weight => ("random", slots(&weighted)),
+                Placement::SpareCapacity => ("inc", interleaved(&weighted)),
+            };
             let map = brace(slots.iter().map(|s| {
                 if s.first == s.last {
                     format!("{} : {:#x}", s.first, s.mark)
@@ -328,37 +404,78 @@ fn pick_wan<'a>(wans: impl Iterator<Item = &'a PlannedWan>) -> Option<String> {
                     format!("{}-{} : {:#x}", s.first, s.last, s.mark)
                 }
             }));
-            Some(format!("ct mark set numgen random mod {total} map {map}"))
+            Some(format!(
+                "ct mark set numgen {generator} mod {total} map {map}"
+            ))
         }
     }
+}
+
+/// Every policy with each family it matches, in config order.
+fn policy_lanes(cfg: &Config) -> impl Iterator<Item = (&PolicyConfig, Lane)> {
+    cfg.policies
+        .iter()
+        .flat_map(|p| lanes(&p.traffic()).map(move |lane| (p, lane)))
+}
+
+/// The families a policy's or class's match applies to.
+pub(super) fn lanes(t: &TrafficMatch) -> impl Iterator<Item = Lane> {
+    let (v4, v6) = t.families();
+    [(v4, Lane::V4), (v6, Lane::V6)]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .map(|(_, lane)| lane)
 }
 
 fn usable_via<'a>(
     p: &'a PolicyConfig,
     views: &'a [PlannedWan],
+    lane: Lane,
 ) -> impl Iterator<Item = &'a PlannedWan> {
-    views.iter().filter(|w| w.usable && p.via.contains(&w.name))
+    views
+        .iter()
+        .filter(move |w| w.lane(lane).1 && p.via.contains(&w.name))
 }
 
-fn policy_chain(p: &PolicyConfig) -> String {
-    format!("policy_{}", p.name)
+/// nft's address keyword of a family.
+pub(super) fn ip(lane: Lane) -> &'static str {
+    match lane {
+        Lane::V4 => "ip",
+        Lane::V6 => "ip6",
+    }
 }
 
-fn affinity_set(p: &PolicyConfig, w: &PlannedWan) -> String {
-    format!("{}_{}", policy_chain(p), w.mark >> 8)
+fn addr_type(lane: Lane) -> &'static str {
+    match lane {
+        Lane::V4 => "ipv4_addr",
+        Lane::V6 => "ipv6_addr",
+    }
 }
 
-/// The match part of a policy, e.g. `ip saddr 192.168.1.50 tcp dport 443`.
-fn policy_match(p: &PolicyConfig) -> String {
+/// `policy_<name>` for IPv4 (the name of earlier versions), `policy6_<name>` for IPv6.
+fn policy_chain(p: &PolicyConfig, lane: Lane) -> String {
+    match lane {
+        Lane::V4 => format!("policy_{}", p.name),
+        Lane::V6 => format!("policy6_{}", p.name),
+    }
+}
+
+fn affinity_set(p: &PolicyConfig, w: &PlannedWan, lane: Lane) -> String {
+    format!("{}_{}", policy_chain(p, lane), w.mark >> 8)
+}
+
+/// The match part of a policy or class in `lane`, e.g. `ip saddr 192.168.1.50 tcp dport
+/// 443` (empty: everything).
+pub(super) fn traffic_match(t: &TrafficMatch, lane: Lane) -> String {
     let mut m = Vec::new();
-    if let Some(src) = p.src {
-        m.push(format!("ip saddr {src}"));
+    if let Some(src) = t.src {
+        m.push(format!("{} saddr {src}", ip(lane)));
     }
-    if let Some(dst) = p.dst {
-        m.push(format!("ip daddr {dst}"));
+    if let Some(dst) = t.dst {
+        m.push(format!("{} daddr {dst}", ip(lane)));
     }
-    match (p.protocol, p.src_port, p.dst_port) {
-        (Some(proto), None, None) => m.push(format!("meta l4proto {}", proto.nft_name())),
+    match (t.protocol, t.src_port, t.dst_port) {
+        (Some(proto), None, None) => m.push(format!("meta l4proto {}", l4proto(proto, lane))),
         (Some(proto), sport, dport) => {
             if let Some(s) = sport {
                 m.push(format!("{} sport {s}", proto.nft_name()));
@@ -372,13 +489,21 @@ fn policy_match(p: &PolicyConfig) -> String {
     m.join(" ")
 }
 
+/// The layer-4 protocol as `meta l4proto` names it: ICMP's IPv6 counterpart is ICMPv6.
+fn l4proto(proto: Protocol, lane: Lane) -> &'static str {
+    match (proto, lane) {
+        (Protocol::Icmp, Lane::V6) => "icmpv6",
+        _ => proto.nft_name(),
+    }
+}
+
 /// The `choose_wan` rule for one policy: jump to its chain, drop, or nothing (fall through
 /// to default balancing) when none of its WANs is usable.
-fn policy_dispatch(p: &PolicyConfig, views: &[PlannedWan]) -> Option<String> {
-    let matcher = policy_match(p);
+fn policy_dispatch(p: &PolicyConfig, views: &[PlannedWan], lane: Lane) -> Option<String> {
+    let matcher = traffic_match(&p.traffic(), lane);
     let sep = if matcher.is_empty() { "" } else { " " };
-    if usable_via(p, views).next().is_some() {
-        Some(format!("{matcher}{sep}goto {}", policy_chain(p)))
+    if usable_via(p, views, lane).next().is_some() {
+        Some(format!("{matcher}{sep}goto {}", policy_chain(p, lane)))
     } else {
         match p.last_resort {
             LastResort::Default => None,
@@ -389,25 +514,31 @@ fn policy_dispatch(p: &PolicyConfig, views: &[PlannedWan]) -> Option<String> {
 
 /// A policy's own chain: host affinity first (if sticky), then a weighted pick that is
 /// remembered for the host.
-fn policy_rules(p: &PolicyConfig, via: &[&PlannedWan]) -> Vec<String> {
+fn policy_rules(
+    p: &PolicyConfig,
+    via: &[&PlannedWan],
+    lane: Lane,
+    placement: Placement,
+) -> Vec<String> {
     let mut rules = Vec::new();
     let sticky = p.sticky_timeout.is_some();
+    let ip = ip(lane);
     if sticky {
         rules.extend(via.iter().map(|w| {
             format!(
-                "ip saddr @{} ct mark set {:#x} return",
-                affinity_set(p, w),
+                "{ip} saddr @{} ct mark set {:#x} return",
+                affinity_set(p, w, lane),
                 w.mark
             )
         }));
     }
-    rules.extend(pick_wan(via.iter().copied()));
+    rules.extend(pick_wan(via.iter().copied(), placement));
     if sticky {
         rules.extend(via.iter().map(|w| {
             format!(
-                "ct mark & {MARK_MASK:#x} == {:#x} update @{} {{ ip saddr }}",
+                "ct mark & {MARK_MASK:#x} == {:#x} update @{} {{ {ip} saddr }}",
                 w.mark,
-                affinity_set(p, w)
+                affinity_set(p, w, lane)
             )
         }));
     }
@@ -418,7 +549,7 @@ fn brace(items: impl Iterator<Item = String>) -> String {
     format!("{{ {} }}", items.collect::<Vec<_>>().join(", "))
 }
 
-fn quoted_set<'a>(names: impl Iterator<Item = &'a str>) -> String {
+pub(super) fn quoted_set<'a>(names: impl Iterator<Item = &'a str>) -> String {
     brace(names.map(|n| format!("\"{n}\"")))
 }
 
@@ -429,11 +560,16 @@ struct Table {
 }
 
 impl Table {
-    fn set(&mut self, name: &str, timeout_s: u32) {
+    fn set(&mut self, name: &str, addr_type: &str, timeout_s: u32) {
         let _ = writeln!(
             self.body,
-            "\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout_s}s\n\t}}\n"
+            "\tset {name} {{\n\t\ttype {addr_type}\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout_s}s\n\t}}\n"
         );
+    }
+
+    /// A named counter (`counter name "<name>"` in rules; read with `nft list counters`).
+    fn counter(&mut self, name: &str) {
+        let _ = writeln!(self.body, "\tcounter {name} {{\n\t}}\n");
     }
 
     fn base_chain(&mut self, name: &str, hook: &str, policy: &str, rules: Vec<String>) {

@@ -50,6 +50,7 @@ fn healthy(cfg: &Config) -> WanFactsByName {
                     link,
                     health: HealthVerdict::Up,
                     health6: HealthVerdict::Up,
+                    ..WanFacts::default()
                 },
             )
         })
@@ -114,6 +115,13 @@ name = "dns"
 protocol = "udp"
 dst_port = "53"
 via = ["wan3"]
+
+[[policies]]
+name = "nas6"
+src = "fd7a:9e51:5c34::50"
+protocol = "icmp"
+via = ["wan2"]
+sticky_timeout = 60
 "#,
     );
     insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).to_string());
@@ -393,11 +401,13 @@ fn firewall_covers_ipv6_on_the_wans() {
     );
 
     // NAT names its family: an unqualified masquerade in an inet table would NAT both. IPv6
-    // translates the LAN's prefix only.
+    // translates the LAN's prefix only. The hairpin is for both on purpose: it only touches
+    // port-forwarded (DNATed) connections from the LAN back into it.
     for rule in chain_rules(&nft, "postrouting") {
         assert!(
             rule.starts_with("meta nfproto ipv4 ")
-                || rule.contains(" ip6 saddr fd7a:9e51:5c34::/64 masquerade"),
+                || rule.contains(" ip6 saddr fd7a:9e51:5c34::/64 masquerade")
+                || rule == "iifname \"lan0\" oifname \"lan0\" ct status dnat masquerade",
             "{rule}"
         );
     }
@@ -519,4 +529,300 @@ fn static_ipv6_is_used_as_configured() {
         .rules
         .iter()
         .any(|r| r.selector == RuleSelector::From("2001:db8:77::2".parse().unwrap())));
+}
+
+// Smart traffic: weights from line speeds, placement by spare capacity (the daemon's numbers
+// arrive as facts; the planner only turns them into ranges).
+
+fn main_hop_weights(p: &Plan) -> Vec<u8> {
+    let main = p.routes.iter().find(|r| r.table == MAIN_TABLE).unwrap();
+    main.hops.iter().map(|h| h.weight).collect()
+}
+
+fn learned(mut states: WanFactsByName, wan: &str, kbit: u64) -> WanFactsByName {
+    states.get_mut(wan).unwrap().learned_down_kbit = Some(kbit);
+    states
+}
+
+fn placed(mut states: WanFactsByName, weights: &[(&str, u32)]) -> WanFactsByName {
+    for (wan, w) in weights {
+        states.get_mut(*wan).unwrap().placement_weight = Some(*w);
+    }
+    states
+}
+
+#[test]
+fn static_weights_ignore_speeds_and_the_daemons_numbers() {
+    let cfg = edited(config(&[2, 1], ""), |raw| {
+        raw.wan_interfaces[0].download_mbit = Some(10.0);
+        raw.wan_interfaces[1].download_mbit = Some(1000.0);
+    });
+    let states = placed(
+        learned(healthy(&cfg), "wan1", 5),
+        &[("wan1", 1), ("wan2", 200)],
+    );
+    let p = plan_of(&cfg, &states);
+    assert_eq!(
+        choice_line(&p),
+        "ct mark set numgen random mod 3 map { 0-1 : 0x100, 2 : 0x200 }"
+    );
+    assert_eq!(main_hop_weights(&p), [2, 1]);
+}
+
+#[test]
+fn auto_weights_follow_declared_then_learned_then_default_speeds() {
+    let auto = |cfg: Config| {
+        edited(cfg, |raw| {
+            raw.routing.weights = crate::config::WeightMode::Auto;
+        })
+    };
+    let cfg = auto(edited(config(&[1, 1, 1], ""), |raw| {
+        raw.wan_interfaces[0].download_mbit = Some(100.0);
+    }));
+    // wan1 declared 100, wan2 learned 50 (its learned speed only counts when none is
+    // declared), wan3 neither: the 100 Mbit/s default.
+    let states = learned(learned(healthy(&cfg), "wan2", 50_000), "wan1", 1_000);
+    let views = wan_views(&resolved(&cfg), &states, &Overrides::default());
+    let got: Vec<_> = views
+        .iter()
+        .map(|w| (w.speed.kbit, w.speed.source.as_str(), w.weight, w.share))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (100_000, "declared", 255, 255),
+            (50_000, "learned", 128, 128),
+            (100_000, "default", 255, 255)
+        ]
+    );
+    let p = plan_of(&cfg, &states);
+    assert_eq!(
+        choice_line(&p),
+        "ct mark set numgen random mod 638 map { 0-254 : 0x100, 255-382 : 0x200, 383-637 : 0x300 }"
+    );
+    // The router's own traffic follows the same weights.
+    assert_eq!(main_hop_weights(&p), [255, 128, 255]);
+}
+
+#[test]
+fn spare_capacity_placement_changes_only_the_numgen_ranges() {
+    let cfg = edited(config(&[2, 1], ""), |raw| {
+        raw.routing.placement = crate::config::Placement::SpareCapacity;
+    });
+    // Before the daemon measured anything: the weights, taking turns (`numgen inc`), so
+    // connections opened at once are spread over the lines.
+    let p = plan_of(&cfg, &healthy(&cfg));
+    assert_eq!(
+        choice_line(&p),
+        "ct mark set numgen inc mod 3 map { 0 : 0x100, 1 : 0x200, 2 : 0x100 }"
+    );
+    // wan1 saturated: the placer gave it 26 against wan2's 255 (1 turn in 10).
+    let states = placed(healthy(&cfg), &[("wan1", 26), ("wan2", 255)]);
+    let p = plan_of(&cfg, &states);
+    assert_eq!(
+        choice_line(&p),
+        "ct mark set numgen inc mod 10 map { 0-3 : 0x200, 4 : 0x100, 5-9 : 0x200 }"
+    );
+    // Routes and rules do not churn with the rates: the main route keeps the weights.
+    assert_eq!(main_hop_weights(&p), [2, 1]);
+    let before = plan_of(&cfg, &healthy(&cfg));
+    assert_eq!((p.routes, p.rules), (before.routes, before.rules));
+}
+
+#[test]
+fn spare_capacity_shares_apply_inside_policies_and_failover_still_wins() {
+    let policy =
+        "[[policies]]\nname = \"bulk\"\nsrc = \"192.168.1.0/25\"\nvia = [\"wan1\", \"wan2\"]\n";
+    let cfg = edited(config(&[1, 1, 1], policy), |raw| {
+        raw.routing.placement = crate::config::Placement::SpareCapacity;
+    });
+    let states = placed(healthy(&cfg), &[("wan1", 255), ("wan2", 13), ("wan3", 100)]);
+    let p = plan_of(&cfg, &states);
+    assert_eq!(
+        chain_choice(&p, "policy_bulk"),
+        "ct mark set numgen inc mod 18 map { 0-8 : 0x100, 9 : 0x200, 10-17 : 0x100 }"
+    );
+    // A down line leaves the choice whatever its spare capacity.
+    let p = plan_of(&cfg, &down(states, &["wan1"]));
+    assert_eq!(
+        choice_line(&p),
+        "ct mark set numgen inc mod 9 map { 0-3 : 0x300, 4 : 0x200, 5-8 : 0x300 }"
+    );
+}
+
+/// Classes in config order, each in the families it matches, before the built-in ones (off
+/// here); the first that matches decides (`return`).
+#[test]
+fn classes_mark_dscp_on_the_way_out_first_match_wins() {
+    let cfg = config(
+        &[1, 1],
+        r#"
+[[classes]]
+name = "nas"
+src = "fd7a:9e51:5c34::50"
+dscp = "bulk"
+
+[[classes]]
+name = "calls"
+protocol = "udp"
+dst_port = "3478-3481"
+dscp = 46
+
+[qos]
+default_classes = false
+"#,
+    );
+    let nft = plan_of(&cfg, &healthy(&cfg)).nft;
+    assert_eq!(
+        chain_rules(&nft, "classify"),
+        [
+            "oifname { \"wan1\", \"wan2\" } meta nfproto ipv6 ip6 saddr fd7a:9e51:5c34::50 counter ip6 dscp set 8 return",
+            "oifname { \"wan1\", \"wan2\" } meta nfproto ipv4 udp dport 3478-3481 counter ip dscp set 46 return",
+            "oifname { \"wan1\", \"wan2\" } meta nfproto ipv6 udp dport 3478-3481 counter ip6 dscp set 46 return",
+        ]
+    );
+    // Neither classes nor built-ins: no chain at all.
+    let bare = config(&[1, 1], "[qos]\ndefault_classes = false\n");
+    assert!(!plan_of(&bare, &healthy(&bare))
+        .nft
+        .contains("chain classify"));
+}
+
+/// A degraded line keeps `degraded_share` of its share (default half), the others theirs;
+/// shares are scaled while one is degraded so that part stays exact even for weight 1.
+#[test]
+fn a_degraded_line_gets_its_reduced_share_of_new_connections() {
+    let cfg = config(&[2, 1], "");
+    let mut facts = healthy(&cfg);
+    facts.get_mut("wan1").unwrap().degraded = true;
+    assert_eq!(
+        choice_line(&plan_of(&cfg, &facts)),
+        "ct mark set numgen random mod 40 map { 0-19 : 0x100, 20-39 : 0x200 }"
+    );
+    let cfg = config(&[1, 1], "[routing]\ndegraded_share = 0.25\n");
+    let mut facts = healthy(&cfg);
+    facts.get_mut("wan2").unwrap().degraded = true;
+    assert_eq!(
+        choice_line(&plan_of(&cfg, &facts)),
+        "ct mark set numgen random mod 25 map { 0-19 : 0x100, 20-24 : 0x200 }"
+    );
+    // Nothing degraded: the weights as they are.
+    let cfg = config(&[2, 1], "");
+    assert_eq!(
+        choice_line(&plan_of(&cfg, &healthy(&cfg))),
+        "ct mark set numgen random mod 3 map { 0-1 : 0x100, 2 : 0x200 }"
+    );
+}
+
+/// Two lines: wan1 static with a virtual address, wan2 by DHCP; the pair talks over the LAN.
+fn pair_config() -> Config {
+    let text = r#"
+[[wan_interfaces]]
+name = "wan1"
+mode = "static"
+address = "203.0.113.2/29"
+gateway = "203.0.113.1"
+virtual_address = "203.0.113.6/29"
+
+[[wan_interfaces]]
+name = "wan2"
+mode = "dhcp"
+
+[lan]
+interface = "lan0"
+address = "192.168.1.1/24"
+
+[ha]
+enabled = true
+peer = "192.168.1.2"
+sync_interface = "lan0"
+lan_virtual_address = "192.168.1.254/24"
+auth_key_file = "/etc/routeros/ha.key"
+"#;
+    Config::from_toml(text).unwrap()
+}
+
+/// The IPv4 source NAT rules of a plan's nft table.
+fn snat4(nft: &str) -> Vec<String> {
+    nft.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("meta nfproto ipv4 oifname"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_master_translates_to_the_virtual_address_where_a_line_has_one() {
+    let cfg = pair_config();
+    let p = plan_as(
+        &resolved(&cfg),
+        &healthy(&cfg),
+        &Overrides::default(),
+        PairRole::Master,
+    );
+    assert_eq!(
+        snat4(&p.nft),
+        [
+            "meta nfproto ipv4 oifname \"wan1\" snat ip to 203.0.113.6",
+            "meta nfproto ipv4 oifname \"wan2\" masquerade",
+        ]
+    );
+}
+
+#[test]
+fn the_backup_keeps_its_plan_but_translates_no_lan_traffic() {
+    let cfg = pair_config();
+    let states = healthy(&cfg);
+    let master = plan_as(
+        &resolved(&cfg),
+        &states,
+        &Overrides::default(),
+        PairRole::Master,
+    );
+    let backup = plan_as(
+        &resolved(&cfg),
+        &states,
+        &Overrides::default(),
+        PairRole::Backup,
+    );
+    assert!(snat4(&backup.nft).is_empty(), "{}", backup.nft);
+    // Routes, rules and marks are the same: ready to take over.
+    assert_eq!(backup.routes, master.routes);
+    assert_eq!(backup.rules, master.rules);
+    assert_eq!(backup.active_wans, master.active_wans);
+    // A pair not told its role yet plans as backup (keepalived starts every box so).
+    assert_eq!(
+        plan(&resolved(&cfg), &states, &Overrides::default()),
+        backup
+    );
+}
+
+#[test]
+fn alone_a_virtual_address_changes_nothing() {
+    let cfg = edited(pair_config(), |raw| raw.ha.enabled = false);
+    let p = plan(&resolved(&cfg), &healthy(&cfg), &Overrides::default());
+    assert_eq!(
+        snat4(&p.nft),
+        [
+            "meta nfproto ipv4 oifname \"wan1\" masquerade",
+            "meta nfproto ipv4 oifname \"wan2\" masquerade",
+        ]
+    );
+}
+
+/// With `failure_interval` the table counts, per WAN, packets sent for connections without
+/// a reply and replies received (the passive failure signal); without it, nothing.
+#[test]
+fn silence_counters_only_with_a_failure_interval() {
+    let cfg = config(&[1, 1], "[health_check]\nfailure_interval = 0.2\n");
+    let nft = plan_of(&cfg, &healthy(&cfg)).nft;
+    assert!(nft.contains("\tcounter unreplied_1 {\n\t}\n"), "{nft}");
+    assert!(nft.contains("\tcounter replies_2 {\n\t}\n"), "{nft}");
+    assert!(chain_rules(&nft, "egress").contains(
+        &"oifname \"wan2\" ct direction original ct status & seen-reply == 0 counter name \"unreplied_2\""
+    ));
+    assert!(chain_rules(&nft, "prerouting")
+        .contains(&"iifname \"wan1\" ct direction reply counter name \"replies_1\""));
+    let plain = config(&[1, 1], "");
+    assert!(!plan_of(&plain, &healthy(&plain)).nft.contains("unreplied_"));
 }

@@ -36,13 +36,14 @@ pub struct EventsQuery {
 }
 
 /// Event kinds as the API names them (`EventKind` in snake case).
-pub(crate) const KINDS: [&str; 6] = [
+pub(crate) const KINDS: [&str; 7] = [
     "state_change",
     "high_latency",
     "failover",
     "config_change",
     "operator",
     "session",
+    "ha",
 ];
 
 fn event_kind(kind: Option<String>) -> ApiResult<Option<EventKind>> {

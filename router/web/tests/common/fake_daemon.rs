@@ -125,6 +125,9 @@ fn wan(i: u32, name: &str, up: bool, active: bool, connections: u64) -> WanRepor
             latency_ms: up.then_some(14.0),
             loss_percent: Some(if up { 0.0 } else { 100.0 }),
         }),
+        speed_down: None,
+        speed_up: None,
+        share: None,
     }
 }
 
@@ -369,6 +372,7 @@ impl FakeDaemon {
                 last_apply_ms: Some(3.0),
                 last_error: None,
                 kernel_restores: 0,
+                ha: None,
                 bytes_at_ms: Some(now_ms()),
             },
             wans,
@@ -496,6 +500,13 @@ impl FakeDaemon {
                 ))
             }
             Request::SetTimezone { name } => done(format!("time zone set to {name}")),
+            // keepalived's, never the web's.
+            Request::HaNotify { .. } => {
+                return Err(Refusal::new(
+                    RefusalCode::BadRequest,
+                    "ha-notify: [ha] is not enabled on this box",
+                ))
+            }
             Request::Subscribe { .. } => unreachable!("answered by the session"),
         })
     }

@@ -45,6 +45,9 @@ const WAN_FIELDS = {
   address: { label: 'Address (CIDR)', type: 'text', optional: true, placeholder: '203.0.113.5/29', help: 'Static lines only.' },
   weight: { label: 'Weight', type: 'int', min: 1, max: 255, help: 'Share of new connections (1–255).' },
   priority: { label: 'Priority', type: 'int', min: 1, help: 'Failover mode: the lowest live priority carries all traffic.' },
+  health_targets: { label: 'Own probe targets', type: 'list', optional: true, advanced: true, placeholder: '192.0.2.53, 2001:db8::53', help: 'Replace the health check’s targets for this line, per family.' },
+  download_mbit: { label: 'Download speed (Mbit/s)', type: 'float', optional: true, placeholder: 'learned', help: 'As sold or measured. With weights from speeds, the line’s weight follows it; empty: learned from its traffic.' },
+  upload_mbit: { label: 'Upload speed (Mbit/s)', type: 'float', optional: true, placeholder: 'learned', help: 'As sold or measured; empty: learned from its traffic.' },
   gateway: { label: 'Gateway', type: 'text', optional: true, placeholder: 'learned from DHCP', help: 'Static lines: required. DHCP: leave empty to learn it. PPPoE: none.' },
   dns: { label: 'DNS servers', type: 'list', placeholder: '8.8.8.8, 8.8.4.4', help: 'Comma separated; reached through this line.' },
   vlan: { label: 'VLAN', type: 'int', optional: true, min: 1, max: 4094, placeholder: 'untagged', help: '802.1Q tag your ISP expects (e.g. 7), any mode.' },
@@ -67,7 +70,7 @@ const WAN_FIELDS = {
 
 const POLICY_FIELDS = {
   name: { label: 'Name', type: 'text', placeholder: 'bank', help: 'Letters, digits, - and _.' },
-  src: { label: 'Source', type: 'text', optional: true, placeholder: '192.168.1.50 or CIDR' },
+  src: { label: 'Source', type: 'text', optional: true, placeholder: '192.168.1.50 or CIDR', help: 'IPv4 or IPv6; a policy with no address matches both families.' },
   dst: { label: 'Destination', type: 'text', optional: true, placeholder: '203.0.113.0/24' },
   protocol: { label: 'Protocol', type: 'select', optional: true, options: [['', 'any'], ['tcp', 'TCP'], ['udp', 'UDP'], ['icmp', 'ICMP']] },
   src_port: { label: 'Source port(s)', type: 'text', optional: true, placeholder: '1000-2000' },
@@ -75,6 +78,16 @@ const POLICY_FIELDS = {
   via: { label: 'Via WANs', type: 'wans', help: 'One line, or several balanced by weight (Ctrl/Cmd-click to pick several).' },
   last_resort: { label: 'When every via WAN is down', type: 'select', options: [['default', 'use normal balancing'], ['drop', 'drop the connection']] },
   sticky_timeout: { label: 'Sticky timeout (s)', type: 'int', optional: true, min: 1, placeholder: 'off', help: 'Seconds a LAN host keeps the WAN it got first.' },
+};
+
+const CLASS_FIELDS = {
+  name: { label: 'Name', type: 'text', placeholder: 'calls', help: 'Letters, digits, - and _.' },
+  src: { label: 'Source', type: 'text', optional: true, placeholder: '192.168.1.50 or CIDR', help: 'IPv4 or IPv6; no address: both families.' },
+  dst: { label: 'Destination', type: 'text', optional: true, placeholder: '203.0.113.0/24' },
+  protocol: { label: 'Protocol', type: 'select', optional: true, options: [['', 'any'], ['tcp', 'TCP'], ['udp', 'UDP'], ['icmp', 'ICMP']] },
+  src_port: { label: 'Source port(s)', type: 'text', optional: true, placeholder: '1000-2000' },
+  dst_port: { label: 'Destination port(s)', type: 'text', optional: true, placeholder: '3478-3481' },
+  dscp: { label: 'DSCP', type: 'text', placeholder: 'voice', help: 'voice, video, besteffort, bulk, or a value 0-63.' },
 };
 
 const SCHEMA = {
@@ -87,8 +100,11 @@ const SCHEMA = {
     title: 'Routing mode', type: 'object',
     fields: {
       load_balancing: { label: 'Mode', type: 'select', options: [['ecmp', 'Weighted (ECMP)'], ['failover', 'Failover (priority)']] },
+      weights: { label: 'Weights', type: 'select', options: [['static', 'As set per line'], ['auto', 'From each line’s speed']], help: 'From speeds: the declared speed, else the one learned from the line’s traffic.' },
+      placement: { label: 'New connections', type: 'select', options: [['weight', 'By weight'], ['spare_capacity', 'By weight × spare capacity']], help: 'Spare capacity: a line already full gets few new connections. Not with sticky policies.' },
       sticky_sessions: { label: 'Sticky sessions', type: 'bool', help: 'A connection keeps its WAN for its whole life.' },
       packet_marking: { label: 'Packet marking', type: 'bool', help: 'Needed for traffic policies.' },
+      degraded_share: { label: 'Degraded line’s share', type: 'float', min: 0.05, max: 1, help: 'The part of its share of new connections a slow or lossy line keeps (1: all).' },
       move_back_on_recovery: { label: 'Move back on recovery', type: 'bool', help: 'When a better line recovers, reset connections left on lines that no longer carry new traffic.' },
     },
   },
@@ -99,6 +115,8 @@ const SCHEMA = {
       timeout_seconds: { label: 'Timeout (s)', type: 'float', min: 0.1, help: 'A probe without answer after this long is lost.' },
       retry_count: { label: 'Retry count', type: 'int', min: 1, help: 'Failed rounds in a row before a line is down.' },
       check_interval: { label: 'Check interval (s)', type: 'float', min: 0.1, help: 'Seconds between probe rounds.' },
+      failure_interval: { label: 'Failure interval (s)', type: 'float', optional: true, min: 0.1, placeholder: 'check interval', help: 'After a failed round, until the line is judged: probe slowly while healthy, fast once in doubt.' },
+      recovery_interval: { label: 'Recovery interval (s)', type: 'float', optional: true, min: 0.1, placeholder: 'check interval', help: 'While a line is down or recovering.' },
       target_host: { label: 'Target host', type: 'text', placeholder: '1.1.1.1' },
       targets: { label: 'Targets', type: 'list', placeholder: '1.1.1.1, 9.9.9.9', help: 'Replaces the target host when set.' },
       targets6: { label: 'IPv6 targets', type: 'list', placeholder: '2606:4700:4700::1111', help: 'Probed through every line with IPv6; empty: IPv6 follows the link only.' },
@@ -112,6 +130,17 @@ const SCHEMA = {
     title: 'Traffic policies', type: 'objects', fields: POLICY_FIELDS, itemTitle: (it, i) => it.name || `Policy ${i + 1}`,
     help: 'Checked in order before weighted balancing; a matching connection leaves through “via”.',
     newItem: () => ({ name: '', via: [], last_resort: 'default' }), addLabel: 'Add policy', orderable: true,
+  },
+  classes: {
+    title: 'Traffic classes', type: 'objects', fields: CLASS_FIELDS, itemTitle: (it, i) => it.name || `Class ${i + 1}`,
+    help: 'Packets leaving by a WAN get the DSCP of the first class their connection matches, so a shaper can put calls before downloads.',
+    newItem: () => ({ name: '', dscp: 'voice' }), addLabel: 'Add class', orderable: true,
+  },
+  qos: {
+    title: 'Traffic classification', type: 'object',
+    fields: {
+      default_classes: { label: 'Built-in classes', type: 'bool', help: 'After yours: DNS, SIP, STUN and RTP as voice, SSH as video, BitTorrent as bulk.' },
+    },
   },
   lan: {
     title: 'LAN', type: 'object',
@@ -187,7 +216,7 @@ const SCHEMA = {
   },
 };
 
-const SECTION_ORDER = ['wan_interfaces', 'routing', 'health_check', 'policies', 'lan', 'port_forwards', 'logging', 'alerts'];
+const SECTION_ORDER = ['wan_interfaces', 'routing', 'health_check', 'policies', 'classes', 'qos', 'lan', 'port_forwards', 'logging', 'alerts'];
 
 function kindOf(value, hint) {
   if (hint && hint.type) return hint.type;

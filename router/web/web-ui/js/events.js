@@ -6,7 +6,7 @@ import { api, qs } from './api.js';
 import { onStream, latestStatus } from './stream.js';
 import { h, clear, formatTime, humanize } from './util.js';
 
-export const EVENT_KINDS = ['state_change', 'failover', 'high_latency', 'operator', 'config_change', 'session'];
+export const EVENT_KINDS = ['state_change', 'failover', 'high_latency', 'operator', 'config_change', 'session', 'ha'];
 
 // Detail keys not worth a reader's time: `at` repeats the row's time as epoch ms, `mark` is
 // the WAN's internal packet mark.

@@ -145,9 +145,11 @@ async fn accept_loop(listener: UnixListener, daemon: Daemon) {
             );
         }
         let daemon = daemon.clone();
+        // The socket's group (routeros-web) may use it too; some requests are root's alone.
+        let root = stream.peer_cred().is_ok_and(|c| c.uid() == 0);
         tokio::spawn(async move {
             let (read, write) = stream.into_split();
-            session(read, write, daemon).await;
+            session(read, write, daemon, root).await;
             drop(slot);
         });
     }
@@ -166,7 +168,8 @@ fn refuse_busy(stream: &UnixStream) {
 
 /// Answer request lines until the peer closes, stays idle past [`IDLE_TIMEOUT`], sends a
 /// line longer than [`MAX_LINE`] (answered with an error, then closed), or stops reading.
-pub(super) async fn session<R, W>(read: R, mut write: W, daemon: Daemon)
+/// `root`: the peer runs as root (only root may report an HA role: keepalived's notify).
+pub(super) async fn session<R, W>(read: R, mut write: W, daemon: Daemon, root: bool)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -189,6 +192,12 @@ where
             Ok(Ok(_)) => match parse_request(&line) {
                 Ok(Request::Status) => (
                     to_wire(&Ok(Reply::Status(Box::new(daemon.status.current().await)))),
+                    false,
+                ),
+                Ok(Request::HaNotify { .. }) if !root => (
+                    refusal(Refusal::bad_request(
+                        "ha_notify: only root (keepalived's notify) may report the HA role",
+                    )),
                     false,
                 ),
                 // Nothing of the routing state: answered here, off the event loop.

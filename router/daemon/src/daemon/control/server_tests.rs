@@ -32,7 +32,28 @@ fn stand_in(requests: mpsc::Sender<Envelope>) -> Daemon {
 }
 
 /// Feed `input` (in `chunk`-byte writes, then EOF) to a session; its answers, one per line.
+/// The peer of most sessions here: root.
+const ROOT: bool = true;
+
 fn run_session(input: Vec<u8>, chunk: usize) -> Vec<serde_json::Value> {
+    run_session_as(input, chunk, ROOT)
+}
+
+#[test]
+fn only_root_may_report_an_ha_role() {
+    let line =
+        b"{\"cmd\":\"ha_notify\",\"name\":\"routeros\",\"role\":\"master\",\"priority\":150}\n";
+    let answers = run_session_as(line.to_vec(), 1 << 10, false);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0]["ok"], false, "{}", answers[0]);
+    assert!(
+        answers[0].to_string().contains("only root"),
+        "{}",
+        answers[0]
+    );
+}
+
+fn run_session_as(input: Vec<u8>, chunk: usize, root: bool) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -53,7 +74,12 @@ fn run_session(input: Vec<u8>, chunk: usize) -> Vec<serde_json::Value> {
             }
         });
         let (server_read, server_write) = tokio::io::split(server);
-        let serving = tokio::spawn(session(server_read, server_write, stand_in(to_daemon)));
+        let serving = tokio::spawn(session(
+            server_read,
+            server_write,
+            stand_in(to_daemon),
+            root,
+        ));
         let (mut client_read, mut client_write) = tokio::io::split(client);
         let writer = async move {
             for part in input.chunks(chunk.max(1)) {
@@ -213,7 +239,12 @@ fn a_subscriber_gets_live_events_and_is_dropped_when_it_lags() {
         });
         let (client, server) = tokio::io::duplex(1 << 16);
         let (server_read, server_write) = tokio::io::split(server);
-        let serving = tokio::spawn(session(server_read, server_write, stand_in(to_daemon)));
+        let serving = tokio::spawn(session(
+            server_read,
+            server_write,
+            stand_in(to_daemon),
+            ROOT,
+        ));
         let (client_read, mut client_write) = tokio::io::split(client);
         let mut lines = tokio::io::BufReader::new(client_read).lines();
         client_write

@@ -119,6 +119,14 @@ impl<P: Platform> Supervisor<P> {
                 "subscribe is answered by the control server",
             )),
             // Answered by the control server, off the event loop (control/timezone.rs).
+            Request::HaNotify {
+                name,
+                role,
+                priority,
+            } => self
+                .on_ha_notify(&name, role, priority)
+                .await
+                .map(Reply::Done),
             Request::SetTimezone { .. } => Err(Refusal::bad_request(
                 "set_timezone is answered by the control server",
             )),

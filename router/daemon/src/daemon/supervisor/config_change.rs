@@ -139,6 +139,7 @@ impl<P: Platform> Supervisor<P> {
         }
         match applied {
             Ok(_) => {
+                self.run_pair().await;
                 if old.health_check != self.cfg.health_check
                     || old.wan_interfaces != self.cfg.wan_interfaces
                 {
@@ -232,6 +233,9 @@ impl<P: Platform> Supervisor<P> {
         locked.extend(pppoe_secrets::foreign_password_files(
             &self.cfg, &new, &secrets,
         ));
+        // What the config names on this machine, as `Config::load` checks it for a file.
+        locked.extend(routeros_shared::config::key_file_problems(&new));
+        locked.extend(routeros_shared::config::pair_not_run_yet(&new));
         if !locked.is_empty() {
             return Err(self.refused("change", &ConfigErrors(locked)));
         }
@@ -330,10 +334,26 @@ impl<P: Platform> Supervisor<P> {
 
 /// What a change over the control socket (the web UI, whose admin is not root) may not
 /// touch: the file the root daemon writes its log to and how it rotates it (a path there
-/// makes root create, append to and rename files). Root edits the file and restarts instead.
+/// makes root create, append to and rename files), and the HA key file it reads. Root edits
+/// the file and restarts instead.
 fn root_only_changes(running: &Config, new: &Config) -> Vec<FieldError> {
-    let (old, new) = (&running.logging, &new.logging);
     let mut errors = Vec::new();
+    // The root daemon reads this file and writes its key into keepalived.conf: over the
+    // socket, naming another file would let a web user have any file's first line read.
+    if running.ha.auth_key_file != new.ha.auth_key_file {
+        errors.push(FieldError::new(
+            "ha.auth_key_file",
+            format!(
+                "cannot be changed here (it stays {}); only root may change it, in the config file",
+                running
+                    .ha
+                    .auth_key_file
+                    .as_ref()
+                    .map_or("unset".into(), |f| format!("`{}`", f.display()))
+            ),
+        ));
+    }
+    let (old, new) = (&running.logging, &new.logging);
     if old.file != new.file {
         errors.push(FieldError::new(
             "logging.file",
@@ -426,5 +446,24 @@ mod tests {
         let errs = root_only_changes(&running, &cfg("max_size = \"64KB\""));
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].path, "logging.max_size");
+    }
+
+    #[test]
+    fn the_ha_key_file_is_root_only() {
+        let with_key = |file: &str| {
+            Config::from_toml(&format!("{BASE}[ha]\nauth_key_file = \"{file}\"\n")).unwrap()
+        };
+        let running = with_key("/etc/routeros/ha.key");
+        assert_eq!(
+            root_only_changes(&running, &with_key("/etc/routeros/ha.key")),
+            []
+        );
+        let errs = root_only_changes(&running, &with_key("/etc/shadow"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "ha.auth_key_file");
+        assert!(
+            errs[0].reason.contains("stays `/etc/routeros/ha.key`"),
+            "{errs:?}"
+        );
     }
 }

@@ -5,23 +5,25 @@
 
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{
-    ApplyError, FirewallDriver, LinkObserver, NetlinkDriver, NftDriver, RouteDriver,
+    ApplyError, CounterReader, FirewallDriver, LinkObserver, NetlinkDriver, NftDriver, RouteDriver,
 };
+use crate::ha::run::EngineChange;
 use crate::health::{spawn_wan_prober, ProbeJob, Round};
 use crate::lines::pppd::SessionChange;
 pub use crate::lines::LineDriver;
 use crate::lines::SystemLines;
 use routeros_shared::plan::Family;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// The types of one set of drivers (named once, so the supervisor has one type parameter).
 pub trait Platform {
     type Routes: RouteDriver + LinkObserver;
-    type Firewall: FirewallDriver;
+    type Firewall: FirewallDriver + CounterReader;
     type Conntrack: ConntrackDriver;
     type Probers: Probers;
     type Services: ServiceManager;
@@ -42,8 +44,14 @@ pub struct Drivers<P: Platform> {
 
 /// Probe tasks, one per WAN and family, sending their rounds to the event loop.
 pub trait Probers {
-    /// Stop every prober and start one per job.
+    /// Stop every prober and start one per job, each probing every `interval`.
     fn restart(&mut self, jobs: &[ProbeJob], interval: Duration, timeout: Duration);
+    /// From now on probe `wan`'s `family` side every `interval` (no-op if unchanged).
+    fn set_interval(&mut self, wan: &str, family: Family, interval: Duration);
+    /// Probe `wan`'s `family` side at once (its next round's verdict sets the pace again).
+    fn probe_now(&mut self, wan: &str, family: Family) {
+        self.set_interval(wan, family, Duration::ZERO);
+    }
 }
 
 /// The service manager (systemd): restarts the LAN's DHCP/DNS unit after its config changed.
@@ -78,8 +86,10 @@ impl Drivers<Kernel> {
     pub fn connect(
         rounds: mpsc::Sender<(String, Family, Round)>,
         network_dir: &Path,
-    ) -> Result<(Self, UnboundedReceiver<SessionChange>), ApplyError> {
-        let (lines, sessions) = SystemLines::new(network_dir.to_path_buf());
+        ha_dir: &Path,
+    ) -> Result<(Self, Changes), ApplyError> {
+        let (lines, sessions, engines) =
+            SystemLines::new(network_dir.to_path_buf(), ha_dir.to_path_buf());
         let drivers = Self {
             routes: NetlinkDriver::connect()?,
             firewall: NftDriver,
@@ -87,19 +97,28 @@ impl Drivers<Kernel> {
             probers: IcmpProbers {
                 rounds,
                 tasks: Vec::new(),
+                intervals: HashMap::new(),
             },
             services: Systemd,
             clock: SystemClock,
             lines,
         };
-        Ok((drivers, sessions))
+        Ok((drivers, Changes { sessions, engines }))
     }
 }
 
-/// ICMP probers ([`spawn_wan_prober`]), one tokio task per WAN and family.
+/// What the processes the daemon runs report, for its event loop.
+pub struct Changes {
+    pub sessions: UnboundedReceiver<SessionChange>,
+    pub engines: UnboundedReceiver<EngineChange>,
+}
+
+/// ICMP probers ([`spawn_wan_prober`]), one tokio task per WAN and family, each with the
+/// sending side of its interval.
 pub struct IcmpProbers {
     rounds: mpsc::Sender<(String, Family, Round)>,
     tasks: Vec<JoinHandle<()>>,
+    intervals: HashMap<(String, Family), watch::Sender<Duration>>,
 }
 
 impl Probers for IcmpProbers {
@@ -107,13 +126,22 @@ impl Probers for IcmpProbers {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+        self.intervals.clear();
         for job in jobs {
+            let (tx, rx) = watch::channel(interval);
+            self.intervals.insert((job.wan.clone(), job.family), tx);
             self.tasks.push(spawn_wan_prober(
                 job.clone(),
-                interval,
+                rx,
                 timeout,
                 self.rounds.clone(),
             ));
+        }
+    }
+
+    fn set_interval(&mut self, wan: &str, family: Family, interval: Duration) {
+        if let Some(tx) = self.intervals.get(&(wan.to_string(), family)) {
+            tx.send_if_modified(|now| std::mem::replace(now, interval) != interval);
         }
     }
 }

@@ -6,7 +6,7 @@ use super::Supervisor;
 use crate::daemon::pppoe_secrets;
 use crate::lines::networkd;
 use crate::lines::pppd::{self, PppoeLine, SessionChange};
-use routeros_shared::config::{Config, WanMode};
+use routeros_shared::config::{Config, Ipv6Mode, WanMode};
 use routeros_shared::control::{LineReport, SessionReport, SessionState};
 use routeros_shared::events::{Event, EventKind};
 use serde_json::json;
@@ -135,6 +135,7 @@ fn pppoe_lines(cfg: &Config) -> (Vec<PppoeLine>, Vec<String>) {
                 password,
                 service_name: p.service_name.clone(),
                 mtu: p.mtu,
+                ipv6: w.ipv6 != Ipv6Mode::Off,
             }),
             Err(e) => problems.push(format!("{}: {e}", w.name)),
         }

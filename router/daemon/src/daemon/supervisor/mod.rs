@@ -12,7 +12,10 @@ mod config_change;
 pub mod drivers;
 mod lines;
 mod overrides;
+mod pair;
 mod resets;
+pub mod silence;
+mod speeds;
 mod status_report;
 #[cfg(test)]
 mod tests;
@@ -73,6 +76,8 @@ pub struct Supervisor<P: Platform> {
     monitors6: BTreeMap<String, WanMonitor>,
     stats6: BTreeMap<String, WanStats>,
     since6: BTreeMap<String, u64>,
+    /// The passive failure signal's last counter readings (`silence.rs`).
+    silence: crate::health::SilenceDetector,
     events: EventLog,
     /// Every new event, for `subscribe` clients.
     live: broadcast::Sender<Event>,
@@ -91,6 +96,10 @@ pub struct Supervisor<P: Platform> {
     config_store: ConfigStore,
     /// A config change applied but not yet confirmed.
     confirm: CommitConfirm,
+    /// Line-speed learners and the spare-capacity placer (see [`speeds`]).
+    speeds: speeds::Speeds,
+    /// The HA pair's role as keepalived last reported it.
+    role: pair::RoleState,
 }
 
 impl<P: Platform> Supervisor<P> {
@@ -98,6 +107,7 @@ impl<P: Platform> Supervisor<P> {
         let overrides_store = StateFile::new(&opts.state_dir, "overrides.json");
         let id_store = StateFile::new(&opts.state_dir, "wan-ids.json");
         let config_store = ConfigStore::new(&opts.config);
+        let opts_state_dir = opts.state_dir.clone();
         Self {
             applier: Applier::new(drivers.routes, drivers.firewall),
             conntrack: drivers.conntrack,
@@ -118,6 +128,7 @@ impl<P: Platform> Supervisor<P> {
             stats: BTreeMap::new(),
             since: BTreeMap::new(),
             monitors6: BTreeMap::new(),
+            silence: Default::default(),
             stats6: BTreeMap::new(),
             since6: BTreeMap::new(),
             events: EventLog::new(EVENT_LOG_SIZE),
@@ -131,6 +142,8 @@ impl<P: Platform> Supervisor<P> {
             kernel_restores: 0,
             config_store,
             confirm: CommitConfirm::default(),
+            speeds: speeds::Speeds::load(&opts_state_dir),
+            role: pair::RoleState::default(),
         }
     }
 
@@ -140,6 +153,8 @@ impl<P: Platform> Supervisor<P> {
     pub async fn start(&mut self) {
         self.bring_up_lines().await;
         self.refresh_links().await;
+        self.run_pair().await;
+        self.restore_speeds();
         if let Err(e) = self.replan("start").await {
             tracing::error!("initial apply failed, retrying: {e}");
         }
@@ -164,9 +179,13 @@ impl<P: Platform> Supervisor<P> {
     }
 
     /// Once a second: roll back an unconfirmed change whose time is up, end maintenance
-    /// windows, and retry a failed apply.
+    /// windows, learn line speeds and place by spare capacity, and retry a failed apply.
     pub async fn on_second(&mut self) {
         self.expire_pending().await;
+        let speeds_changed = self.sample_speeds().await;
+        if speeds_changed && !self.paused() && self.last_error.is_none() {
+            let _ = self.replan(speeds::REPLAN_WHY).await;
+        }
         if self.expire_overrides() || self.last_error.is_some() {
             let _ = self.replan("maintenance/retry").await;
         }
@@ -188,43 +207,40 @@ impl<P: Platform> Supervisor<P> {
         let hc = self.cfg.health_check.clone();
         let interval = Duration::from_secs_f64(hc.check_interval);
         let timeout = Duration::from_secs_f64(hc.timeout_seconds);
-        let targets4: Vec<std::net::IpAddr> = self
-            .cfg
-            .health_targets()
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        let targets6: Vec<std::net::IpAddr> = hc.targets6.iter().map(|&t| t.into()).collect();
-        // The IPv6 list may be shorter than `reliability` asks for IPv4: all of it then.
-        let hc6 = HealthCheckConfig {
-            reliability: hc
-                .reliability
-                .min(u32::try_from(targets6.len()).unwrap_or(u32::MAX))
-                .max(1),
-            ..hc.clone()
-        };
         let mut jobs = Vec::new();
         for family in [Family::V4, Family::V6] {
-            let (checks, targets) = match family {
-                Family::V4 => (&hc, &targets4),
-                Family::V6 => (&hc6, &targets6),
-            };
-            let wans: Vec<(String, String)> = self
+            // Each line's targets of this family: its own, else the global ones.
+            let wans: Vec<(String, String, Vec<std::net::IpAddr>)> = self
                 .cfg
                 .wan_interfaces
                 .iter()
-                .filter(|w| {
-                    family == Family::V4 || (w.ipv6 != Ipv6Mode::Off && !targets.is_empty())
+                .filter_map(|w| {
+                    let (v4, v6) = self.cfg.wan_targets(w);
+                    let targets = match family {
+                        Family::V4 => v4,
+                        Family::V6 => v6,
+                    };
+                    let probed =
+                        family == Family::V4 || (w.ipv6 != Ipv6Mode::Off && !targets.is_empty());
+                    probed.then(|| (w.name.clone(), w.device(), targets))
                 })
-                .map(|w| (w.name.clone(), w.device()))
                 .collect();
             let now = self.clock.now_ms();
             let (old_monitors, old_stats, since) = self.health_maps(family);
             let mut monitors = BTreeMap::new();
             let mut stats = BTreeMap::new();
-            for (wan, _) in &wans {
+            for (wan, _, targets) in &wans {
+                // An IPv6 list may be shorter than `reliability` asks for IPv4: all of
+                // it then (the IPv4 lists are checked against it).
+                let checks = HealthCheckConfig {
+                    reliability: hc
+                        .reliability
+                        .min(u32::try_from(targets.len()).unwrap_or(u32::MAX))
+                        .max(1),
+                    ..hc.clone()
+                };
                 let start = old_monitors.get(wan).map_or(HealthState::Up, |m| m.state());
-                monitors.insert(wan.clone(), WanMonitor::new(checks, start));
+                monitors.insert(wan.clone(), WanMonitor::new(&checks, start));
                 let s = old_stats
                     .remove(wan)
                     .unwrap_or_else(|| WanStats::new(interval));
@@ -233,11 +249,11 @@ impl<P: Platform> Supervisor<P> {
             }
             *old_monitors = monitors;
             *old_stats = stats;
-            jobs.extend(wans.into_iter().map(|(wan, device)| ProbeJob {
+            jobs.extend(wans.into_iter().map(|(wan, device, targets)| ProbeJob {
                 wan,
                 device,
                 family,
-                targets: targets.clone(),
+                targets,
             }));
         }
         // A WAN no longer probed for IPv6 is not held down by its last IPv6 verdict.
@@ -304,21 +320,21 @@ impl<P: Platform> Supervisor<P> {
 
     /// Copy a monitor's verdict into the planner's input; true if it changed.
     fn sync_health(&mut self, wan: &str, family: Family) -> bool {
-        let Some(health) = self
-            .health_maps(family)
-            .0
-            .get(wan)
-            .map(|m| m.state().verdict())
-        else {
+        let Some(state) = self.health_maps(family).0.get(wan).map(|m| m.state()) else {
             return false;
         };
+        let health = state.verdict();
         let entry = self.states.entry(wan.to_string()).or_default();
         let verdict = match family {
             Family::V4 => &mut entry.health,
             Family::V6 => &mut entry.health6,
         };
-        let changed = *verdict != health;
+        let mut changed = *verdict != health;
         *verdict = health;
+        if family == Family::V4 {
+            let degraded = state == HealthState::Degraded;
+            changed |= std::mem::replace(&mut entry.degraded, degraded) != degraded;
+        }
         changed
     }
 
@@ -335,7 +351,14 @@ impl<P: Platform> Supervisor<P> {
         if let Some(stats) = stats.get_mut(wan) {
             stats.push(now, &round);
         }
-        let Some(t) = monitors.get_mut(wan).and_then(|m| m.record(round, now)) else {
+        let Some(monitor) = monitors.get_mut(wan) else {
+            return;
+        };
+        let transition = monitor.record(round, now);
+        let pace = monitor.pace();
+        let every = Duration::from_secs_f64(self.cfg.health_check.interval_at(pace));
+        self.probers.set_interval(wan, family, every);
+        let Some(t) = transition else {
             return;
         };
         if self.note_transition(wan, family, t) {
@@ -435,7 +458,7 @@ impl<P: Platform> Supervisor<P> {
             self.ids = ids;
         }
         let views = plan::wan_views(&resolved, &self.states, &self.overrides);
-        let plan = plan::plan(&resolved, &self.states, &self.overrides);
+        let plan = plan::plan_as(&resolved, &self.states, &self.overrides, self.pair_role());
         Ok((views, plan))
     }
 
@@ -470,7 +493,17 @@ impl<P: Platform> Supervisor<P> {
         self.last_apply_ms = Some(ms);
         self.last_error = None;
         self.applied_at = Some(self.clock.now_ms() / 1000);
-        tracing::info!(why, active = ?plan.active_wans, apply_ms = ms, nft_replaced = outcome.firewall_replaced, "plan applied");
+        if why == speeds::REPLAN_WHY {
+            // Placement follows the rates, possibly every few seconds: not an info line each.
+            tracing::debug!(
+                why,
+                apply_ms = ms,
+                nft_replaced = outcome.firewall_replaced,
+                "plan applied"
+            );
+        } else {
+            tracing::info!(why, active = ?plan.active_wans, apply_ms = ms, nft_replaced = outcome.firewall_replaced, "plan applied");
+        }
 
         let next = InService {
             usable: views
@@ -631,7 +664,7 @@ impl<P: Platform> Supervisor<P> {
         if let Err(e) = dns::write(&dir.join("resolv.conf"), &servers) {
             tracing::warn!("cannot write resolv.conf: {e}");
         }
-        match lan_services::write_dnsmasq(&self.cfg, dir) {
+        match lan_services::write_dnsmasq(&self.cfg, dir, self.pair_role()) {
             Ok(true) => {
                 if let Some(unit) = &self.opts.dhcp_unit {
                     self.services.try_restart(unit);

@@ -105,6 +105,9 @@ impl<P: Platform> Supervisor<P> {
                     disabled,
                     maintenance_until,
                     active: is_active,
+                    speed_down: Some(w.speed),
+                    speed_up: Some(self.speeds.upload(&w.name, self.upload_mbit(&w.name))),
+                    share: Some(w.share),
                     ipv6: w.v6.as_ref().map(|v6| {
                         let summary6 = self
                             .stats6
@@ -145,9 +148,21 @@ impl<P: Platform> Supervisor<P> {
             last_apply_ms: self.last_apply_ms,
             last_error: self.last_error.clone(),
             kernel_restores: self.kernel_restores,
+            ha: self.ha_report(),
             bytes_at_ms: None,
         };
         StatusReport { router, wans }
+    }
+}
+
+impl<P: Platform> Supervisor<P> {
+    /// `[[wan_interfaces]] upload_mbit` of `wan`.
+    pub(super) fn upload_mbit(&self, wan: &str) -> Option<f64> {
+        self.cfg
+            .wan_interfaces
+            .iter()
+            .find(|w| w.name == wan)
+            .and_then(|w| w.upload_mbit)
     }
 }
 

@@ -6,9 +6,10 @@
 use super::drivers::{Clock, Drivers, LineDriver, Platform, Probers, ServiceManager};
 use super::Supervisor;
 use crate::apply::conntrack::ConntrackDriver;
-use crate::apply::{ApplyError, FirewallDriver, LinkObserver, RouteDriver};
+use crate::apply::{ApplyError, CounterReader, FirewallDriver, LinkObserver, RouteDriver};
 use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
+use crate::ha::run::{Engine, EngineSnapshot, PairFiles};
 use crate::health::{ProbeJob, Round};
 use crate::lines::networkd::UnitFile;
 use crate::lines::pppd::{LineSnapshot, PppoeLine, SessionChange};
@@ -41,6 +42,12 @@ struct World {
     /// The WANs of every prober restart: IPv4 probers, IPv6 probers.
     probers: Vec<Vec<String>>,
     probers6: Vec<Vec<String>>,
+    /// Every prober job of the last restart.
+    jobs: Vec<ProbeJob>,
+    /// The probe interval each prober was last set to, by (WAN, family).
+    intervals: BTreeMap<(String, Family), Duration>,
+    /// The table's named counters (packets), as `nft list counters` would give them.
+    counters: HashMap<String, u64>,
     /// Every unit restarted.
     units: Vec<String>,
     /// Route syncs fail (an apply is refused by the kernel).
@@ -53,6 +60,12 @@ struct World {
     pppoe: BTreeMap<String, (String, String, String, String)>,
     /// What the fake pppd supervisor reports.
     sessions: Vec<LineSnapshot>,
+    /// Every call to run the HA pair: its (keepalived, conntrackd) files, None for off.
+    pair: Vec<Option<(String, String)>>,
+    /// Every conntrackd command line run for a role change, in order.
+    pair_commands: Vec<Vec<String>>,
+    /// Interface byte counters (rx, tx) by device.
+    bytes: HashMap<String, (u64, u64)>,
 }
 
 #[derive(Clone, Default)]
@@ -94,7 +107,7 @@ impl LinkObserver for Fake {
         Ok(self.with(|w| w.links.get(ifname).cloned().unwrap_or_default()))
     }
     async fn byte_counters(&mut self) -> Result<HashMap<String, (u64, u64)>, ApplyError> {
-        Ok(HashMap::new())
+        Ok(self.with(|w| w.bytes.clone()))
     }
 }
 
@@ -105,6 +118,12 @@ impl FirewallDriver for Fake {
     }
     async fn current(&mut self) -> Result<Option<String>, ApplyError> {
         Ok(self.with(|w| w.nft.last().cloned()))
+    }
+}
+
+impl CounterReader for Fake {
+    async fn counters(&mut self) -> Result<HashMap<String, u64>, ApplyError> {
+        Ok(self.with(|w| w.counters.clone()))
     }
 }
 
@@ -143,6 +162,13 @@ impl Probers for Fake {
         self.with(|w| {
             w.probers.push(of(Family::V4));
             w.probers6.push(of(Family::V6));
+            w.jobs = jobs.to_vec();
+        });
+    }
+
+    fn set_interval(&mut self, wan: &str, family: Family, interval: Duration) {
+        self.with(|w| {
+            w.intervals.insert((wan.to_string(), family), interval);
         });
     }
 }
@@ -210,8 +236,27 @@ impl LineDriver for Fake {
     fn sessions(&self) -> Vec<LineSnapshot> {
         self.with(|w| w.sessions.clone())
     }
+    async fn set_pair(&mut self, files: Option<PairFiles>) -> Result<(), String> {
+        self.with(|w| {
+            w.pair
+                .push(files.map(|f| (f.keepalived.clone(), f.conntrackd.clone())));
+        });
+        Ok(())
+    }
+    fn pair_engines(&self) -> Vec<EngineSnapshot> {
+        Vec::new()
+    }
+    fn pair_commands(&mut self, commands: Vec<Vec<String>>) {
+        self.with(|w| w.pair_commands.extend(commands));
+    }
+    fn pair_conf(&self, engine: Engine) -> std::path::PathBuf {
+        std::path::PathBuf::from("/fake").join(engine.file_name())
+    }
     async fn stop(&mut self) {
-        self.with(|w| w.pppoe.clear());
+        self.with(|w| {
+            w.pppoe.clear();
+            w.pair.push(None);
+        });
     }
 }
 
@@ -423,4 +468,7 @@ mod commit_confirm;
 mod ipv6;
 mod lines;
 mod overrides;
+mod pair;
+mod probe_pace;
+mod speeds;
 mod start_and_resets;

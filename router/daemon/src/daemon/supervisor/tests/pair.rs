@@ -1,0 +1,188 @@
+//! The HA pair: its files are rendered from the config and handed to the line driver at
+//! start and after a change; HA off stops it; a key that cannot be read runs nothing.
+//!
+//! An enabled `[ha]` is still refused where a config is loaded (`pair_not_run_yet`), so
+//! these tests switch the supervisor's config directly.
+
+use super::*;
+use routeros_shared::control::HaRole;
+use routeros_shared::events::EventKind;
+
+/// TWO_WANS as a pair over a dedicated sync link.
+fn ha(key_file: &std::path::Path, priority: u8) -> Config {
+    let text = format!(
+        "{TWO_WANS}\n[ha]\nenabled = true\npriority = {priority}\npeer = \"10.99.0.2\"\nsync_interface = \"sync0\"\nlan_virtual_address = \"192.168.1.254/24\"\nauth_key_file = \"{}\"\n",
+        key_file.display()
+    );
+    Config::from_toml(&text).unwrap()
+}
+
+fn calls(lab: &Lab) -> Vec<Option<(String, String)>> {
+    lab.world.with(|w| w.pair.clone())
+}
+
+fn sync_link(lab: &Lab) {
+    lab.world.with(|w| {
+        w.links.insert(
+            "sync0".into(),
+            LinkInfo {
+                present: true,
+                carrier: true,
+                address: Some("10.99.0.1/30".parse().unwrap()),
+                ..LinkInfo::default()
+            },
+        );
+    });
+}
+
+#[test]
+fn ha_off_runs_no_pair() {
+    let lab = Lab::start(TWO_WANS);
+    assert_eq!(calls(&lab), [None]);
+}
+
+#[test]
+fn the_pair_runs_on_files_rendered_from_the_config_and_stops_when_off() {
+    let mut lab = Lab::start(TWO_WANS);
+    sync_link(&lab);
+    let key = lab.dir.path().join("ha.key");
+    std::fs::write(&key, "s3cret\n").unwrap();
+    lab.sup.cfg = ha(&key, 150);
+    lab.rt.block_on(lab.sup.run_pair());
+    let (k, c) = calls(&lab).last().cloned().flatten().expect("files");
+    assert!(k.contains("priority 150"), "{k}");
+    assert!(k.contains("auth_pass s3cret"), "{k}");
+    let sock = lab.dir.path().join("control.sock");
+    assert!(
+        k.contains(&format!(
+            "routeros-kill-switch --socket {} --ha-notify\"",
+            sock.display()
+        )),
+        "{k}"
+    );
+    assert!(
+        c.contains("IPv4_address 10.99.0.1\n"),
+        "our sync address: {c}"
+    );
+    assert!(c.contains("IPv4_Destination_Address 10.99.0.2"), "{c}");
+
+    lab.sup.cfg = Config::from_toml(TWO_WANS).unwrap();
+    lab.rt.block_on(lab.sup.run_pair());
+    assert_eq!(calls(&lab).last(), Some(&None));
+}
+
+#[test]
+fn an_unreadable_key_or_a_sync_link_without_address_runs_nothing_and_says_why() {
+    let mut lab = Lab::start(TWO_WANS);
+    let key = lab.dir.path().join("missing.key");
+    lab.sup.cfg = ha(&key, 100);
+    lab.rt.block_on(lab.sup.run_pair());
+    assert_eq!(calls(&lab), [None], "nothing handed over");
+    let said = |lab: &Lab| {
+        lab.sup
+            .events
+            .query(0, None, Some(EventKind::Ha))
+            .into_iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        said(&lab).iter().any(|m| m.contains("ha.auth_key_file")),
+        "{:?}",
+        said(&lab)
+    );
+    std::fs::write(&key, "s3cret\n").unwrap();
+    lab.rt.block_on(lab.sup.run_pair());
+    assert!(
+        said(&lab)
+            .iter()
+            .any(|m| m.contains("ha.sync_interface: `sync0` has no IPv4 address")),
+        "{:?}",
+        said(&lab)
+    );
+    sync_link(&lab);
+    lab.rt.block_on(lab.sup.run_pair());
+    assert!(calls(&lab).last().cloned().flatten().is_some());
+}
+
+#[test]
+fn keepalived_reports_drive_the_role_conntrackd_and_the_status() {
+    let mut lab = Lab::start(TWO_WANS);
+    sync_link(&lab);
+    let key = lab.dir.path().join("ha.key");
+    std::fs::write(&key, "s3cret\n").unwrap();
+    lab.sup.cfg = ha(&key, 150);
+    lab.rt.block_on(lab.sup.run_pair());
+    let notify = |lab: &mut Lab, role| {
+        lab.request(Request::HaNotify {
+            name: "routeros".into(),
+            role,
+            priority: 150,
+        })
+    };
+    let answer = notify(&mut lab, HaRole::Master);
+    assert!(ok(&answer), "{answer}");
+    let conf = "/fake/conntrackd.conf";
+    let cmds = |lab: &Lab| {
+        lab.world.with(|w| {
+            w.pair_commands
+                .iter()
+                .map(|c| {
+                    assert_eq!(c[..2], ["-C".to_string(), conf.to_string()]);
+                    c[2].clone()
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(cmds(&lab), ["-c", "-f", "-R", "-B"]);
+    // The master's plan translates the LAN's traffic, the backup's does not.
+    let nft = |lab: &Lab| lab.world.with(|w| w.nft.last().cloned().unwrap());
+    assert!(nft(&lab).contains("oifname \"wan1\" masquerade"));
+    let ha = lab.sup.status_report().router.ha.unwrap();
+    assert_eq!(ha.role, Some(HaRole::Master));
+    assert_eq!(ha.previous, None);
+    assert_eq!(ha.peer, Some(Ipv4Addr::new(10, 99, 0, 2)));
+    assert_eq!(ha.since_ms, Some(T0));
+
+    // The same role again: nothing more.
+    assert!(ok(&notify(&mut lab, HaRole::Master)));
+    assert_eq!(cmds(&lab).len(), 4);
+
+    assert!(ok(&notify(&mut lab, HaRole::Backup)));
+    assert_eq!(cmds(&lab)[4..], ["-t", "-n"]);
+    assert!(
+        !nft(&lab).contains("meta nfproto ipv4 oifname"),
+        "{}",
+        nft(&lab)
+    );
+    let ha = lab.sup.status_report().router.ha.unwrap();
+    assert_eq!(
+        (ha.role, ha.previous),
+        (Some(HaRole::Backup), Some(HaRole::Master))
+    );
+    let roles: Vec<_> = lab
+        .sup
+        .events
+        .query(0, None, Some(EventKind::Ha))
+        .into_iter()
+        .map(|e| e.message.clone())
+        .collect();
+    assert!(
+        roles
+            .iter()
+            .any(|m| m.starts_with("HA: this box is now backup (was master")),
+        "{roles:?}"
+    );
+}
+
+#[test]
+fn a_notify_without_ha_is_refused() {
+    let mut lab = Lab::start(TWO_WANS);
+    let answer = lab.request(Request::HaNotify {
+        name: "routeros".into(),
+        role: HaRole::Master,
+        priority: 150,
+    });
+    assert!(!ok(&answer), "{answer}");
+    assert!(lab.sup.status_report().router.ha.is_none());
+}
