@@ -49,11 +49,15 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
         let start = Instant::now();
         // Our own record decides: listing the table first would cost a process per apply.
         let same_script = self.applied.as_ref().map(|p| &p.nft) == Some(&plan.nft);
+        let turns_update = self.applied.as_ref().and_then(|a| plan.turns_update(a));
         if !same_script {
-            self.firewall.apply(&plan.nft).await?;
+            self.firewall.apply(&plan.firewall_script()).await?;
+        } else if let Some(update) = &turns_update {
+            // Only the shares moved: the table (host-affinity sets, counters) stays.
+            self.firewall.apply(update).await?;
         }
         if let Err(e) = self.routes.sync(&plan.routes, &plan.rules).await {
-            self.restore(!same_script).await;
+            self.restore(!same_script || turns_update.is_some()).await;
             return Err(e);
         }
         self.applied = Some(plan.clone());
@@ -76,7 +80,7 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
             firewall_missing: firewall_too && self.firewall.current().await?.is_none(),
         };
         if drift.firewall_missing {
-            self.firewall.apply(&plan.nft).await?;
+            self.firewall.apply(&plan.firewall_script()).await?;
         }
         if !drift.routes.is_empty() {
             self.routes.sync(&plan.routes, &plan.rules).await?;
@@ -84,7 +88,8 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
         Ok(drift)
     }
 
-    /// Put the previous plan back after a failed route sync.
+    /// Put the previous plan back after a failed route sync; `firewall_too` when this apply
+    /// changed the nft table or its turn maps (the whole previous table is reloaded).
     async fn restore(&mut self, firewall_too: bool) {
         let Some(prev) = &self.applied else {
             return;
@@ -93,7 +98,7 @@ impl<R: RouteDriver, F: FirewallDriver> Applier<R, F> {
             tracing::error!("could not restore the previous routes: {e}");
         }
         if firewall_too {
-            if let Err(e) = self.firewall.apply(&prev.nft).await {
+            if let Err(e) = self.firewall.apply(&prev.firewall_script()).await {
                 tracing::error!("could not restore the previous nft table: {e}");
             }
         }
@@ -223,6 +228,31 @@ mod tests {
         let second = run(a.apply(&plan(2, "a"))).unwrap();
         assert!(!second.firewall_replaced);
         assert_eq!(*log.lock().unwrap(), ["nft a", "sync 1", "sync 2"]);
+    }
+
+    #[test]
+    fn moved_shares_rewrite_only_the_turn_maps() {
+        let fake = Fake::default();
+        let log = fake.log.clone();
+        let mut a = Applier::new(fake.clone(), fake);
+        let with_turns = |elements: &str| Plan {
+            turns: [("turns_choose_wan".to_string(), elements.to_string())].into(),
+            ..plan(1, "T\n")
+        };
+        run(a.apply(&with_turns("0 : 0x100"))).unwrap();
+        let moved = run(a.apply(&with_turns("0 : 0x200"))).unwrap();
+        assert!(!moved.firewall_replaced, "the table stays");
+        run(a.apply(&with_turns("0 : 0x200"))).unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "nft T\nadd element inet routeros turns_choose_wan { 0 : 0x100 }\n",
+                "sync 1",
+                "nft flush map inet routeros turns_choose_wan\nadd element inet routeros turns_choose_wan { 0 : 0x200 }\n",
+                "sync 1",
+                "sync 1",
+            ]
+        );
     }
 
     fn with_rule(mut p: Plan) -> Plan {

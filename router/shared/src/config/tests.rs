@@ -525,19 +525,11 @@ fn unknown_weight_and_placement_modes_name_the_key() {
 }
 
 #[test]
-fn spare_capacity_is_refused_with_sticky_policies() {
+fn spare_capacity_goes_with_sticky_policies() {
+    // The shares live in named maps rewritten in place, so the host-affinity sets survive.
     let policy = "\n[[policies]]\nname = \"bank\"\nvia = [\"wan1\"]\nsticky_timeout = 600\n";
     let spare = "\n[routing]\nplacement = \"spare_capacity\"\n";
-    let errs = errors(&format!("{MINIMAL}{spare}{policy}"));
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert!(
-        errs[0].starts_with(
-            "routing.placement: \"spare_capacity\" cannot be used with policies[0].sticky_timeout"
-        ),
-        "{errs:#?}"
-    );
-    let without_sticky = policy.replace("sticky_timeout = 600\n", "");
-    assert!(Config::from_toml(&format!("{MINIMAL}{spare}{without_sticky}")).is_ok());
+    assert!(Config::from_toml(&format!("{MINIMAL}{spare}{policy}")).is_ok());
 }
 
 #[test]

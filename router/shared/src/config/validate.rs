@@ -332,19 +332,6 @@ fn check_routing(cfg: &RawConfig, errs: &mut Errors) {
             "false is not supported: with NAT every connection must keep the WAN it started on",
         );
     }
-    // Spare-capacity placement rewrites the nft table as rates change, and a rewrite empties
-    // the policies' host-affinity sets: refused together until the shares are updated in
-    // place (a named map) instead of with the table.
-    if cfg.routing.placement == Placement::SpareCapacity {
-        if let Some(i) = cfg.policies.iter().position(|p| p.sticky_timeout.is_some()) {
-            errs.add(
-                "routing.placement",
-                format!(
-                    "\"spare_capacity\" cannot be used with policies[{i}].sticky_timeout yet (each re-placement would forget the hosts' WANs); use \"weight\" or remove sticky_timeout"
-                ),
-            );
-        }
-    }
     if !cfg.routing.packet_marking && !cfg.policies.is_empty() {
         errs.add(
             "routing.packet_marking",

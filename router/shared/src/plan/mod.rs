@@ -42,6 +42,7 @@ pub fn plan_as(
     let active = active_wans(&views, mode, Lane::V4);
     let active6 = active_wans(&views, mode, Lane::V6);
     let names = |wans: &[&PlannedWan]| wans.iter().map(|w| w.name.clone()).collect();
+    let firewall = nft::render(cfg, &views, &active, &active6, role);
     Plan {
         routes: [
             decide::routes(&views, &active, Lane::V4),
@@ -53,7 +54,8 @@ pub fn plan_as(
             decide::rules(&views, Lane::V6),
         ]
         .concat(),
-        nft: nft::render(cfg, &views, &active, &active6, role),
+        nft: firewall.script,
+        turns: firewall.turns,
         active_wans: names(&active),
         active_wans6: names(&active6),
     }

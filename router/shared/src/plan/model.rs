@@ -1,7 +1,9 @@
 //! The desired kernel state: what the planner produces and the appliers make true.
 //! Plain data with names (not ifindexes) so it can be compared, serialised and golden-tested.
 
+use super::nft::{NFT_FAMILY, NFT_TABLE};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Routing protocol number stamped on every route and rule we install, so that adoption
@@ -91,11 +93,54 @@ pub struct Plan {
     /// Default routes: one per WAN table and the main-table multipath default.
     pub routes: Vec<RouteSpec>,
     pub rules: Vec<RuleSpec>,
-    /// Our nftables table, as one nft script that replaces it atomically.
+    /// Our nftables table, as one nft script that replaces it atomically (its turn maps
+    /// declared empty: their elements are `turns`).
     pub nft: String,
+    /// Elements of the table's turn maps (spare-capacity placement), by map name: they
+    /// change with the lines' rates, up to a few times a second, and are then rewritten in
+    /// place instead of with the table.
+    #[serde(default)]
+    pub turns: BTreeMap<String, String>,
     /// WANs that new IPv4 connections are balanced over, in config order.
     pub active_wans: Vec<String>,
     /// WANs that new IPv6 connections are balanced over, in config order.
     #[serde(default)]
     pub active_wans6: Vec<String>,
+}
+
+impl Plan {
+    /// The script that loads the whole table, turn maps filled: one transaction.
+    pub fn firewall_script(&self) -> String {
+        let mut script = self.nft.clone();
+        for (name, elements) in &self.turns {
+            script.push_str(&add_elements(name, elements));
+        }
+        script
+    }
+
+    /// The script that brings a kernel holding `applied` to this plan by rewriting turn maps
+    /// alone, when the table is otherwise the same and some map's elements moved (one
+    /// transaction: `flush` + `add element` per changed map). `None` when the table itself
+    /// differs (load [`Plan::firewall_script`]) or nothing changed.
+    pub fn turns_update(&self, applied: &Plan) -> Option<String> {
+        if self.nft != applied.nft || self.turns == applied.turns {
+            return None;
+        }
+        let script: String = self
+            .turns
+            .iter()
+            .filter(|(name, elements)| applied.turns.get(*name) != Some(*elements))
+            .map(|(name, elements)| {
+                format!(
+                    "flush map {NFT_FAMILY} {NFT_TABLE} {name}\n{}",
+                    add_elements(name, elements)
+                )
+            })
+            .collect();
+        Some(script)
+    }
+}
+
+fn add_elements(map: &str, elements: &str) -> String {
+    format!("add element {NFT_FAMILY} {NFT_TABLE} {map} {{ {elements} }}\n")
 }

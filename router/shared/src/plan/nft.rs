@@ -14,8 +14,9 @@
 use super::decide::{Lane, PlannedWan};
 use super::input::PairRole;
 use super::model::MARK_MASK;
-use super::weights::{interleaved, slots};
+use super::weights::{interleaved, slots, MAX_CYCLE};
 use crate::config::{Config, LastResort, Placement, PolicyConfig, Protocol, TrafficMatch};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Family and name of the one nftables table we own.
@@ -28,6 +29,14 @@ pub const LEGACY_NFT_FAMILY: &str = "ip";
 /// Management services that only the LAN may reach.
 pub const MANAGEMENT_PORTS: [u16; 3] = [22, 8080, 8081];
 
+/// Our table: the script that replaces it, and the turn maps' elements by map name (loaded
+/// with it, and on their own when only they changed: [`super::Plan::turns_update`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Firewall {
+    pub script: String,
+    pub turns: BTreeMap<String, String>,
+}
+
 /// Render the whole table for the given WAN views and the WANs balanced over.
 pub fn render(
     cfg: &Config,
@@ -35,7 +44,7 @@ pub fn render(
     active: &[&PlannedWan],
     active6: &[&PlannedWan],
     role: PairRole,
-) -> String {
+) -> Firewall {
     let lan = &cfg.lan.interface;
     // Destinations the main table reaches directly (LAN, WAN subnets such as the ISP's
     // modem) leave by their own interface whatever a pick says: not balanced; the egress
@@ -105,24 +114,31 @@ pub fn render(
     );
 
     // Each family: its policies first, then the weighted pick over its active WANs.
-    let choose = |lane: Lane, active: &[&PlannedWan]| -> Vec<String> {
-        policy_lanes(cfg)
+    for (chain, lane, active) in [
+        ("choose_wan", Lane::V4, active),
+        ("choose_wan6", Lane::V6, active6),
+    ] {
+        if lane == Lane::V6 && views6.is_empty() {
+            continue;
+        }
+        let rules = policy_lanes(cfg)
             .filter(|&(_, l)| l == lane)
             .filter_map(|(p, _)| policy_dispatch(p, views, lane))
-            .chain(pick_wan(active.iter().copied(), cfg.routing.placement))
-            .collect()
-    };
-    t.chain("choose_wan", choose(Lane::V4, active));
-    if !views6.is_empty() {
-        t.chain("choose_wan6", choose(Lane::V6, active6));
+            .chain(pick_wan(
+                &mut t,
+                chain,
+                active.iter().copied(),
+                cfg.routing.placement,
+            ))
+            .collect();
+        t.chain(chain, rules);
     }
     for (p, lane) in policy_lanes(cfg) {
         let via: Vec<&PlannedWan> = usable_via(p, views, lane).collect();
         if !via.is_empty() {
-            t.chain(
-                &policy_chain(p, lane),
-                policy_rules(p, &via, lane, cfg.routing.placement),
-            );
+            let chain = policy_chain(p, lane);
+            let rules = policy_rules(&mut t, &chain, p, &via, lane, cfg.routing.placement);
+            t.chain(&chain, rules);
         }
     }
 
@@ -384,7 +400,13 @@ fn restore_mark() -> String {
 /// The rule that sets a new connection's mark by share over `wans` (none if empty): at
 /// random by weight, or under spare-capacity placement taking turns by share (connections
 /// opened at once are spread over the lines; see `weights::interleaved`).
+/// The weighted pick of a WAN for a new connection, as one rule of `chain`. Static weights:
+/// `numgen random` over an inline map (it changes only with the weights). Spare capacity:
+/// `numgen inc` over the named map `turns_<chain>`, whose elements move with the lines'
+/// rates: the applier rewrites only them, in place (see [`Table::turns_map`]).
 fn pick_wan<'a>(
+    t: &mut Table,
+    chain: &str,
     wans: impl Iterator<Item = &'a PlannedWan>,
     placement: Placement,
 ) -> Option<String> {
@@ -397,13 +419,21 @@ fn pick_wan<'a>(
                 Placement::Weight => ("random", slots(&weighted)),
                 Placement::SpareCapacity => ("inc", interleaved(&weighted)),
             };
-            let map = brace(slots.iter().map(|s| {
-                if s.first == s.last {
-                    format!("{} : {:#x}", s.first, s.mark)
-                } else {
-                    format!("{}-{} : {:#x}", s.first, s.last, s.mark)
-                }
-            }));
+            let elements = slots
+                .iter()
+                .map(|s| {
+                    if s.first == s.last {
+                        format!("{} : {:#x}", s.first, s.mark)
+                    } else {
+                        format!("{}-{} : {:#x}", s.first, s.last, s.mark)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let map = match placement {
+                Placement::Weight => format!("{{ {elements} }}"),
+                Placement::SpareCapacity => format!("@{}", t.turns_map(chain, elements)),
+            };
             Some(format!(
                 "ct mark set numgen {generator} mod {total} map {map}"
             ))
@@ -515,6 +545,8 @@ fn policy_dispatch(p: &PolicyConfig, views: &[PlannedWan], lane: Lane) -> Option
 /// A policy's own chain: host affinity first (if sticky), then a weighted pick that is
 /// remembered for the host.
 fn policy_rules(
+    t: &mut Table,
+    chain: &str,
     p: &PolicyConfig,
     via: &[&PlannedWan],
     lane: Lane,
@@ -532,7 +564,7 @@ fn policy_rules(
             )
         }));
     }
-    rules.extend(pick_wan(via.iter().copied(), placement));
+    rules.extend(pick_wan(t, chain, via.iter().copied(), placement));
     if sticky {
         rules.extend(via.iter().map(|w| {
             format!(
@@ -557,6 +589,8 @@ pub(super) fn quoted_set<'a>(names: impl Iterator<Item = &'a str>) -> String {
 #[derive(Default)]
 struct Table {
     body: String,
+    /// The turn maps' elements, by map name: kept out of the body (see [`Table::turns_map`]).
+    turns: BTreeMap<String, String>,
 }
 
 impl Table {
@@ -565,6 +599,19 @@ impl Table {
             self.body,
             "\tset {name} {{\n\t\ttype {addr_type}\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout_s}s\n\t}}\n"
         );
+    }
+
+    /// Declare the turn map of `chain` (empty: its `elements` go into the plan beside the
+    /// script, so a change of shares alone is applied as an in-place rewrite of the map, and
+    /// the table with its dynamic sets and counters stays). Returns its name.
+    fn turns_map(&mut self, chain: &str, elements: String) -> String {
+        let name = format!("turns_{chain}");
+        let _ = writeln!(
+            self.body,
+            "\tmap {name} {{\n\t\ttypeof numgen inc mod {MAX_CYCLE} : ct mark\n\t\tflags interval\n\t}}\n"
+        );
+        self.turns.insert(name.clone(), elements);
+        name
     }
 
     /// A named counter (`counter name "<name>"` in rules; read with `nft list counters`).
@@ -594,8 +641,8 @@ impl Table {
 
     /// `add` then `delete` removes a table whether or not it exists, in the same transaction
     /// as the new table: ours, and the legacy `ip` one of a router upgraded from it.
-    fn finish(self) -> String {
-        format!(
+    fn finish(self) -> Firewall {
+        let script = format!(
             "# Generated by routeros-watchdog: replaced as a whole on every change.\n\
              add table {NFT_FAMILY} {NFT_TABLE}\n\
              delete table {NFT_FAMILY} {NFT_TABLE}\n\
@@ -603,6 +650,10 @@ impl Table {
              delete table {LEGACY_NFT_FAMILY} {NFT_TABLE}\n\
              table {NFT_FAMILY} {NFT_TABLE} {{\n{}}}\n",
             self.body.trim_end_matches('\n').to_string() + "\n"
-        )
+        );
+        Firewall {
+            script,
+            turns: self.turns,
+        }
     }
 }

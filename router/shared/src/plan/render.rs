@@ -82,6 +82,6 @@ impl fmt::Display for Plan {
             writeln!(f, "{r}")?;
         }
         writeln!(f, "# nft")?;
-        f.write_str(&self.nft)
+        f.write_str(&self.firewall_script())
     }
 }

@@ -127,6 +127,21 @@ sticky_timeout = 60
     insta::assert_snapshot!(plan_of(&cfg, &healthy(&cfg)).to_string());
 }
 
+/// Spare-capacity placement: the turn maps declared in the table, filled after it in the
+/// same script (the golden load test feeds this to the kernel).
+#[test]
+fn golden_spare_capacity_with_sticky_policy() {
+    let cfg = edited(
+        config(
+            &[2, 1],
+            "[[policies]]\nname = \"bank\"\ndst = \"203.0.113.0/24\"\nvia = [\"wan1\", \"wan2\"]\nsticky_timeout = 600\n",
+        ),
+        |raw| raw.routing.placement = crate::config::Placement::SpareCapacity,
+    );
+    let states = placed(healthy(&cfg), &[("wan1", 26), ("wan2", 255)]);
+    insta::assert_snapshot!(plan_of(&cfg, &states).to_string());
+}
+
 /// The numgen map of the plan's `choose_wan` chain, e.g. "numgen random mod 9 map { ... }".
 fn choice_line(p: &Plan) -> String {
     chain_choice(p, "choose_wan")
@@ -604,35 +619,53 @@ fn auto_weights_follow_declared_then_learned_then_default_speeds() {
     assert_eq!(main_hop_weights(&p), [255, 128, 255]);
 }
 
+/// Turns per mark in a turn map's elements (`0-3 : 0x200, 4 : 0x100, ...`).
+fn turns_of(p: &Plan, map: &str) -> Vec<(u32, u32)> {
+    let mut by_mark = std::collections::BTreeMap::new();
+    for e in p.turns[map].split(", ") {
+        let (range, mark) = e.split_once(" : ").unwrap();
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let n = last.parse::<u32>().unwrap() - first.parse::<u32>().unwrap() + 1;
+        let mark = u32::from_str_radix(mark.trim_start_matches("0x"), 16).unwrap();
+        *by_mark.entry(mark).or_insert(0) += n;
+    }
+    by_mark.into_iter().collect()
+}
+
 #[test]
-fn spare_capacity_placement_changes_only_the_numgen_ranges() {
+fn spare_capacity_placement_changes_only_the_turn_maps() {
     let cfg = edited(config(&[2, 1], ""), |raw| {
         raw.routing.placement = crate::config::Placement::SpareCapacity;
     });
     // Before the daemon measured anything: the weights, taking turns (`numgen inc`), so
     // connections opened at once are spread over the lines.
-    let p = plan_of(&cfg, &healthy(&cfg));
-    assert_eq!(
-        choice_line(&p),
-        "ct mark set numgen inc mod 3 map { 0 : 0x100, 1 : 0x200, 2 : 0x100 }"
-    );
-    // wan1 saturated: the placer gave it 26 against wan2's 255 (1 turn in 10).
-    let states = placed(healthy(&cfg), &[("wan1", 26), ("wan2", 255)]);
-    let p = plan_of(&cfg, &states);
-    assert_eq!(
-        choice_line(&p),
-        "ct mark set numgen inc mod 10 map { 0-3 : 0x200, 4 : 0x100, 5-9 : 0x200 }"
-    );
-    // Routes and rules do not churn with the rates: the main route keeps the weights.
-    assert_eq!(main_hop_weights(&p), [2, 1]);
     let before = plan_of(&cfg, &healthy(&cfg));
-    assert_eq!((p.routes, p.rules), (before.routes, before.rules));
+    assert_eq!(
+        choice_line(&before),
+        "ct mark set numgen inc mod 64 map @turns_choose_wan"
+    );
+    assert_eq!(
+        turns_of(&before, "turns_choose_wan"),
+        [(0x100, 43), (0x200, 21)]
+    );
+    assert!(before.turns["turns_choose_wan"]
+        .starts_with("0 : 0x100, 1 : 0x200, 2-3 : 0x100, 4 : 0x200"));
+    // wan1 saturated: the placer gave it 26 against wan2's 255.
+    let p = plan_of(&cfg, &placed(healthy(&cfg), &[("wan1", 26), ("wan2", 255)]));
+    assert_eq!(turns_of(&p, "turns_choose_wan"), [(0x100, 6), (0x200, 58)]);
+    // Only the map's elements moved: the table stays, routes and rules do not churn with
+    // the rates (the main route keeps the weights).
+    assert_eq!(p.nft, before.nft);
+    assert_eq!(main_hop_weights(&p), [2, 1]);
+    assert_eq!((&p.routes, &p.rules), (&before.routes, &before.rules));
+    let update = p.turns_update(&before).unwrap();
+    assert!(update.starts_with("flush map inet routeros turns_choose_wan\nadd element inet routeros turns_choose_wan { 0-4 : 0x200, 5 : 0x100,"), "{update}");
+    assert_eq!(p.turns_update(&p), None, "nothing moved");
 }
 
 #[test]
 fn spare_capacity_shares_apply_inside_policies_and_failover_still_wins() {
-    let policy =
-        "[[policies]]\nname = \"bulk\"\nsrc = \"192.168.1.0/25\"\nvia = [\"wan1\", \"wan2\"]\n";
+    let policy = "[[policies]]\nname = \"bulk\"\nsrc = \"192.168.1.0/25\"\nvia = [\"wan1\", \"wan2\"]\nsticky_timeout = 600\n";
     let cfg = edited(config(&[1, 1, 1], policy), |raw| {
         raw.routing.placement = crate::config::Placement::SpareCapacity;
     });
@@ -640,14 +673,24 @@ fn spare_capacity_shares_apply_inside_policies_and_failover_still_wins() {
     let p = plan_of(&cfg, &states);
     assert_eq!(
         chain_choice(&p, "policy_bulk"),
-        "ct mark set numgen inc mod 18 map { 0-8 : 0x100, 9 : 0x200, 10-17 : 0x100 }"
+        "ct mark set numgen inc mod 64 map @turns_policy_bulk"
     );
-    // A down line leaves the choice whatever its spare capacity.
+    assert_eq!(turns_of(&p, "turns_policy_bulk"), [(0x100, 61), (0x200, 3)]);
+    // Sticky hosts: the host-affinity sets live in the table, which moved shares leave alone.
+    let moved = plan_of(
+        &cfg,
+        &placed(healthy(&cfg), &[("wan1", 13), ("wan2", 255), ("wan3", 100)]),
+    );
+    assert_eq!(moved.nft, p.nft);
+    assert!(
+        p.nft
+            .contains("ip saddr @policy_bulk_1 ct mark set 0x100 return"),
+        "{}",
+        p.nft
+    );
+    // A down line leaves the choice whatever its spare capacity: a new table.
     let p = plan_of(&cfg, &down(states, &["wan1"]));
-    assert_eq!(
-        choice_line(&p),
-        "ct mark set numgen inc mod 9 map { 0-3 : 0x300, 4 : 0x200, 5-8 : 0x300 }"
-    );
+    assert_eq!(turns_of(&p, "turns_choose_wan"), [(0x200, 7), (0x300, 57)]);
 }
 
 /// Classes in config order, each in the families it matches, before the built-in ones (off

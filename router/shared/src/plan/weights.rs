@@ -30,8 +30,10 @@ pub fn slots(weighted: &[(u32, u32)]) -> (u32, Vec<Slot>) {
     (next, slots)
 }
 
-/// The longest round-robin cycle: shares are kept to 1/64 (the placer's hysteresis is 5 %),
-/// and the map stays small although the table is replaced as the shares move.
+/// The round-robin cycle: shares are kept to 1/64 (the placer's hysteresis is 5 %). Fixed,
+/// so that the rule (`numgen inc mod 64`) never changes as the shares move: only the named
+/// map's elements do, updated in place (the table, and with it the policies' host-affinity
+/// sets, stays).
 pub const MAX_CYCLE: u32 = 64;
 
 /// `(mark, weight)` pairs -> a cycle of slots for `numgen inc mod TOTAL`, consecutive new
@@ -39,12 +41,16 @@ pub const MAX_CYCLE: u32 = 64;
 /// connections opened at the same instant (a download manager's 4 streams, placed before any
 /// rate moved) are spread over the lines instead of landing on one by chance as with `numgen
 /// random`. The counter lives in the kernel: placing each connection is still its work. Each
-/// run of equal marks is one range. The cycle is the weights' sum, at most [`MAX_CYCLE`] (the
-/// weights scaled down, every WAN keeping at least one turn), shorter where a shorter one
-/// shares as well.
+/// run of equal marks is one range. The cycle is [`MAX_CYCLE`] long (longer only with more
+/// WANs than that: every WAN keeps at least one turn).
 pub fn interleaved(weighted: &[(u32, u32)]) -> (u32, Vec<Slot>) {
     let weighted: Vec<(u32, u32)> = weighted.iter().copied().filter(|&(_, w)| w > 0).collect();
-    let turns = scaled(&weighted);
+    let sum: u64 = weighted.iter().map(|&(_, w)| u64::from(w)).sum();
+    let len = u64::from(MAX_CYCLE).max(weighted.len() as u64);
+    let turns: Vec<u32> = turns_in(&weighted, sum, len)
+        .into_iter()
+        .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
+        .collect();
     let total: u32 = turns.iter().sum();
     let mut credit = vec![0i64; turns.len()];
     let mut slots: Vec<Slot> = Vec::new();
@@ -69,32 +75,6 @@ pub fn interleaved(weighted: &[(u32, u32)]) -> (u32, Vec<Slot>) {
         }
     }
     (total, slots)
-}
-
-/// The weights as whole turns: the shortest cycle (up to the weights' sum, at most
-/// [`MAX_CYCLE`]) in which every share is within half a turn of 64 of its weight's, so 255:128
-/// becomes 2:1 and consecutive connections alternate closely. At least one turn each.
-fn scaled(weighted: &[(u32, u32)]) -> Vec<u32> {
-    let sum: u64 = weighted.iter().map(|&(_, w)| u64::from(w)).sum();
-    let longest = sum.min(u64::from(MAX_CYCLE)).max(weighted.len() as u64);
-    let tolerance = 0.5 / f64::from(MAX_CYCLE);
-    let close = |turns: &[u64], len: u64| {
-        turns.iter().zip(weighted).all(|(&t, &(_, w))| {
-            (t as f64 / len as f64 - f64::from(w) / sum as f64).abs() <= tolerance
-        })
-    };
-    let mut turns = turns_in(weighted, sum, longest);
-    for len in weighted.len() as u64..longest {
-        let shorter = turns_in(weighted, sum, len);
-        if close(&shorter, len) {
-            turns = shorter;
-            break;
-        }
-    }
-    turns
-        .into_iter()
-        .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
-        .collect()
 }
 
 /// The weights (summing to `sum`) as `len` whole turns, at least one each: largest remainder
@@ -179,7 +159,7 @@ mod tests {
             let marks = cycle(&slots);
             prop_assert_eq!(marks.len(), total as usize);
             let sum: u32 = weights.iter().sum();
-            prop_assert!(total <= sum.min(MAX_CYCLE).max(u32::try_from(weights.len()).unwrap()));
+            prop_assert_eq!(total, MAX_CYCLE.max(u32::try_from(weights.len()).unwrap()));
             let mut first = 0;
             for s in &slots {
                 prop_assert_eq!(s.first, first);
@@ -215,21 +195,23 @@ mod tests {
             }
         }
         let (total, slots) = interleaved(&[(0x100, 2), (0x200, 1)]);
-        assert_eq!(total, 3);
-        assert_eq!(cycle(&slots), [0x100, 0x200, 0x100]);
+        assert_eq!(total, MAX_CYCLE);
+        assert_eq!(
+            cycle(&slots)[..6],
+            [0x100, 0x200, 0x100, 0x100, 0x200, 0x100]
+        );
     }
 
     #[test]
-    fn a_nearly_full_line_keeps_a_turn_and_the_cycle_stays_short() {
-        // The placer's floor: a saturated line at 13 against 255 (4.9 %): 1 turn in 18.
+    fn a_nearly_full_line_keeps_a_turn_and_the_cycle_is_fixed() {
+        let on = |slots: &[Slot], mark| cycle(slots).iter().filter(|&&m| m == mark).count();
+        // The placer's floor: a saturated line at 13 against 255 (4.9 %): 3 turns in 64.
         let (total, slots) = interleaved(&[(0x100, 13), (0x200, 255)]);
-        assert_eq!(total, 18);
-        assert_eq!(cycle(&slots).iter().filter(|&&m| m == 0x100).count(), 1);
-        // Finer than 1/64 is not kept: the longest cycle, one turn.
+        assert_eq!((total, on(&slots, 0x100)), (MAX_CYCLE, 3));
+        // Finer than 1/64 is not kept: one turn.
         let (total, slots) = interleaved(&[(0x100, 1), (0x200, 254)]);
-        assert_eq!(total, MAX_CYCLE);
-        assert_eq!(cycle(&slots).iter().filter(|&&m| m == 0x100).count(), 1);
-        // Many WANs, tiny weights: each keeps one turn.
+        assert_eq!((total, on(&slots, 0x100)), (MAX_CYCLE, 1));
+        // Many WANs, tiny weights: each keeps one turn, the cycle grows to fit them.
         let many: Vec<(u32, u32)> = (1..=70)
             .map(|n| (n << 8, if n == 1 { 1000 } else { 1 }))
             .collect();

@@ -101,7 +101,7 @@ const SCHEMA = {
     fields: {
       load_balancing: { label: 'Mode', type: 'select', options: [['ecmp', 'Weighted (ECMP)'], ['failover', 'Failover (priority)']] },
       weights: { label: 'Weights', type: 'select', options: [['static', 'As set per line'], ['auto', 'From each line’s speed']], help: 'From speeds: the declared speed, else the one learned from the line’s traffic.' },
-      placement: { label: 'New connections', type: 'select', options: [['weight', 'By weight'], ['spare_capacity', 'By weight × spare capacity']], help: 'Spare capacity: a line already full gets few new connections. Not with sticky policies.' },
+      placement: { label: 'New connections', type: 'select', options: [['weight', 'By weight'], ['spare_capacity', 'By weight × spare capacity']], help: 'Spare capacity: a line already full gets few new connections.' },
       sticky_sessions: { label: 'Sticky sessions', type: 'bool', help: 'A connection keeps its WAN for its whole life.' },
       packet_marking: { label: 'Packet marking', type: 'bool', help: 'Needed for traffic policies.' },
       degraded_share: { label: 'Degraded line’s share', type: 'float', min: 0.05, max: 1, help: 'The part of its share of new connections a slow or lossy line keeps (1: all).' },
