@@ -428,10 +428,10 @@ fn a_lossy_line_is_degraded_and_gets_half_its_share() {
 }
 
 /// The passive failure signal: wan1 is probed only every 5 s while healthy
-/// (`failure_interval = 0.2`); its upstream dies silently while a LAN host sends a UDP
-/// packet every 20 ms through it (a policy pins the port). The unanswered packets get wan1
-/// probed at once, and it is out of service well before its next slow round would even have
-/// started.
+/// (`failure_interval = 0.2`); its upstream dies silently while a LAN host exchanges a UDP
+/// packet every 20 ms with the internet host through it (a call; a policy pins the port).
+/// The packets going out unanswered get wan1 probed at once, and it is out of service well
+/// before its next slow round would even have started.
 #[test]
 #[ignore = "needs root"]
 fn unanswered_lan_traffic_starts_fast_probing_at_once() {
@@ -454,6 +454,21 @@ fn unanswered_lan_traffic_starts_fast_probing_at_once() {
         all_up_and_active(s, &["wan1", "wan2"]).then_some(())
     });
     let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let echo = {
+        let (stop, ns) = (stop.clone(), lab.inet());
+        thread::spawn(move || {
+            in_ns(&ns, || {
+                let sock = std::net::UdpSocket::bind(("0.0.0.0", PORT)).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                        let _ = sock.send_to(&buf[..n], from);
+                    }
+                }
+            })
+        })
+    };
     let sender = {
         let (stop, ns) = (stop.clone(), lab.lan());
         thread::spawn(move || {
@@ -474,6 +489,7 @@ fn unanswered_lan_traffic_starts_fast_probing_at_once() {
     });
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
+    echo.join().unwrap();
     println!(
         "wan1 out of service {:.0} ms after its upstream died (probed every 5 s while healthy; {:.0} ms to this line)",
         took.as_secs_f64() * 1000.0,

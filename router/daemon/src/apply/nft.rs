@@ -123,10 +123,10 @@ mod tests {
     #[test]
     fn counters_are_read_from_nfts_json() {
         let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
-            {"counter": {"family": "inet", "name": "unreplied_1", "table": "routeros", "handle": 3, "packets": 12, "bytes": 900}},
+            {"counter": {"family": "inet", "name": "sent_1", "table": "routeros", "handle": 3, "packets": 12, "bytes": 900}},
             {"counter": {"family": "inet", "name": "replies_1", "table": "routeros", "handle": 4, "packets": 0, "bytes": 0}}]}"#;
         let c = packets_by_counter(json);
-        assert_eq!(c["unreplied_1"], 12);
+        assert_eq!(c["sent_1"], 12);
         assert_eq!(c["replies_1"], 0);
         assert!(packets_by_counter("not json").is_empty());
     }

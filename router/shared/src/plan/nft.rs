@@ -99,8 +99,8 @@ pub fn render(
     let silence = super::silence::enabled(cfg);
     if silence {
         for w in views {
-            let (unreplied, replies) = super::silence::counter_names(w.mark);
-            t.counter(&unreplied);
+            let (sent, replies) = super::silence::counter_names(w.mark);
+            t.counter(&sent);
             t.counter(&replies);
         }
         pre.extend(super::silence::prerouting_rules(views));

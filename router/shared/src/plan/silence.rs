@@ -1,17 +1,18 @@
-//! Counters for the passive failure signal: per WAN, the packets sent out by it for
-//! connections that never got a reply, and the reply packets that came in by it. A line that
-//! keeps sending while nothing comes back has gone silent upstream; the daemon reads these
+//! Counters for the passive failure signal: per WAN, the packets its users' connections send
+//! out by it, and the reply packets that come in by it. A line that keeps sending while
+//! nothing comes back has gone silent upstream (new connections left unanswered, and as much
+//! an established call or download whose other end fell silent); the daemon reads these
 //! counters (`nft list counters`) and probes that line at once instead of at its next slow
 //! round. Only with `[health_check] failure_interval` set: the signal only helps a line that
 //! is probed slowly while healthy.
 
 use super::decide::PlannedWan;
 
-/// The two counters of the WAN with `mark`: (unreplied, replies), named by the mark's
+/// The two counters of the WAN with `mark`: (sent, replies), named by the mark's
 /// number, so they follow the WAN's stable number like its table and mark.
 pub fn counter_names(mark: u32) -> (String, String) {
     let n = mark >> 8;
-    (format!("unreplied_{n}"), format!("replies_{n}"))
+    (format!("sent_{n}"), format!("replies_{n}"))
 }
 
 /// Whether the table carries the counters.
@@ -20,13 +21,15 @@ pub(super) fn enabled(cfg: &crate::config::Config) -> bool {
 }
 
 /// Rules for the `egress` chain (after the probes' accept: the router's own pings are not
-/// counted): packets leaving by the WAN for connections without a reply so far.
+/// counted): packets leaving by the WAN in their connection's original direction. Not only
+/// connections without a reply yet: a silent upstream under an established flow (a call, a
+/// stream) is noticed as fast, and a false alarm (one-way traffic) costs a few probes.
 pub(super) fn egress_rules(views: &[PlannedWan]) -> Vec<String> {
     views
         .iter()
         .map(|w| {
             format!(
-                "oifname \"{}\" ct direction original ct status & seen-reply == 0 counter name \"{}\"",
+                "oifname \"{}\" ct direction original counter name \"{}\"",
                 w.dev,
                 counter_names(w.mark).0
             )

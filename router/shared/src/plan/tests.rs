@@ -859,13 +859,13 @@ fn alone_a_virtual_address_changes_nothing() {
 fn silence_counters_only_with_a_failure_interval() {
     let cfg = config(&[1, 1], "[health_check]\nfailure_interval = 0.2\n");
     let nft = plan_of(&cfg, &healthy(&cfg)).nft;
-    assert!(nft.contains("\tcounter unreplied_1 {\n\t}\n"), "{nft}");
+    assert!(nft.contains("\tcounter sent_1 {\n\t}\n"), "{nft}");
     assert!(nft.contains("\tcounter replies_2 {\n\t}\n"), "{nft}");
     assert!(chain_rules(&nft, "egress").contains(
-        &"oifname \"wan2\" ct direction original ct status & seen-reply == 0 counter name \"unreplied_2\""
+        &"oifname \"wan2\" ct direction original counter name \"sent_2\""
     ));
     assert!(chain_rules(&nft, "prerouting")
         .contains(&"iifname \"wan1\" ct direction reply counter name \"replies_1\""));
     let plain = config(&[1, 1], "");
-    assert!(!plan_of(&plain, &healthy(&plain)).nft.contains("unreplied_"));
+    assert!(!plan_of(&plain, &healthy(&plain)).nft.contains("sent_"));
 }

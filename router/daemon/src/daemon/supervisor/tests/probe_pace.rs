@@ -73,9 +73,9 @@ fn a_lines_own_targets_replace_the_global_ones_per_family() {
     );
 }
 
-fn set_counters(lab: &Lab, wan: u32, unreplied: u64, replies: u64) {
+fn set_counters(lab: &Lab, wan: u32, sent: u64, replies: u64) {
     lab.world.with(|w| {
-        w.counters.insert(format!("unreplied_{wan}"), unreplied);
+        w.counters.insert(format!("sent_{wan}"), sent);
         w.counters.insert(format!("replies_{wan}"), replies);
     });
 }
