@@ -552,6 +552,12 @@ EOF
 }
 
 ensure_binary() {
+    # A fresh machine has no cargo yet (nor ~/.cargo/bin on sudo's PATH): ci/lib/deps.sh.
+    if [[ $LAB_BUILD != 0 ]]; then
+        # shellcheck source=ci/lib/deps.sh
+        source "$LAB_REPO_ROOT/ci/lib/deps.sh"
+        ensure_rust >&2
+    fi
     case $LAB_BUILD in
         0) ;;
         1) log "cargo build --release --workspace --bins (LAB_BUILD=1)"

@@ -20,12 +20,26 @@ ensure_packages() {
   fi
 }
 
-# ensure_rust: a stable toolchain with rustfmt and clippy (rustup if present, else fail clearly).
+# ensure_rust: a stable toolchain with rustfmt and clippy. Without cargo: rustup from the
+# distribution where it has one (Ubuntu 24.04), else rustup's installer, then the stable
+# toolchain (both need static.rust-lang.org; Debian 12's own rustc is too old for our crates).
 ensure_rust() {
   [[ -d "$HOME/.cargo/bin" ]] && export PATH="$HOME/.cargo/bin:$PATH"
   if ! command -v cargo >/dev/null; then
-    echo "no Rust toolchain: install rustup (https://rustup.rs) and run again" >&2
-    exit 1
+    echo "no Rust toolchain: installing rustup and the stable toolchain"
+    if ! command -v rustup >/dev/null; then
+      if apt-cache show rustup >/dev/null 2>&1; then
+        ensure_packages rustup
+      else
+        ensure_packages curl ca-certificates
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --no-modify-path
+        export PATH="$HOME/.cargo/bin:$PATH"
+      fi
+    fi
+    rustup toolchain install stable --profile minimal -c clippy,rustfmt && rustup default stable || {
+      echo "could not install a Rust toolchain (is https://static.rust-lang.org reachable?)" >&2
+      exit 1
+    }
   fi
   if command -v rustup >/dev/null; then
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
