@@ -364,6 +364,11 @@ async function main() {
       // Each line's IPv6 side: the wizard's static lines take their /64 from the ISP's RAs.
       await page.waitForFunction(() => /active · 2001:db8:ff01:/.test(document.querySelector('[data-testid="wan-ipv6-wan1"]').textContent), null, { timeout: 30000 });
       check((await page.textContent(tid('wan-ipv6-latency-wan1'))).includes('ms'), 'wan1 IPv6 latency shown');
+      // The line's speed with its source (nothing declared in the wizard: the default or what
+      // the counters taught), and the share of it in use.
+      const speed = (await page.textContent(tid('wan-speed-down-wan1'))).trim();
+      check(/^[\d.]+ Mbit\/s \((default|learned)\)$/.test(speed), `wan1 download speed and its source shown: ${speed}`);
+      check(/^\d+ % \/ \d+ %$/.test((await page.textContent(tid('wan-use-wan1'))).trim()), 'wan1 share of its speed in use shown');
       await sleep(2500);
       await shot('dashboard-both-up');
     });

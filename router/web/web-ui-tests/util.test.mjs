@@ -4,6 +4,18 @@ import { load } from './load.mjs';
 
 const u = await load('util.js');
 
+test('line speeds with their source, and the share of them in use', () => {
+  assert.equal(u.formatSpeed({ kbit: 100_000, source: 'declared' }), '100 Mbit/s (declared)');
+  assert.equal(u.formatSpeed({ kbit: 48_500, source: 'learned' }), '48.5 Mbit/s (learned)');
+  assert.equal(u.formatSpeed(null), u.DASH);
+  assert.equal(u.formatSpeed({ kbit: 0, source: 'default' }), u.DASH);
+  assert.equal(u.formatUse(42_000_000, { kbit: 100_000 }), '42 %');
+  assert.equal(u.formatUse(130_000_000, { kbit: 100_000 }), '100 %');
+  assert.equal(u.formatUse(0, { kbit: 100_000 }), '0 %');
+  assert.equal(u.formatUse(null, { kbit: 100_000 }), u.DASH);
+  assert.equal(u.formatUse(5e6, undefined), u.DASH);
+});
+
 test('throughput in Mbit/s', () => {
   assert.equal(u.formatMbps(12_345_678), '12.3 Mbit/s');
   assert.equal(u.formatMbps(250_000_000), '250 Mbit/s');

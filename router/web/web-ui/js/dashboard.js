@@ -8,7 +8,7 @@ import { WanCharts, chartUnavailable, wanColor } from './charts.js';
 import { eventLog } from './events.js';
 import {
   h, clear, DASH, formatMbps, formatMs, formatPercent, formatDuration, formatUptime,
-  formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView,
+  formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView, formatSpeed, formatUse,
 } from './util.js';
 
 const MAX_MAINT_MINUTES = 7 * 24 * 60;
@@ -52,6 +52,9 @@ function buildCard(name, index, ctx, actions) {
     rx: field('Down', `wan-rx-${name}`),
     tx: field('Up', `wan-tx-${name}`),
     connections: field('Connections', `wan-connections-${name}`),
+    speedDown: field('Speed down', `wan-speed-down-${name}`),
+    speedUp: field('Speed up', `wan-speed-up-${name}`),
+    use: field('In use (down / up)', `wan-use-${name}`),
     ipv6: field('IPv6', `wan-ipv6-${name}`),
     ipv6Latency: field('IPv6 latency', `wan-ipv6-latency-${name}`),
   };
@@ -130,6 +133,11 @@ function updateCard(c, w) {
   c.f.rx.dd.textContent = formatMbps(w.rx_bps);
   c.f.tx.dd.textContent = formatMbps(w.tx_bps);
   c.f.connections.dd.textContent = w.connections ?? DASH;
+  // Speeds (declared, learned or default) and how much of them the line carries now: what
+  // weights = "auto" and spare-capacity placement decide by.
+  c.f.speedDown.dd.textContent = formatSpeed(w.speed_down);
+  c.f.speedUp.dd.textContent = formatSpeed(w.speed_up);
+  c.f.use.dd.textContent = `${formatUse(w.rx_bps, w.speed_down)} / ${formatUse(w.tx_bps, w.speed_up)}`;
   // The line's IPv6 side fails over on its own: its state, role and address.
   const v6 = w.ipv6;
   c.f.ipv6.dd.textContent = !v6 ? 'off'

@@ -54,6 +54,28 @@ export function formatMbps(bps) {
   return `${m.toFixed(digits)} Mbit/s`;
 }
 
+/**
+ * A line's speed as the daemon reports it ({kbit, source}) -> "100 Mbit/s (declared)";
+ * the source says whether the number was declared, learned from the counters or a default.
+ */
+export function formatSpeed(speed) {
+  const kbit = Number(speed && speed.kbit);
+  if (!Number.isFinite(kbit) || kbit <= 0) return DASH;
+  const text = formatMbps(kbit * 1000);
+  return speed.source ? `${text} (${speed.source})` : text;
+}
+
+/**
+ * The share of a line's speed ({kbit}) that a rate in bit/s uses -> "42 %" (at most
+ * 100 %: a learned speed can lag behind a line that got faster); DASH when either is unknown.
+ */
+export function formatUse(bps, speed) {
+  const cap = Number(speed && speed.kbit) * 1000;
+  const r = Number(bps);
+  if (bps === null || bps === undefined || !Number.isFinite(r) || !(cap > 0)) return DASH;
+  return `${Math.round(Math.min(1, Math.max(0, r / cap)) * 100)} %`;
+}
+
 /** bits per second -> Mbit/s number for graphs (null stays null) */
 export function toMbps(bps) {
   if (bps === null || bps === undefined || !Number.isFinite(Number(bps))) return null;
