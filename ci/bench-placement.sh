@@ -171,8 +171,12 @@ scenario_c() {
     sleep 10
     log "speeds learned: $(python3 "$HELPER" speeds --socket "$(sock "$p")")"
     R[c.before]=$(python3 "$HELPER" speeds --socket "$(sock "$p")")
-    # The lab's tbf (ci/lab.sh shape) at half the rate: 50 Mbit/s, burst 32768 (the minimum).
-    tc -n "$p-isp1" qdisc change dev down root tbf rate 50mbit burst 32768 latency "${LAB_TBF_LATENCY:-50ms}"
+    # The lab's tbf (ci/lab.sh shape) at half the rate, 50 Mbit/s, with the bucket it had at
+    # 100 Mbit/s (rate/250 = 50000 bytes): `tc qdisc change` keeps the packets already queued
+    # (GRO'd, up to the old bucket's size), and a head packet bigger than the new bucket never
+    # leaves: a smaller burst here froze the qdisc for good (kernel 6.1: "Sent" stuck, 545 KB
+    # backlog), the line went down and nothing was left to learn from.
+    tc -n "$p-isp1" qdisc change dev down root tbf rate 50mbit burst 50000 latency "${LAB_TBF_LATENCY:-50ms}"
     t_change=$(date +%s.%N)
     local below
     for below in 60000 55000; do
