@@ -631,14 +631,7 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
 
-    # Benchmark what the sources say, not a stale binary: build once here unless the caller
-    # points LAB_BIN elsewhere or sets LAB_BUILD=0. The labs then use that binary as it is
-    # (LAB_BUILD=0), so an edit made while the bench runs cannot trigger a rebuild midway.
-    if [[ -z ${LAB_BIN:-} && ${LAB_BUILD:-1} != 0 ]]; then
-        log "cargo build --release --workspace --bins"
-        (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2
-    fi
-    export LAB_BUILD=0
+    build_once
 
     cat >"$BENCH_OUT/policy.toml" <<EOF
 [[policies]]

@@ -234,11 +234,7 @@ main() {
     ensure_tools install ip tc nft iperf3 python3
     trap cleanup EXIT
     trap 'exit 130' INT TERM
-    if [[ -z ${LAB_BIN:-} && ${LAB_BUILD:-1} != 0 ]]; then
-        log "cargo build --release --workspace --bins"
-        (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2
-    fi
-    export LAB_BUILD=0
+    build_once
     cat >"$BENCH_OUT/pins.toml" <<EOF
 [[policies]]
 name = "host1-wan1"

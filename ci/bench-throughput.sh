@@ -286,13 +286,7 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
 
-    # Benchmark what the sources say, not a stale binary: build once here (cargo skips an
-    # up-to-date build) unless the caller points LAB_BIN elsewhere or sets LAB_BUILD=0.
-    if [[ -z ${LAB_BIN:-} && ${LAB_BUILD:-1} != 0 ]]; then
-        log "cargo build --release --workspace --bins"
-        (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2
-    fi
-    export LAB_BUILD=auto
+    build_once
 
     log "bringing up the lab ($WANS WANs, rates: $LAB_RATES)"
     lab_up "$BENCH_PREFIX" "$WANS" >"$BENCH_OUT/lab-up.log" 2>&1 ||

@@ -10,6 +10,21 @@ LAB_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 log() { printf '[lab %s] %s\n' "${LAB_PREFIX:-?}" "$*" >&2; }
 die() { printf '[lab %s] ERROR: %s\n' "${LAB_PREFIX:-?}" "$*" >&2; exit 1; }
 
+# build_once: a benchmark measures what the sources say, not a stale binary: one release build
+# here (cargo skips an up-to-date one) unless the caller points LAB_BIN elsewhere or sets
+# LAB_BUILD=0. The labs then use that binary as it is (LAB_BUILD=0), so an edit made while the
+# benchmark runs cannot trigger a rebuild midway.
+build_once() {
+    if [[ -z ${LAB_BIN:-} && ${LAB_BUILD:-1} != 0 ]]; then
+        # shellcheck source=ci/lib/deps.sh
+        source "$LAB_REPO_ROOT/ci/lib/deps.sh"
+        ensure_rust >&2
+        log "cargo build --release --workspace --bins"
+        (cd "$LAB_REPO_ROOT" && cargo build --release --workspace --bins) >&2
+    fi
+    export LAB_BUILD=0
+}
+
 # Map each tool the lab needs to the Debian package that ships it.
 declare -A LAB_TOOL_PKG=(
     [ip]=iproute2 [tc]=iproute2 [nft]=nftables [iperf3]=iperf3
