@@ -8,7 +8,7 @@ import { WanCharts, chartUnavailable, wanColor } from './charts.js';
 import { eventLog } from './events.js';
 import {
   h, clear, DASH, formatMbps, formatMs, formatPercent, formatDuration, formatUptime,
-  formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView,
+  formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView, shapingView,
 } from './util.js';
 
 const MAX_MAINT_MINUTES = 7 * 24 * 60;
@@ -52,6 +52,7 @@ function buildCard(name, index, ctx, actions) {
     rx: field('Down', `wan-rx-${name}`),
     tx: field('Up', `wan-tx-${name}`),
     connections: field('Connections', `wan-connections-${name}`),
+    shaping: field('Shaping', `wan-shaping-${name}`),
     ipv6: field('IPv6', `wan-ipv6-${name}`),
     ipv6Latency: field('IPv6 latency', `wan-ipv6-latency-${name}`),
   };
@@ -130,6 +131,9 @@ function updateCard(c, w) {
   c.f.rx.dd.textContent = formatMbps(w.rx_bps);
   c.f.tx.dd.textContent = formatMbps(w.tx_bps);
   c.f.connections.dd.textContent = w.connections ?? DASH;
+  const shaping = shapingView(w.shaping);
+  c.f.shaping.dd.textContent = shaping.text;
+  c.f.shaping.dd.dataset.shaping = shaping.state;
   // The line's IPv6 side fails over on its own: its state, role and address.
   const v6 = w.ipv6;
   c.f.ipv6.dd.textContent = !v6 ? 'off'
