@@ -26,6 +26,9 @@ pub(super) struct ShapingState {
     failed: BTreeMap<String, String>,
     /// The failures already announced by an event (not repeated every poll).
     announced: BTreeMap<String, String>,
+    /// Nothing is wanted and the last sync found nothing of ours: no sync (a few processes)
+    /// on every link change of a router that shapes nothing.
+    clean: bool,
 }
 
 impl ShapingState {
@@ -39,6 +42,9 @@ impl<P: Platform> Supervisor<P> {
     /// Make the kernel shape the lines the config shapes, and nothing else of ours.
     pub(super) async fn shape(&mut self, why: &str) {
         let wanted = shaped_lines(&self.cfg);
+        if wanted.is_empty() && self.shaping.wanted.is_empty() && self.shaping.clean {
+            return;
+        }
         let configured: Vec<String> = self.cfg.wan_interfaces.iter().map(|w| w.device()).collect();
         let mut failed = BTreeMap::new();
         // Without CAKE nothing is created (what a previous kernel left of ours goes).
@@ -67,6 +73,8 @@ impl<P: Platform> Supervisor<P> {
         for e in &outcome.removal_errors {
             tracing::warn!(why, "removing shaping no longer wanted failed: {e}");
         }
+        self.shaping.clean =
+            lines.is_empty() && outcome.ran.is_empty() && outcome.removal_errors.is_empty();
         failed.extend(outcome.failed);
         self.shaping.wanted = wanted;
         self.shaping.failed = failed;

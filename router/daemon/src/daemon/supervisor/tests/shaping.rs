@@ -33,6 +33,12 @@ fn shaped(lab: &Lab) -> Vec<(String, u64, u64)> {
 fn shaping_follows_the_config_and_shows_in_the_status() {
     let mut lab = Lab::start(TWO_WANS);
     assert!(shaped(&lab).is_empty());
+    // The start looked once (for leftovers); shaping nothing, link changes cost nothing.
+    assert_eq!(lab.world.with(|w| w.shaping_syncs), 1);
+    lab.set_carrier("wan2", false);
+    lab.rt.block_on(lab.sup.on_link_poll());
+    assert_eq!(lab.world.with(|w| w.shaping_syncs), 1);
+    lab.set_carrier("wan2", true);
     let status = lab.request(Request::Status);
     assert_eq!(status["wans"][0]["shaping"], Value::Null, "off: {status}");
 
