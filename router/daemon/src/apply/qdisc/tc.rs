@@ -126,31 +126,63 @@ impl ShapingDriver for TcShaping {
     }
 }
 
-/// Ask the kernel itself: create a CAKE qdisc on the loopback of a network namespace made
-/// for it and gone with the process (nothing of the box is touched; module autoloading
-/// works as for a real apply). Without root, in a user namespace of its own.
+/// Ask the kernel itself, by creating a CAKE qdisc (module autoloading works as for a real
+/// apply): on the loopback of a network namespace made for it and gone with the process, so
+/// nothing of the box is touched; without root, in a user namespace of its own. Where no
+/// namespace may be made (the daemon's systemd sandbox: RestrictNamespaces, no
+/// CAP_SYS_ADMIN), on a throwaway ifb device here, deleted at once.
 pub async fn probe_cake() -> Result<bool, String> {
     let ns: &[&str] = if nix::unistd::geteuid().is_root() {
         &["unshare", "--net"]
     } else {
         &["unshare", "--user", "--map-root-user", "--net"]
     };
-    let tc = [
+    let argv: Vec<&str> = ns.iter().chain(&CAKE_ON_LO).copied().collect();
+    match run(&argv).await {
+        Ok(_) => Ok(true),
+        Err(e) if says_no_cake(&e) => Ok(false),
+        Err(ns_err) => probe_here()
+            .await
+            .map_err(|e| format!("cannot tell whether this kernel has CAKE: {ns_err}; {e}")),
+    }
+}
+
+const CAKE_ON_LO: [&str; 9] = [
+    "tc",
+    "qdisc",
+    "add",
+    "dev",
+    "lo",
+    "root",
+    "cake",
+    "bandwidth",
+    "1mbit",
+];
+
+/// The throwaway device of [`probe_here`] (a name no line or ifb of ours can have).
+const PROBE_DEV: &str = "rtos-cakeprobe";
+
+async fn probe_here() -> Result<bool, String> {
+    // One left by a probe that was killed half-way goes first.
+    let _ = run(&["ip", "link", "del", "dev", PROBE_DEV]).await;
+    run(&["ip", "link", "add", "name", PROBE_DEV, "type", "ifb"]).await?;
+    let made = run(&[
         "tc",
         "qdisc",
         "add",
         "dev",
-        "lo",
+        PROBE_DEV,
         "root",
         "cake",
         "bandwidth",
         "1mbit",
-    ];
-    let argv: Vec<&str> = ns.iter().chain(&tc).copied().collect();
-    match run(&argv).await {
+    ])
+    .await;
+    let _ = run(&["ip", "link", "del", "dev", PROBE_DEV]).await;
+    match made {
         Ok(_) => Ok(true),
         Err(e) if says_no_cake(&e) => Ok(false),
-        Err(e) => Err(format!("cannot tell whether this kernel has CAKE: {e}")),
+        Err(e) => Err(e),
     }
 }
 
