@@ -5,7 +5,8 @@
 #   network   the LAN client gets its static DHCP lease and DNS answers; it reaches the
 #             internet host through both WANs; the web UI and SSH answer from the LAN and not
 #             from a WAN (SSH: IPv4, and IPv6 link-local and global); a port forward works from the internet and from the LAN (hairpin);
-#             cutting ISP 1's uplink moves new traffic (and DNS) to ISP 2
+#             cutting ISP 1's uplink moves new traffic (and DNS) to ISP 2; shaping: the added
+#             latency of a ping under load on a bloated 10 Mbit/s line, CAKE off and on (<= 30 ms)
 #   lines     (after network, same boot) WAN 3 and 4 wired to the ISP guest (ci/lib/isp-guest.sh):
 #             a PPPoE line and a VLAN 7 DHCP line come up next to the static and DHCP ones and
 #             carry traffic; the ISP ending the session takes wan3 out within 1 s and it comes
@@ -48,6 +49,8 @@ source "$(dirname "$0")/lib/image-lab.sh"
 source "$(dirname "$0")/lib/image-vm.sh"
 # shellcheck source=ci/lib/image-lines.sh
 source "$(dirname "$0")/lib/image-lines.sh"
+# shellcheck source=ci/lib/image-shaping.sh
+source "$(dirname "$0")/lib/image-shaping.sh"
 
 build=1
 keep=0
@@ -353,6 +356,9 @@ if has_stage network; then
     ans=$(imglab_ns lan dig +short +time=3 +tries=3 "@$IMGLAB_ROUTER_LAN" isp.test A || true)
     check "failover: DNS follows the live WAN (isp.test answered by ISP 2: $ans)" test "$ans" = "$IMGLAB_WAN2_ISP"
     imglab_isp_restore 1
+    # Shaping with CAKE (the namespace lab's kernel has none): added latency under load, off
+    # and on (ci/lib/image-shaping.sh).
+    shaping_stage
 fi
 
 # --- upgrade --------------------------------------------------------------------------------
@@ -625,6 +631,10 @@ echo "Times (TCG, $(nproc) host cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
 for k in build1 build2 build3 boot1 failover networkd_restart netplan_apply lines_up ppp_back watchdog upgrade_write boot2 rollback live_boot install factory_boot; do
     [[ -n ${timing[$k]:-} ]] && printf '  %-14s %5d s\n' "$k" "${timing[$k]}"
 done
+[[ -n ${timing[shaping_on_down_ms]:-} ]] &&
+    printf '  %-14s down %s ms, up %s ms off; down %s ms, up %s ms with CAKE (added ping latency, %s Mbit/s line, 300 ms buffer)\n' \
+        shaping "${timing[shaping_off_down_ms]}" "${timing[shaping_off_up_ms]}" \
+        "${timing[shaping_on_down_ms]}" "${timing[shaping_on_up_ms]}" "$SHAPING_MBIT"
 [[ -n ${timing[ppp_down_ms]:-} ]] && printf '  %-14s %5d ms (the ISP ends the PPPoE session -> wan3 out of service)\n' ppp_down "${timing[ppp_down_ms]}"
 echo "  (boot1: power-on to LAN routed incl. cloud-init first boot; boot2: upgrade reboot to LAN routed)"
 printf '  %-14s %5d s  (the whole run: builds and stages %s)\n' total "$SECONDS" "$stages"

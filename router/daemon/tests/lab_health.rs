@@ -459,7 +459,8 @@ fn unanswered_lan_traffic_starts_fast_probing_at_once() {
         thread::spawn(move || {
             in_ns(&ns, || {
                 let sock = std::net::UdpSocket::bind(("0.0.0.0", PORT)).unwrap();
-                sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
                 let mut buf = [0u8; 64];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((n, from)) = sock.recv_from(&mut buf) {

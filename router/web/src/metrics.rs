@@ -161,6 +161,39 @@ pub fn render(status: &StatusBody, failovers: u64) -> String {
     }
     header(
         &mut out,
+        "routeros_wan_shaping",
+        "gauge",
+        "1 when the line is shaped (CAKE) as configured, 0 when shaping is on in the config but not in place (see the status' shaping error) or off.",
+    );
+    for w in &wans {
+        let on = w.shaping.as_ref().is_some_and(|s| s.active);
+        let _ = writeln!(
+            out,
+            "routeros_wan_shaping{{wan=\"{}\"}} {}",
+            name(w),
+            u8::from(on)
+        );
+    }
+    header(
+        &mut out,
+        "routeros_wan_shaping_mbit",
+        "gauge",
+        "The rate a shaped line is shaped to in Mbit/s by direction (declared speed less the overhead); absent when shaping is off.",
+    );
+    for w in &wans {
+        if let Some(s) = &w.shaping {
+            for (direction, kbit) in [("down", s.download_kbit), ("up", s.upload_kbit)] {
+                let _ = writeln!(
+                    out,
+                    "routeros_wan_shaping_mbit{{wan=\"{}\",direction=\"{direction}\"}} {}",
+                    name(w),
+                    kbit as f64 / 1000.0
+                );
+            }
+        }
+    }
+    header(
+        &mut out,
         "routeros_wan_ipv6_usable",
         "gauge",
         "1 when the WAN's IPv6 side may carry traffic (address, gateway, healthy); absent when its ipv6 is off.",
@@ -243,6 +276,12 @@ mod tests {
                 source: SpeedSource::Learned,
             }),
             share: Some(1),
+            shaping: Some(routeros_shared::control::ShapingReport {
+                active: true,
+                upload_kbit: 19_000,
+                download_kbit: 95_000,
+                error: None,
+            }),
         };
         let status = StatusBody {
             router: RouterStatus::default(),
@@ -274,6 +313,9 @@ mod tests {
             "routeros_wan_ipv6_usable{wan=\"wan1\"} 0",
             "routeros_wan_speed_mbit{wan=\"wan1\",direction=\"down\",source=\"declared\"} 100",
             "routeros_wan_speed_mbit{wan=\"wan1\",direction=\"up\",source=\"learned\"} 2.5",
+            "routeros_wan_shaping{wan=\"wan1\"} 1",
+            "routeros_wan_shaping_mbit{wan=\"wan1\",direction=\"down\"} 95",
+            "routeros_wan_shaping_mbit{wan=\"wan1\",direction=\"up\"} 19",
             "routeros_failovers_total 3",
             "routeros_conntrack_entries 42",
         ] {

@@ -297,6 +297,7 @@ mod tests {
             "speed_down",
             "speed_up",
             "share",
+            "shaping",
         ] {
             assert!(
                 schemas["WanReport"]["properties"].get(field).is_some(),

@@ -202,6 +202,7 @@ impl Wizard {
                     // Speeds are not asked: keep what was set.
                     download_mbit: prev.and_then(|p| p.download_mbit),
                     upload_mbit: prev.and_then(|p| p.upload_mbit),
+                    shaping: prev.map(|p| p.shaping.clone()).unwrap_or_default(),
                     health_targets: prev.map(|p| p.health_targets.clone()).unwrap_or_default(),
                 };
                 pppoe_secret::keep_typed(&mut wan, base);

@@ -82,3 +82,12 @@ test('the summary names the line, never the password', () => {
   const st = s.buildApplyBody(wizardState({ mode: 'static', address: '192.0.2.2/29', gateway: '192.0.2.1' }));
   assert.equal(s.wanSummary(st.wans[0]), 'static 192.0.2.2/29 via 192.0.2.1 · weight 1');
 });
+
+test('a card says whether its line is shaped', () => {
+  assert.deepEqual(u.shapingView(null), { state: 'off', text: 'off', error: null });
+  assert.deepEqual(u.shapingView({ active: true, upload_kbit: 19000, download_kbit: 95000, error: null }),
+    { state: 'on', text: 'on · ↓ 95 / ↑ 19 Mbit/s', error: null });
+  const failed = u.shapingView({ active: false, upload_kbit: 1350, download_kbit: 14400, error: 'this kernel has no sch_cake' });
+  assert.equal(failed.state, 'failed');
+  assert.equal(failed.text, 'not applied: this kernel has no sch_cake');
+});

@@ -6,11 +6,13 @@ pub mod conntrack;
 mod drift;
 pub mod netlink;
 pub mod nft;
+pub mod qdisc;
 
 pub use applier::{Applier, Outcome};
 pub use drift::{Drift, RouteDrift};
 pub use netlink::NetlinkDriver;
 pub use nft::NftDriver;
+pub use qdisc::{ShapingDriver, ShapingOutcome, TcShaping};
 
 pub use conntrack::ConntrackError;
 pub use nft::NftError;

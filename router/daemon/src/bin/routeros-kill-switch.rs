@@ -193,6 +193,7 @@ fn print_status(s: &StatusReport) {
         if let Some(speed) = speed_text(w) {
             println!("{}: {speed}", w.name);
         }
+        println!("{}: {}", w.name, shaping_text(w));
     }
     for w in &s.wans {
         if let Some(v6) = &w.ipv6 {
@@ -273,6 +274,23 @@ fn speed_text(w: &WanReport) -> Option<String> {
     Some(out)
 }
 
+/// A line's shaping, one line under the table: `shaping off`, `shaping on: down 95 Mbit/s,
+/// up 19 Mbit/s (CAKE)`, or `shaping failed (...): why`.
+fn shaping_text(w: &WanReport) -> String {
+    let Some(s) = &w.shaping else {
+        return "shaping off".into();
+    };
+    let rates = format!(
+        "down {} Mbit/s, up {} Mbit/s",
+        s.download_kbit as f64 / 1000.0,
+        s.upload_kbit as f64 / 1000.0
+    );
+    match &s.error {
+        None => format!("shaping on: {rates} (CAKE)"),
+        Some(e) => format!("shaping failed ({rates}): {e}"),
+    }
+}
+
 /// Unix time -> "HH:MM" UTC, enough to tell when a window ends.
 /// "HA: master (was backup) since 10:02Z, peer 10.99.0.2; keepalived running, conntrackd running"
 fn ha_text(ha: &HaReport) -> String {
@@ -311,7 +329,7 @@ fn clock(unix: u64) -> String {
 mod tests {
     use super::*;
     use routeros_shared::capacity::SpeedSource;
-    use routeros_shared::control::SessionReport;
+    use routeros_shared::control::{SessionReport, ShapingReport};
 
     fn wan(line: LineReport) -> WanReport {
         serde_json::from_value(serde_json::json!({
@@ -373,6 +391,32 @@ mod tests {
         assert_eq!(
             speed_text(&w).unwrap(),
             "speed down 100 Mbit/s (declared), up 2.5 Mbit/s (learned), share 26"
+        );
+    }
+
+    #[test]
+    fn shaping_is_spelt_out_on_or_off() {
+        let mut w = wan(LineReport::default());
+        assert_eq!(shaping_text(&w), "shaping off");
+        w.shaping = Some(ShapingReport {
+            active: true,
+            upload_kbit: 19_000,
+            download_kbit: 95_000,
+            error: None,
+        });
+        assert_eq!(
+            shaping_text(&w),
+            "shaping on: down 95 Mbit/s, up 19 Mbit/s (CAKE)"
+        );
+        w.shaping = Some(ShapingReport {
+            active: false,
+            upload_kbit: 1_350,
+            download_kbit: 14_400,
+            error: Some("this kernel has no sch_cake".into()),
+        });
+        assert_eq!(
+            shaping_text(&w),
+            "shaping failed (down 14.4 Mbit/s, up 1.35 Mbit/s): this kernel has no sch_cake"
         );
     }
 

@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use routeros_daemon::daemon::{self, control::DEFAULT_SOCKET};
-use routeros_shared::config::{Config, WanIds};
+use routeros_shared::config::{any_shaped, shaping_kernel_problems, Config, ConfigErrors, WanIds};
+use routeros_shared::plan::shaping::{self, Shaper};
 use routeros_shared::plan::{self, Overrides};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,10 @@ fn main() -> ExitCode {
                         "{}",
                         plan::plan(&a.resolved, &states, &Overrides::default())
                     );
+                    let shaped = shaping::shaped_lines(&cfg);
+                    if !shaped.is_empty() {
+                        print!("# tc\n{}", shaping::render(&shaped, Shaper::Cake));
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -60,10 +65,16 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
-            Ok(_) => {
-                println!("{}: configuration is valid", args.config.display());
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => match kernel_check(&cfg) {
+                Ok(()) => {
+                    println!("{}: configuration is valid", args.config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{}: {errors}", args.config.display());
+                    ExitCode::from(2)
+                }
+            },
             Err(errors) => {
                 eprintln!("{}: {errors}", args.config.display());
                 ExitCode::from(2)
@@ -95,6 +106,34 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("routeros-watchdog: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// What this machine's kernel refuses of `cfg`, as the daemon checks it before applying a
+/// change: shaping without CAKE (the kernel is asked only when a line is shaped). When that
+/// cannot be found out, a warning and no refusal: the daemon reports a failed shaping.
+fn kernel_check(cfg: &Config) -> Result<(), ConfigErrors> {
+    if !any_shaped(cfg) {
+        return Ok(());
+    }
+    let has_cake = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(routeros_daemon::apply::qdisc::tc::probe_cake()));
+    match has_cake {
+        Ok(has) => {
+            let problems = shaping_kernel_problems(cfg, has);
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(ConfigErrors(problems))
+            }
+        }
+        Err(e) => {
+            eprintln!("warning: {e}");
+            Ok(())
         }
     }
 }

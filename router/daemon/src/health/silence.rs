@@ -78,8 +78,14 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut d = SilenceDetector::default();
-        assert!(!d.silent("wan1", 10, 50, at(0)), "the first reading is a baseline");
-        assert!(!d.silent("wan1", 12, 50, at(200)), "two packets are not enough");
+        assert!(
+            !d.silent("wan1", 10, 50, at(0)),
+            "the first reading is a baseline"
+        );
+        assert!(
+            !d.silent("wan1", 12, 50, at(200)),
+            "two packets are not enough"
+        );
         assert!(d.silent("wan1", 15, 50, at(400)), "three more, no reply");
         assert!(
             !d.silent("wan1", 40, 51, at(600)),

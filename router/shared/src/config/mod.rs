@@ -13,12 +13,16 @@ mod ipv6;
 mod model;
 mod parse;
 pub mod pppoe_text;
+mod shaping;
 mod validate;
 mod wan_ids;
 
 pub use classes::{default_classes, Dscp};
 pub use ha::{key_file_problems, key_problem, pair_not_run_yet, read_key};
 pub use model::*;
+pub use shaping::{
+    any_shaped, ifb_device, kernel_problems as shaping_kernel_problems, DEFAULT_OVERHEAD_PERCENT,
+};
 pub use validate::{interface_name_problem, log_path_problem, parse_size, MAX_SPEED_MBIT};
 pub use wan_ids::{Allocation, Released, Resolved, ResolvedWan, WanId, WanIds, WanIdsError};
 
@@ -191,5 +195,7 @@ impl Config {
 
 #[cfg(test)]
 mod prop_tests;
+#[cfg(test)]
+mod shaping_tests;
 #[cfg(test)]
 mod tests;

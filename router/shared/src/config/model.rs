@@ -15,6 +15,7 @@ use std::str::FromStr;
 pub use super::access::{MacAddr, PppoeConfig, WanMode};
 pub use super::ha::HaConfig;
 pub use super::ipv6::{Ipv6Mode, DEFAULT_LAN6, DEFAULT_TARGETS6};
+pub use super::shaping::ShapingConfig;
 
 /// A config document as written (TOML file or its JSON form), not yet validated. Turn it
 /// into a [`Config`](super::Config) with [`Config::from_raw`](super::Config::from_raw).
@@ -152,6 +153,9 @@ pub struct WanConfig {
     /// The line's upload speed in Mbit/s; absent: learned like the download speed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_mbit: Option<f64>,
+    /// CAKE on the line at its declared speeds (see [`ShapingConfig`]).
+    #[serde(default, skip_serializing_if = "ShapingConfig::is_default")]
+    pub shaping: ShapingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

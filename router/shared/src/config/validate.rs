@@ -23,6 +23,7 @@ pub(super) fn validate(cfg: &RawConfig) -> Vec<FieldError> {
     errs.0.extend(super::ipv6::problems(cfg));
     errs.0.extend(super::ha::problems(cfg));
     errs.0.extend(super::classes::problems(cfg));
+    errs.0.extend(super::shaping::problems(cfg));
     errs.0
 }
 

@@ -239,6 +239,22 @@ pub struct WanReport {
     /// "spare_capacity"` weight × the unused share of the line.
     #[serde(default)]
     pub share: Option<u32>,
+    /// The line's shaping (CAKE); null when its config leaves it off.
+    #[serde(default)]
+    pub shaping: Option<ShapingReport>,
+}
+
+/// A shaped line: its rates and whether the kernel holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShapingReport {
+    /// In place as configured.
+    pub active: bool,
+    /// The rates shaped to (declared speeds less the overhead), kbit/s.
+    pub upload_kbit: u64,
+    pub download_kbit: u64,
+    /// Why it is not in place: no CAKE in this kernel, its device missing, tc refused.
+    pub error: Option<String>,
 }
 
 /// A WAN's IPv6 side, routed and failed over apart from its IPv4.

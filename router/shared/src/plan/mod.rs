@@ -8,6 +8,7 @@ mod input;
 mod model;
 pub mod nft;
 mod render;
+pub mod shaping;
 pub mod silence;
 mod weights;
 

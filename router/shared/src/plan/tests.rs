@@ -861,9 +861,8 @@ fn silence_counters_only_with_a_failure_interval() {
     let nft = plan_of(&cfg, &healthy(&cfg)).nft;
     assert!(nft.contains("\tcounter sent_1 {\n\t}\n"), "{nft}");
     assert!(nft.contains("\tcounter replies_2 {\n\t}\n"), "{nft}");
-    assert!(chain_rules(&nft, "egress").contains(
-        &"oifname \"wan2\" ct direction original counter name \"sent_2\""
-    ));
+    assert!(chain_rules(&nft, "egress")
+        .contains(&"oifname \"wan2\" ct direction original counter name \"sent_2\""));
     assert!(chain_rules(&nft, "prerouting")
         .contains(&"iifname \"wan1\" ct direction reply counter name \"replies_1\""));
     let plain = config(&[1, 1], "");

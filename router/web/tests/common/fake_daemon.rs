@@ -128,6 +128,7 @@ fn wan(i: u32, name: &str, up: bool, active: bool, connections: u64) -> WanRepor
         speed_down: None,
         speed_up: None,
         share: None,
+        shaping: None,
     }
 }
 

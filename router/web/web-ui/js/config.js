@@ -35,6 +35,11 @@ function modeChanged(form, path, mode) {
   form.onStructure();
 }
 
+const SHAPING_FIELDS = {
+  enabled: { label: 'Shape this line', type: 'bool', help: 'Keeps latency low while the line is full: needs both speeds above, and a kernel with sch_cake.' },
+  overhead_percent: { label: 'Overhead (%)', type: 'float', min: 0, max: 50, help: 'Taken off both speeds (0–50, default 5) so the queue builds here, not in the modem.' },
+};
+
 const WAN_FIELDS = {
   name: { label: 'Interface', type: 'text', placeholder: 'eth0' },
   mode: {
@@ -63,6 +68,10 @@ const WAN_FIELDS = {
   pppoe: {
     label: 'PPPoE account', toggleLabel: 'PPPoE account', type: 'object', optional: true,
     make: () => ({ username: '', mtu: 1492 }), fields: PPPOE_FIELDS,
+  },
+  shaping: {
+    label: 'Shaping (CAKE)', toggleLabel: 'Shaping (CAKE)', type: 'object', optional: true,
+    make: () => ({ enabled: true, overhead_percent: 5 }), fields: SHAPING_FIELDS,
   },
   table: { label: 'Routing table', type: 'int', optional: true, advanced: true, placeholder: 'default' },
   mark: { label: 'Packet mark', type: 'int', optional: true, advanced: true, placeholder: 'default' },

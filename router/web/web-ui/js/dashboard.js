@@ -9,6 +9,7 @@ import { eventLog } from './events.js';
 import {
   h, clear, DASH, formatMbps, formatMs, formatPercent, formatDuration, formatUptime,
   formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView, formatSpeed, formatUse,
+  shapingView,
 } from './util.js';
 
 const MAX_MAINT_MINUTES = 7 * 24 * 60;
@@ -55,6 +56,7 @@ function buildCard(name, index, ctx, actions) {
     speedDown: field('Speed down', `wan-speed-down-${name}`),
     speedUp: field('Speed up', `wan-speed-up-${name}`),
     use: field('In use (down / up)', `wan-use-${name}`),
+    shaping: field('Shaping', `wan-shaping-${name}`),
     ipv6: field('IPv6', `wan-ipv6-${name}`),
     ipv6Latency: field('IPv6 latency', `wan-ipv6-latency-${name}`),
   };
@@ -138,6 +140,9 @@ function updateCard(c, w) {
   c.f.speedDown.dd.textContent = formatSpeed(w.speed_down);
   c.f.speedUp.dd.textContent = formatSpeed(w.speed_up);
   c.f.use.dd.textContent = `${formatUse(w.rx_bps, w.speed_down)} / ${formatUse(w.tx_bps, w.speed_up)}`;
+  const shaping = shapingView(w.shaping);
+  c.f.shaping.dd.textContent = shaping.text;
+  c.f.shaping.dd.dataset.shaping = shaping.state;
   // The line's IPv6 side fails over on its own: its state, role and address.
   const v6 = w.ipv6;
   c.f.ipv6.dd.textContent = !v6 ? 'off'

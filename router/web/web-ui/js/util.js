@@ -273,6 +273,18 @@ export function lineText(line) {
   return l.vlan ? `${mode} · VLAN ${l.vlan}` : mode;
 }
 
+/**
+ * A line's shaping for its card: {state, text, error}; state is off (not configured), on
+ * (CAKE in place) or failed (configured, not in place: `error` says why).
+ */
+export function shapingView(shaping) {
+  if (!shaping) return { state: 'off', text: 'off', error: null };
+  const mbit = (kbit) => `${Number(kbit) / 1000}`;
+  const rates = `↓ ${mbit(shaping.download_kbit)} / ↑ ${mbit(shaping.upload_kbit)} Mbit/s`;
+  if (shaping.active) return { state: 'on', text: `on · ${rates}`, error: null };
+  return { state: 'failed', text: `not applied: ${shaping.error || 'unknown error'}`, error: shaping.error || null };
+}
+
 const SESSION_TEXT = { connecting: 'connecting', up: 'up', down: 'down', auth_failed: 'authentication failed', stopped: 'stopped' };
 
 /**

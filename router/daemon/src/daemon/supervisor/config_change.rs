@@ -139,6 +139,7 @@ impl<P: Platform> Supervisor<P> {
         }
         match applied {
             Ok(_) => {
+                self.shape("config change").await;
                 self.run_pair().await;
                 if old.health_check != self.cfg.health_check
                     || old.wan_interfaces != self.cfg.wan_interfaces
@@ -156,6 +157,7 @@ impl<P: Platform> Supervisor<P> {
                     self.bring_up_lines().await;
                 }
                 let _ = self.replan("revert").await;
+                self.shape("revert").await;
                 Err(format!("apply failed, previous config kept: {e}"))
             }
         }
@@ -179,6 +181,10 @@ impl<P: Platform> Supervisor<P> {
             Ok(cfg) => cfg,
             Err(errors) => return Err(self.refused("reload", &errors)),
         };
+        let problems = self.kernel_problems(&new).await;
+        if !problems.is_empty() {
+            return Err(self.refused("reload", &ConfigErrors(problems)));
+        }
         match self.switch_config(new).await {
             Ok(()) => {
                 self.emit(Event::new(
@@ -236,6 +242,8 @@ impl<P: Platform> Supervisor<P> {
         // What the config names on this machine, as `Config::load` checks it for a file.
         locked.extend(routeros_shared::config::key_file_problems(&new));
         locked.extend(routeros_shared::config::pair_not_run_yet(&new));
+        // What this kernel can do (CAKE for shaping).
+        locked.extend(self.kernel_problems(&new).await);
         if !locked.is_empty() {
             return Err(self.refused("change", &ConfigErrors(locked)));
         }

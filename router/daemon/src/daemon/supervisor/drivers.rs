@@ -1,11 +1,12 @@
 //! Everything the [`Supervisor`](super::Supervisor) reaches outside its own state, as one
 //! set of drivers: the kernel (routes and links, the nft table, conntrack), the probers,
-//! the service manager, the clock and the line owner (networkd files, pppd). [`Kernel`] is the real set; the unit tests use
+//! the service manager, the clock, the line owner (networkd files, pppd) and the lines' shaping (tc). [`Kernel`] is the real set; the unit tests use
 //! recording fakes, so the daemon's decisions are tested without root.
 
 use crate::apply::conntrack::{ConntrackDriver, ConntrackNetlink};
 use crate::apply::{
     ApplyError, CounterReader, FirewallDriver, LinkObserver, NetlinkDriver, NftDriver, RouteDriver,
+    ShapingDriver, TcShaping,
 };
 use crate::ha::run::EngineChange;
 use crate::health::{spawn_wan_prober, ProbeJob, Round};
@@ -29,6 +30,7 @@ pub trait Platform {
     type Services: ServiceManager;
     type Clock: Clock;
     type Lines: LineDriver;
+    type Shaping: ShapingDriver;
 }
 
 /// The drivers themselves, handed to [`Supervisor::new`](super::Supervisor::new).
@@ -40,6 +42,7 @@ pub struct Drivers<P: Platform> {
     pub services: P::Services,
     pub clock: P::Clock,
     pub lines: P::Lines,
+    pub shaping: P::Shaping,
 }
 
 /// Probe tasks, one per WAN and family, sending their rounds to the event loop.
@@ -78,6 +81,7 @@ impl Platform for Kernel {
     type Services = Systemd;
     type Clock = SystemClock;
     type Lines = SystemLines;
+    type Shaping = TcShaping;
 }
 
 impl Drivers<Kernel> {
@@ -102,6 +106,7 @@ impl Drivers<Kernel> {
             services: Systemd,
             clock: SystemClock,
             lines,
+            shaping: TcShaping::default(),
         };
         Ok((drivers, Changes { sessions, engines }))
     }

@@ -53,6 +53,8 @@ impl<P: Platform> Supervisor<P> {
         self.emit(event);
         if self.refresh_link(&change.wan).await {
             let _ = self.replan("PPPoE session").await;
+            // A new session is a new ppp device, without the line's shaping.
+            self.shape("PPPoE session").await;
         }
     }
 

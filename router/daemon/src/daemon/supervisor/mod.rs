@@ -14,6 +14,7 @@ mod lines;
 mod overrides;
 mod pair;
 mod resets;
+mod shaping;
 pub mod silence;
 mod speeds;
 mod status_report;
@@ -66,6 +67,9 @@ pub struct Supervisor<P: Platform> {
     services: P::Services,
     clock: P::Clock,
     lines: P::Lines,
+    /// The lines' shaping: its driver and what the last sync gave (see [`shaping`]).
+    shaper: P::Shaping,
+    shaping: shaping::ShapingState,
     /// Why the lines could not be brought up as configured (None: they were).
     line_error: Option<String>,
     monitors: BTreeMap<String, WanMonitor>,
@@ -115,6 +119,8 @@ impl<P: Platform> Supervisor<P> {
             services: drivers.services,
             clock: drivers.clock,
             lines: drivers.lines,
+            shaper: drivers.shaping,
+            shaping: shaping::ShapingState::default(),
             line_error: None,
             overrides: overrides_store.load(),
             overrides_store,
@@ -158,6 +164,8 @@ impl<P: Platform> Supervisor<P> {
         if let Err(e) = self.replan("start").await {
             tracing::error!("initial apply failed, retrying: {e}");
         }
+        // After the routes: shaping that fails (no CAKE in this kernel) must not delay them.
+        self.shape("start").await;
         self.configure_health();
     }
 
@@ -165,6 +173,8 @@ impl<P: Platform> Supervisor<P> {
     pub async fn on_link_event(&mut self) {
         if self.refresh_links().await {
             let _ = self.replan("link change").await;
+            // A line's device may be new (a PPPoE session up): its shaping goes on it.
+            self.shape("link change").await;
         }
         self.reconcile(false).await;
     }
@@ -176,6 +186,10 @@ impl<P: Platform> Supervisor<P> {
             let _ = self.replan("link poll").await;
         }
         self.reconcile(true).await;
+        if self.shaping.wanted() {
+            // Also puts back qdiscs another program deleted or changed.
+            self.shape("link poll").await;
+        }
     }
 
     /// Once a second: roll back an unconfirmed change whose time is up, end maintenance

@@ -108,6 +108,7 @@ impl<P: Platform> Supervisor<P> {
                     speed_down: Some(w.speed),
                     speed_up: Some(self.speeds.upload(&w.name, self.upload_mbit(&w.name))),
                     share: Some(w.share),
+                    shaping: self.shaping_report(&w.name),
                     ipv6: w.v6.as_ref().map(|v6| {
                         let summary6 = self
                             .stats6

@@ -6,7 +6,10 @@
 use super::drivers::{Clock, Drivers, LineDriver, Platform, Probers, ServiceManager};
 use super::Supervisor;
 use crate::apply::conntrack::ConntrackDriver;
-use crate::apply::{ApplyError, CounterReader, FirewallDriver, LinkObserver, RouteDriver};
+use crate::apply::{
+    ApplyError, CounterReader, FirewallDriver, LinkObserver, RouteDriver, ShapingDriver,
+    ShapingOutcome,
+};
 use crate::daemon::control::{self, Request};
 use crate::daemon::Options;
 use crate::ha::run::{Engine, EngineSnapshot, PairFiles};
@@ -15,6 +18,7 @@ use crate::lines::networkd::UnitFile;
 use crate::lines::pppd::{LineSnapshot, PppoeLine, SessionChange};
 use crate::lines::{FilesChanged, LineError};
 use routeros_shared::config::Config;
+use routeros_shared::plan::shaping::ShapedLine;
 use routeros_shared::plan::{Family, LinkInfo, RouteSpec, RuleSpec, MARK_MASK};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -66,6 +70,12 @@ struct World {
     pair_commands: Vec<Vec<String>>,
     /// Interface byte counters (rx, tx) by device.
     bytes: HashMap<String, (u64, u64)>,
+    /// The lines the kernel shapes (the last sync's, those whose device exists).
+    shaped: Vec<ShapedLine>,
+    /// How many shaping syncs ran.
+    shaping_syncs: usize,
+    /// The kernel has no CAKE.
+    no_cake: bool,
 }
 
 #[derive(Clone, Default)]
@@ -173,6 +183,29 @@ impl Probers for Fake {
     }
 }
 
+impl ShapingDriver for Fake {
+    async fn sync(&mut self, lines: &[ShapedLine], _configured: &[String]) -> ShapingOutcome {
+        self.with(|w| {
+            w.shaping_syncs += 1;
+            let (present, missing): (Vec<_>, Vec<_>) = lines
+                .iter()
+                .cloned()
+                .partition(|l| w.links.get(&l.dev).is_some_and(|k| k.present));
+            w.shaped = present;
+            ShapingOutcome {
+                failed: missing
+                    .into_iter()
+                    .map(|l| (l.wan, format!("its device {} does not exist", l.dev)))
+                    .collect(),
+                ..ShapingOutcome::default()
+            }
+        })
+    }
+    async fn has_cake(&mut self) -> Result<bool, String> {
+        Ok(self.with(|w| !w.no_cake))
+    }
+}
+
 impl ServiceManager for Fake {
     fn try_restart(&mut self, unit: &str) {
         self.with(|w| w.units.push(unit.to_string()));
@@ -198,6 +231,7 @@ impl Platform for Fakes {
     type Services = Fake;
     type Clock = FakeClock;
     type Lines = Fake;
+    type Shaping = Fake;
 }
 
 impl LineDriver for Fake {
@@ -365,6 +399,7 @@ impl Lab {
             services: world.clone(),
             clock: FakeClock(clock.clone()),
             lines: world.clone(),
+            shaping: world.clone(),
         };
         // Inside the runtime: the alerter spawns its tasks there (none without alerts).
         let _guard = rt.enter();
@@ -470,5 +505,6 @@ mod lines;
 mod overrides;
 mod pair;
 mod probe_pace;
+mod shaping;
 mod speeds;
 mod start_and_resets;
