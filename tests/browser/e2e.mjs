@@ -368,7 +368,12 @@ async function main() {
       // the counters taught), and the share of it in use.
       const speed = (await page.textContent(tid('wan-speed-down-wan1'))).trim();
       check(/^[\d.]+ Mbit\/s \((default|learned)\)$/.test(speed), `wan1 download speed and its source shown: ${speed}`);
-      check(/^\d+ % \/ \d+ %$/.test((await page.textContent(tid('wan-use-wan1'))).trim()), 'wan1 share of its speed in use shown');
+      // The rates arrive with the second status (they are differences of two readings).
+      const use = await page.waitForFunction(() => {
+        const t = document.querySelector('[data-testid="wan-use-wan1"]').textContent.trim();
+        return /^\d+ % \/ \d+ %$/.test(t) && t;
+      }, null, { timeout: 10000 }).then((h) => h.jsonValue()).catch(async () => page.textContent(tid('wan-use-wan1')));
+      check(/^\d+ % \/ \d+ %$/.test(String(use).trim()), `wan1 share of its speed in use shown: ${use}`);
       await sleep(2500);
       await shot('dashboard-both-up');
     });
