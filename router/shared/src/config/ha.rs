@@ -34,8 +34,10 @@ pub struct HaConfig {
     /// The other box's address on `sync_interface`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<Ipv4Addr>,
-    /// The link the boxes talk over (VRRP adverts, connection state): a dedicated cable,
-    /// or the LAN interface.
+    /// The link the boxes sync their connection state over (conntrackd): a dedicated
+    /// cable, or the LAN interface. VRRP adverts always go over the LAN (to `peer` when
+    /// this is the LAN, else to VRRP's multicast group), so a broken sync link alone does
+    /// not make two masters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_interface: Option<String>,
     /// The gateway address the LAN uses, held by the master, e.g. "192.168.1.254/24".
@@ -118,7 +120,7 @@ pub(super) fn problems(cfg: &RawConfig) -> Vec<FieldError> {
             ),
         );
     }
-    // One instance per virtual address, all on the sync link, each with its own id.
+    // One instance per virtual address, all advertised on the LAN, each with its own id.
     let instances = 1 + cfg
         .wan_interfaces
         .iter()
@@ -258,11 +260,15 @@ fn virtual_problem(vip: Ipv4Net, own: Ipv4Net, owner: &str) -> Option<String> {
     None
 }
 
-/// This version checks and renders the pair's configuration but does not run keepalived and
-/// conntrackd yet (#15): an enabled `[ha]` is refused where a config is applied, so nobody
+/// The environment variable that lets an enabled `[ha]` through [`pair_not_run_yet`]: set
+/// (to `1`) only by the namespace lab that proves the pair (`lab_ha_pair`), never on a box.
+pub const HA_LAB_ENV: &str = "ROUTEROS_HA_LAB";
+
+/// Until the pair has been proven with two real daemons (the lab `lab_ha_pair`, which sets
+/// [`HA_LAB_ENV`]), an enabled `[ha]` is refused where a config is applied, so nobody
 /// believes a second box covers them when it does not.
 pub fn pair_not_run_yet(cfg: &RawConfig) -> Vec<FieldError> {
-    if !cfg.ha.enabled {
+    if !cfg.ha.enabled || std::env::var(HA_LAB_ENV).as_deref() == Ok("1") {
         return Vec::new();
     }
     vec![FieldError::new(
