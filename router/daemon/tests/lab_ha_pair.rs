@@ -215,7 +215,9 @@ impl RouterBox {
     fn synced_tcp(&self) -> usize {
         self.external_cache()
             .lines()
-            .filter(|l| l.starts_with("tcp") && l.contains(&format!("dport={TCP_PORT} ")))
+            .filter(|l| {
+                l.trim_start().starts_with("tcp") && l.contains(&format!("dport={TCP_PORT} "))
+            })
             .count()
     }
 
