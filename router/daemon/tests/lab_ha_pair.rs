@@ -221,6 +221,20 @@ impl RouterBox {
             .count()
     }
 
+    /// The kernel's TCP connections to the internet host's echo port that carry wan1's
+    /// mark (0x100: the first WAN's, the same on both boxes).
+    fn marked_tcp(&self) -> usize {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "conntrack", "-L", "-p", "tcp"])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("dport={TCP_PORT} ")) && l.contains("mark=256"))
+            .count()
+    }
+
     /// The box dies: every process in it killed (daemon, keepalived, conntrackd), its
     /// links down at once.
     fn crash(&mut self) {
@@ -522,6 +536,7 @@ fn pair(name: &str, advert_ms: u32, target: Duration, tcp_loose: bool) {
         traffic.tcp_alive(t_took).0 == CONNS
     });
     let (survived, seen) = traffic.tcp_alive(t_took);
+    let marked = b.marked_tcp();
     let outage = traffic.udp_outage(t_kill - 1000.0, now_ms());
 
     // 2. The old master comes back.
@@ -559,8 +574,8 @@ fn pair(name: &str, advert_ms: u32, target: Duration, tcp_loose: bool) {
 
     eprintln!(
         "[{name}] adverts every {advert_ms} ms: master killed: backup held the gateway after {:.2} s, \
-         UDP outage {outage:.0} ms, TCP {survived}/{CONNS} survived (backup's conntrackd held {synced} before; \
-         seen from {seen:?}); old master back: UDP outage {return_outage:.0} ms, TCP {alive_after_return}/{CONNS} alive, \
+         UDP outage {outage:.0} ms, TCP {survived}/{CONNS} survived (backup's conntrackd held {synced} before, \
+         {marked} in its kernel with wan1's mark after; seen from {seen:?}); old master back: UDP outage {return_outage:.0} ms, TCP {alive_after_return}/{CONNS} alive, \
          it resynced {resynced_count} connections; sync link cut {:.1} s: both masters in {dual} polls, roles {roles_during_cut:?}, \
          UDP outage {cut_outage:.0} ms, TCP {alive_at_end}/{CONNS} alive",
         took.as_secs_f64(),
@@ -579,6 +594,10 @@ fn pair(name: &str, advert_ms: u32, target: Duration, tcp_loose: bool) {
         "UDP outage {outage:.0} ms (target < {target_ms} ms)"
     );
     assert_eq!(survived, CONNS, "TCP connections surviving the failover");
+    assert!(
+        marked >= CONNS,
+        "{marked} connections with wan1's mark on the new master"
+    );
     assert_eq!(
         seen,
         BTreeSet::from([WAN_VIRTUAL.to_string()]),
