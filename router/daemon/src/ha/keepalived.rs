@@ -146,9 +146,13 @@ pub fn render(pair: &Pair, key: &str, notify: &str) -> Result<String, HaError> {
             line(2, &format!("auth_pass {key}"));
             line(1, "}");
         }
-        line(1, "track_interface {");
-        line(2, &i.device);
-        line(1, "}");
+        // keepalived tracks the interface it advertises on by itself (and says so when
+        // told to track it again).
+        if i.device != lan {
+            line(1, "track_interface {");
+            line(2, &i.device);
+            line(1, "}");
+        }
         line(1, "virtual_ipaddress {");
         line(2, &format!("{} dev {}", i.address, i.device));
         line(1, "}");
