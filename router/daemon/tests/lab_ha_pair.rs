@@ -19,15 +19,11 @@
 //!    and never both hold the gateway; the stream goes on.
 //!
 //! Prints the figures (`--nocapture`), one `HA-FIGURES` line per run for ci/bench-ha.sh.
-//!
-//! `[ha] enabled = true` passes the config checks here through `ROUTEROS_HA_LAB=1`
-//! ([`routeros_shared::config::HA_LAB_ENV`]), which this lab sets for its daemons.
 
 mod common;
 
 use common::pair::{wait_until, Topology, INET_HOST, LAN_GATEWAY, WAN_VIRTUAL};
 use common::sh;
-use routeros_shared::config::HA_LAB_ENV;
 use routeros_shared::control::{self, Request};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -138,7 +134,6 @@ impl RouterBox {
             .arg("--network-dir")
             .arg(d.join("network"))
             .args(["--dhcp-unit", ""])
-            .env(HA_LAB_ENV, "1")
             .env(
                 "DBUS_SYSTEM_BUS_ADDRESS",
                 format!("unix:path={}", d.join("no-system-bus").display()),

@@ -260,23 +260,6 @@ fn virtual_problem(vip: Ipv4Net, own: Ipv4Net, owner: &str) -> Option<String> {
     None
 }
 
-/// The environment variable that lets an enabled `[ha]` through [`pair_not_run_yet`]: set
-/// (to `1`) only by the namespace lab that proves the pair (`lab_ha_pair`), never on a box.
-pub const HA_LAB_ENV: &str = "ROUTEROS_HA_LAB";
-
-/// Until the pair has been proven with two real daemons (the lab `lab_ha_pair`, which sets
-/// [`HA_LAB_ENV`]), an enabled `[ha]` is refused where a config is applied, so nobody
-/// believes a second box covers them when it does not.
-pub fn pair_not_run_yet(cfg: &RawConfig) -> Vec<FieldError> {
-    if !cfg.ha.enabled || std::env::var(HA_LAB_ENV).as_deref() == Ok("1") {
-        return Vec::new();
-    }
-    vec![FieldError::new(
-        "ha.enabled",
-        "this version checks [ha] but does not run the pair yet (keepalived, conntrackd); set enabled = false",
-    )]
-}
-
 /// Problems of the key file of an enabled `[ha]`, read from this machine: it must exist
 /// and hold a key [`read_key`] accepts. Empty when HA is off or no file is named (the
 /// pure checks report that).

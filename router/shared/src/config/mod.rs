@@ -17,7 +17,7 @@ mod validate;
 mod wan_ids;
 
 pub use classes::{default_classes, Dscp};
-pub use ha::{key_file_problems, key_problem, pair_not_run_yet, read_key, HA_LAB_ENV};
+pub use ha::{key_file_problems, key_problem, read_key};
 pub use model::*;
 pub use validate::{interface_name_problem, log_path_problem, parse_size, MAX_SPEED_MBIT};
 pub use wan_ids::{Allocation, Released, Resolved, ResolvedWan, WanId, WanIds, WanIdsError};
@@ -129,8 +129,7 @@ impl Config {
             )])
         })?;
         let cfg = Self::from_toml(&text)?;
-        let mut errors = key_file_problems(&cfg);
-        errors.extend(pair_not_run_yet(&cfg));
+        let errors = key_file_problems(&cfg);
         if errors.is_empty() {
             Ok(cfg)
         } else {
