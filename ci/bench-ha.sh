@@ -37,6 +37,6 @@ echo
 grep '^HA-FIGURES' "$out" || echo "no figures (see the output above)"
 if ((rc != 0)); then
     echo "---- failures:"
-    sed -n '/^failures:/,$p' "$out" | head -80
+    grep -A6 'panicked at' "$out" | head -80
 fi
 exit "$rc"
