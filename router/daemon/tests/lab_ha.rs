@@ -5,19 +5,12 @@
 //! outage within the target (1 s adverts: VRRP's 3 adverts + skew, < 4 s; 200 ms adverts:
 //! < 1 s). Prints the measured outage.
 //!
-//! Not yet here (later slices): the daemon in each box, conntrackd, traffic through the
-//! pair, the old master's return, a broken sync link alone.
-//!
-//! Topology (each box's links are veths into bridges of a switch namespace):
-//!
-//! ```text
-//!   client 192.168.1.100 --- br-lan --- A lan0 .1 / B lan0 .2     (gateway .254, virtual)
-//!   isp 203.0.113.1/29   --- br-wan --- A wan1 .2 / B wan1 .3     (virtual .6)
-//!                            br-sync -- A sync0 10.99.0.1 / B sync0 10.99.0.2
-//! ```
+//! The pair with the real daemon in each box, traffic through it and a broken sync link:
+//! lab_ha_pair. Topology: [`common::pair`].
 
 mod common;
 
+use common::pair::{wait_until, Topology, LAN_GATEWAY, WAN_VIRTUAL};
 use common::sh;
 use routeros_daemon::ha::{keepalived, Pair};
 use routeros_shared::config::Config;
@@ -26,10 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LAN_GATEWAY: &str = "192.168.1.254";
-const WAN_VIRTUAL: &str = "203.0.113.6";
-
-/// Box `a` or `b`: its config, with the addresses of the topology above.
+/// Box `a` or `b`: its config, with the addresses of [`common::pair`].
 fn config(is_a: bool, advert_ms: u32) -> String {
     let (me, peer, prio) = if is_a { (1, 2, 150) } else { (2, 1, 100) };
     format!(
@@ -56,84 +46,6 @@ advert_interval_ms = {advert_ms}
 "#,
         wan = me + 1
     )
-}
-
-/// The namespaces of one run, deleted (and every process in them killed) on drop.
-struct Topology {
-    prefix: String,
-}
-
-impl Topology {
-    fn up(name: &str) -> Topology {
-        common::require_root();
-        let prefix = format!(
-            "{}{name}",
-            std::env::var("LAB_TEST_TAG").unwrap_or_default()
-        );
-        let t = Topology { prefix };
-        t.down();
-        let (sw, a, b, client, isp) = (t.ns("sw"), t.ns("a"), t.ns("b"), t.ns("c"), t.ns("isp"));
-        for ns in [&sw, &a, &b, &client, &isp] {
-            sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
-        }
-        for br in ["br-lan", "br-wan", "br-sync"] {
-            sh(&format!(
-                "ip -n {sw} link add {br} type bridge && ip -n {sw} link set {br} up"
-            ));
-        }
-        // (namespace, device there, bridge, address)
-        let ports = [
-            (&a, "lan0", "br-lan", "192.168.1.1/24"),
-            (&a, "wan1", "br-wan", "203.0.113.2/29"),
-            (&a, "sync0", "br-sync", "10.99.0.1/24"),
-            (&b, "lan0", "br-lan", "192.168.1.2/24"),
-            (&b, "wan1", "br-wan", "203.0.113.3/29"),
-            (&b, "sync0", "br-sync", "10.99.0.2/24"),
-            (&client, "eth0", "br-lan", "192.168.1.100/24"),
-            (&isp, "eth0", "br-wan", "203.0.113.1/29"),
-        ];
-        for (i, (ns, dev, br, addr)) in ports.iter().enumerate() {
-            let port = format!("p{i}");
-            sh(&format!(
-                "ip -n {sw} link add {port} type veth peer name {dev} netns {ns} && \
-                 ip -n {sw} link set {port} master {br} up && \
-                 ip -n {ns} addr add {addr} dev {dev} && ip -n {ns} link set {dev} up"
-            ));
-        }
-        sh(&format!(
-            "ip -n {client} route add default via {LAN_GATEWAY}"
-        ));
-        t
-    }
-
-    fn ns(&self, name: &str) -> String {
-        format!("{}-{name}", self.prefix)
-    }
-
-    fn down(&self) {
-        for name in ["a", "b", "c", "isp", "sw"] {
-            let ns = self.ns(name);
-            // Processes left in the namespace (keepalived's children) go first.
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "[ -e /run/netns/{ns} ] || exit 0; \
-                     for p in $(ip netns pids {ns}); do kill -9 $p; done; ip netns del {ns}"
-                ))
-                .status();
-        }
-    }
-
-    /// Whether namespace `box` has `addr` on one of its links.
-    fn holds(&self, name: &str, addr: &str) -> bool {
-        sh(&format!("ip -n {} -4 -o addr show", self.ns(name))).contains(&format!("inet {addr}/"))
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        self.down();
-    }
 }
 
 /// keepalived (VRRP only, in the foreground, its own process group) in namespace `ns`.
@@ -196,17 +108,6 @@ impl Drop for Keepalived {
     fn drop(&mut self) {
         self.crash();
     }
-}
-
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 /// The longest time between two answers in `ping -D` output (timestamps in seconds).

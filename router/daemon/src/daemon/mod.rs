@@ -70,6 +70,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         status: supervisor.status_board(counters::spawn(), counters::ByteCounters::connect()),
     };
     control::serve(&socket, socket_group.as_deref(), control).await?;
+    supervisor.start_pair().await;
     tracing::info!(socket = %socket.display(), "routeros-watchdog ready");
     let watchdog = systemd::ready();
 

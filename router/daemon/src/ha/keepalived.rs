@@ -5,9 +5,18 @@
 //!   address), all in one sync group, so the addresses move together: a box is master of
 //!   the LAN and all its lines or of none (a LAN gateway on one box and the WAN address on
 //!   the other would send the LAN's traffic to a box that cannot masquerade it).
-//! - Adverts go over `sync_interface` to `peer` by unicast; each address is put on its own
-//!   device (`dev`), where keepalived also sends the gratuitous ARPs. Each such device is
-//!   tracked: a master whose LAN or line loses its link goes to FAULT and hands over.
+//! - Adverts go over the LAN, not the sync link: the LAN is what the master serves, so the
+//!   boxes decide who holds the gateway by whether they hear each other there. A broken sync
+//!   link alone then costs the pair only its connection sync (conntrackd), never a second
+//!   master: with adverts on the sync link, both boxes would stop hearing each other and
+//!   both take the addresses (split brain, proven in the lab `lab_ha_pair`). When the sync
+//!   link is the LAN, adverts go to `peer` by unicast (`check_unicast_src` drops others);
+//!   over a dedicated sync link the peer's LAN address is not in the config, so they go to
+//!   VRRP's multicast group (224.0.0.18) on the LAN, as routers in a VRRP pair usually do
+//!   (give the pair a `virtual_router_id` no other VRRP router on the LAN uses). Each
+//!   address is put on its own device (`dev`), where keepalived also sends the gratuitous
+//!   ARPs. Each such device is tracked: a master whose LAN or line loses its link goes to
+//!   FAULT and hands over.
 //! - Both boxes start as BACKUP with `nopreempt`: the one that becomes master stays master
 //!   until it fails. A returning box with a higher priority does not take the role back,
 //!   which would cost a second outage, and while its connection table is still being
@@ -21,9 +30,8 @@
 //!   (keepalived rounds 0.2 s up to 1 s), but only v2 carries keepalived's password
 //!   (`auth_type PASS`; v3 has no authentication and keepalived ignores the block). So a
 //!   whole-second interval gives v2 with the pair's key, a sub-second one v3 without it.
-//!   Either way `check_unicast_src` drops adverts whose source is not the peer. The key is
-//!   sent in the clear: it keeps a misconfigured VRRP speaker out, not an attacker on the
-//!   sync link (keep that link a cable between the boxes).
+//!   The key is sent in the clear on the LAN: it keeps a misconfigured VRRP speaker out, not
+//!   an attacker on the LAN (who could as well spoof the gateway's ARP).
 //! - No `vrrp_strict` and no firewall rules of keepalived's own: the nft table is the
 //!   daemon's.
 //!
@@ -110,28 +118,41 @@ pub fn render(pair: &Pair, key: &str, notify: &str) -> Result<String, HaError> {
         line(0, "}");
     }
     let interval = advert_int(pair.advert_interval_ms);
+    // The LAN instance's device: where every instance's adverts go (see the module doc).
+    let lan = pair
+        .instances
+        .first()
+        .map(|i| i.device.clone())
+        .ok_or_else(|| HaError::new("ha.lan_virtual_address", "missing"))?;
+    let unicast = pair.sync_interface == lan;
     for i in &pair.instances {
         line(0, "");
         line(0, &format!("vrrp_instance {} {{", i.name));
         line(1, "state BACKUP");
         line(1, "nopreempt");
-        line(1, &format!("interface {}", pair.sync_interface));
+        line(1, &format!("interface {lan}"));
         line(1, &format!("virtual_router_id {}", i.virtual_router_id));
         line(1, &format!("priority {}", pair.priority));
         line(1, &format!("advert_int {interval}"));
-        line(1, "unicast_peer {");
-        line(2, &pair.peer.to_string());
-        line(1, "}");
-        line(1, "check_unicast_src");
+        if unicast {
+            line(1, "unicast_peer {");
+            line(2, &pair.peer.to_string());
+            line(1, "}");
+            line(1, "check_unicast_src");
+        }
         if whole_seconds {
             line(1, "authentication {");
             line(2, "auth_type PASS");
             line(2, &format!("auth_pass {key}"));
             line(1, "}");
         }
-        line(1, "track_interface {");
-        line(2, &i.device);
-        line(1, "}");
+        // keepalived tracks the interface it advertises on by itself (and says so when
+        // told to track it again).
+        if i.device != lan {
+            line(1, "track_interface {");
+            line(2, &i.device);
+            line(1, "}");
+        }
         line(1, "virtual_ipaddress {");
         line(2, &format!("{} dev {}", i.address, i.device));
         line(1, "}");
@@ -200,6 +221,25 @@ mod tests {
         assert!(render(&p, "", NOTIFY).is_err());
         assert_eq!(render(&p, "k", "x\"y").unwrap_err().field, "notify");
         assert_eq!(render(&p, "k", "").unwrap_err().field, "notify");
+    }
+
+    #[test]
+    fn adverts_go_over_the_lan_multicast_unless_the_pair_syncs_over_the_lan() {
+        let text = render(&pair(PAIR), "k", NOTIFY).unwrap();
+        assert_eq!(text.matches("interface lan0\n").count(), 2, "{text}");
+        assert!(!text.contains("sync0"), "{text}");
+        assert!(!text.contains("unicast_peer"), "{text}");
+        let over_lan = PAIR
+            .replace("sync_interface = \"sync0\"", "sync_interface = \"lan0\"")
+            .replace("peer = \"10.99.0.2\"", "peer = \"192.168.1.2\"");
+        let text = render(&pair(&over_lan), "k", NOTIFY).unwrap();
+        assert_eq!(
+            text.matches("unicast_peer {\n        192.168.1.2\n")
+                .count(),
+            2,
+            "{text}"
+        );
+        assert_eq!(text.matches("check_unicast_src\n").count(), 2, "{text}");
     }
 
     #[test]

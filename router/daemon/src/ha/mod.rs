@@ -4,9 +4,9 @@
 //! the config (pure, golden-tested) and runs both as the daemon's children ([`run`]);
 //! acting on a change of role is the supervisor's (see `notify` in [`keepalived`]).
 //!
-//! All VRRP adverts and the connection state run over `sync_interface` to `peer`, by
-//! unicast: no multicast on the LAN or the ISP's segment, and nothing for a third router
-//! there to mistake for its own VRRP.
+//! The connection state runs over `sync_interface` to `peer`; the VRRP adverts run over the
+//! LAN (see [`keepalived`]: a broken sync link must not make two masters), never over the
+//! ISP's segment.
 
 pub mod conntrackd;
 pub mod keepalived;

@@ -5,6 +5,7 @@
 pub mod delay;
 pub mod failover;
 pub mod lab;
+pub mod pair;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

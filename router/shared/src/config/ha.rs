@@ -34,8 +34,10 @@ pub struct HaConfig {
     /// The other box's address on `sync_interface`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<Ipv4Addr>,
-    /// The link the boxes talk over (VRRP adverts, connection state): a dedicated cable,
-    /// or the LAN interface.
+    /// The link the boxes sync their connection state over (conntrackd): a dedicated
+    /// cable, or the LAN interface. VRRP adverts always go over the LAN (to `peer` when
+    /// this is the LAN, else to VRRP's multicast group), so a broken sync link alone does
+    /// not make two masters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_interface: Option<String>,
     /// The gateway address the LAN uses, held by the master, e.g. "192.168.1.254/24".
@@ -118,7 +120,7 @@ pub(super) fn problems(cfg: &RawConfig) -> Vec<FieldError> {
             ),
         );
     }
-    // One instance per virtual address, all on the sync link, each with its own id.
+    // One instance per virtual address, all advertised on the LAN, each with its own id.
     let instances = 1 + cfg
         .wan_interfaces
         .iter()
@@ -256,19 +258,6 @@ fn virtual_problem(vip: Ipv4Net, own: Ipv4Net, owner: &str) -> Option<String> {
         return Some(format!("{ip} is the network or broadcast address of {net}"));
     }
     None
-}
-
-/// This version checks and renders the pair's configuration but does not run keepalived and
-/// conntrackd yet (#15): an enabled `[ha]` is refused where a config is applied, so nobody
-/// believes a second box covers them when it does not.
-pub fn pair_not_run_yet(cfg: &RawConfig) -> Vec<FieldError> {
-    if !cfg.ha.enabled {
-        return Vec::new();
-    }
-    vec![FieldError::new(
-        "ha.enabled",
-        "this version checks [ha] but does not run the pair yet (keepalived, conntrackd); set enabled = false",
-    )]
 }
 
 /// Problems of the key file of an enabled `[ha]`, read from this machine: it must exist

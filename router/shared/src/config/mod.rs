@@ -18,7 +18,7 @@ mod validate;
 mod wan_ids;
 
 pub use classes::{default_classes, Dscp};
-pub use ha::{key_file_problems, key_problem, pair_not_run_yet, read_key};
+pub use ha::{key_file_problems, key_problem, read_key};
 pub use model::*;
 pub use shaping::{
     any_shaped, ifb_device, kernel_problems as shaping_kernel_problems, DEFAULT_OVERHEAD_PERCENT,
@@ -133,8 +133,7 @@ impl Config {
             )])
         })?;
         let cfg = Self::from_toml(&text)?;
-        let mut errors = key_file_problems(&cfg);
-        errors.extend(pair_not_run_yet(&cfg));
+        let errors = key_file_problems(&cfg);
         if errors.is_empty() {
             Ok(cfg)
         } else {

@@ -258,15 +258,18 @@ pub fn render(
 
 /// How the LAN's IPv4 traffic leaving by `w` is translated, if it is:
 /// - alone: masquerade (the line's address, whatever DHCP or PPPoE gave);
-/// - master of a pair: to the line's `virtual_address` where it has one. Masquerade would
-///   pick the box's own address, which the other box does not hold: the connections it
-///   takes over after a failover would answer from an address the ISP no longer routes to
-///   it. Lines without a virtual address masquerade (their connections cannot survive a
-///   failover: the other box has another address there);
-/// - backup: nothing. The LAN's gateway is the master's, so no LAN traffic should come
-///   through; a connection that did would be translated to this box's address and
-///   collide with the synced entries. The box's own traffic leaves with the line's
-///   address already.
+/// - in a pair, on a line with a `virtual_address`: to that address, on the master and the
+///   backup alike. Masquerade would pick the box's own address, which the other box does
+///   not hold: the connections it takes over after a failover would answer from an address
+///   the ISP no longer routes to it. The backup has the rule too: in the moment it takes
+///   the addresses, before keepalived's notify has re-planned it, a packet of the LAN would
+///   otherwise leave untranslated and leave a conntrack entry without NAT that holds its
+///   flow until it times out (seen in the lab as a UDP stream that never came back). Only
+///   forwarded traffic (`fib saddr type != local`): the box's own (health probes) keeps its
+///   own address, whose answers come back to this box, master or not;
+/// - master, on a line without a virtual address: masquerade (its connections cannot
+///   survive a failover: the other box has another address there);
+/// - backup, on such a line: nothing (no LAN traffic should come through it).
 fn ipv4_snat(cfg: &Config, w: &PlannedWan, role: PairRole) -> Option<String> {
     let virtual_address = || {
         cfg.wan_interfaces
@@ -275,12 +278,12 @@ fn ipv4_snat(cfg: &Config, w: &PlannedWan, role: PairRole) -> Option<String> {
             .and_then(|c| c.virtual_address)
     };
     match (role, virtual_address()) {
-        (PairRole::Backup, _) => None,
-        (PairRole::Master, Some(vip)) => Some(format!(
-            "meta nfproto ipv4 oifname \"{}\" snat ip to {}",
+        (PairRole::Master | PairRole::Backup, Some(vip)) => Some(format!(
+            "meta nfproto ipv4 oifname \"{}\" fib saddr type != local snat ip to {}",
             w.dev,
             vip.addr()
         )),
+        (PairRole::Backup, None) => None,
         (PairRole::Master | PairRole::Alone, _) => Some(format!(
             "meta nfproto ipv4 oifname \"{}\" masquerade",
             w.dev

@@ -806,14 +806,14 @@ fn the_master_translates_to_the_virtual_address_where_a_line_has_one() {
     assert_eq!(
         snat4(&p.nft),
         [
-            "meta nfproto ipv4 oifname \"wan1\" snat ip to 203.0.113.6",
+            "meta nfproto ipv4 oifname \"wan1\" fib saddr type != local snat ip to 203.0.113.6",
             "meta nfproto ipv4 oifname \"wan2\" masquerade",
         ]
     );
 }
 
 #[test]
-fn the_backup_keeps_its_plan_but_translates_no_lan_traffic() {
+fn the_backup_keeps_its_plan_and_translates_only_to_virtual_addresses() {
     let cfg = pair_config();
     let states = healthy(&cfg);
     let master = plan_as(
@@ -828,7 +828,14 @@ fn the_backup_keeps_its_plan_but_translates_no_lan_traffic() {
         &Overrides::default(),
         PairRole::Backup,
     );
-    assert!(snat4(&backup.nft).is_empty(), "{}", backup.nft);
+    // Only the virtual address's line: the flows of a takeover leave translated as on
+    // the master; the line without one translates nothing.
+    assert_eq!(
+        snat4(&backup.nft),
+        ["meta nfproto ipv4 oifname \"wan1\" fib saddr type != local snat ip to 203.0.113.6"],
+        "{}",
+        backup.nft
+    );
     // Routes, rules and marks are the same: ready to take over.
     assert_eq!(backup.routes, master.routes);
     assert_eq!(backup.rules, master.rules);

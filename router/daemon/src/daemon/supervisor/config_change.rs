@@ -241,7 +241,6 @@ impl<P: Platform> Supervisor<P> {
         ));
         // What the config names on this machine, as `Config::load` checks it for a file.
         locked.extend(routeros_shared::config::key_file_problems(&new));
-        locked.extend(routeros_shared::config::pair_not_run_yet(&new));
         // What this kernel can do (CAKE for shaping).
         locked.extend(self.kernel_problems(&new).await);
         if !locked.is_empty() {

@@ -159,7 +159,6 @@ impl<P: Platform> Supervisor<P> {
     pub async fn start(&mut self) {
         self.bring_up_lines().await;
         self.refresh_links().await;
-        self.run_pair().await;
         self.restore_speeds();
         if let Err(e) = self.replan("start").await {
             tracing::error!("initial apply failed, retrying: {e}");
@@ -167,6 +166,13 @@ impl<P: Platform> Supervisor<P> {
         // After the routes: shaping that fails (no CAKE in this kernel) must not delay them.
         self.shape("start").await;
         self.configure_health();
+    }
+
+    /// Start the HA pair (when `[ha]` is on). Only once the control socket serves:
+    /// keepalived reports its first role (backup) at once, through the socket, and a report
+    /// made before it exists is lost (seen in lab_ha_pair: a backup that never knew its role).
+    pub async fn start_pair(&mut self) {
+        self.run_pair().await;
     }
 
     /// A burst of kernel route/rule/link events.

@@ -369,7 +369,10 @@ impl Lab {
             dir,
             rt,
         };
-        lab.rt.block_on(lab.sup.start());
+        lab.rt.block_on(async {
+            lab.sup.start().await;
+            lab.sup.start_pair().await;
+        });
         lab
     }
 

@@ -1,8 +1,6 @@
 //! The HA pair: its files are rendered from the config and handed to the line driver at
 //! start and after a change; HA off stops it; a key that cannot be read runs nothing.
-//!
-//! An enabled `[ha]` is still refused where a config is loaded (`pair_not_run_yet`), so
-//! these tests switch the supervisor's config directly.
+//! These tests switch the supervisor's config directly (no key file to load it from).
 
 use super::*;
 use routeros_shared::control::HaRole;
