@@ -69,6 +69,8 @@ if (( ! quick )); then
   ci/bench-web.sh
   step "benchmark: placement by spare capacity (4 flows at once, a saturated line, a line that slows down)"
   ci/bench-placement.sh
+  step "benchmark: HA pair (master killed under 50 TCP connections and a UDP stream, its return, a cut sync link)"
+  ci/bench-ha.sh
 
   step "ISP guest (QEMU): PPPoE server and VLAN 7 DHCP, checked with a client guest"
   ci/test-isp-guest.sh
