@@ -35,12 +35,7 @@ lan_virtual_address = "192.168.1.254/24"
 auth_key_file = "/etc/routeros/ha.key"
 "#;
 
-fn errors(text: &str) -> Vec<String> {
-    match Config::from_toml(text) {
-        Ok(_) => Vec::new(),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    }
-}
+use crate::config::refusals as errors;
 
 #[test]
 fn a_pair_with_a_virtual_address_on_the_static_line_is_valid() {

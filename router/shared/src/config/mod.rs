@@ -192,6 +192,16 @@ impl Config {
     }
 }
 
+/// The refusals of a config text as `path: reason` lines, none when it is accepted: what
+/// every config module's tests compare.
+#[cfg(test)]
+pub(crate) fn refusals(text: &str) -> Vec<String> {
+    match Config::from_toml(text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
 #[cfg(test)]
 mod prop_tests;
 #[cfg(test)]

@@ -16,14 +16,7 @@ interface = "lan0"
 address = "192.168.1.1/24"
 "#;
 
-fn errors(text: &str) -> Vec<String> {
-    Config::from_toml(text)
-        .expect_err("config should be refused")
-        .0
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
-}
+use crate::config::refusals as errors;
 
 /// `TWO_WANS` with `table` appended to wan`n`'s (1-based) entry.
 fn with_shaping(n: usize, table: &str) -> String {

@@ -15,14 +15,7 @@ interface = "lan0"
 address = "192.168.1.1/24"
 "#;
 
-fn errors(text: &str) -> Vec<String> {
-    Config::from_toml(text)
-        .expect_err("config should be refused")
-        .0
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
-}
+use crate::config::refusals as errors;
 
 #[test]
 fn shipped_example_is_valid_and_has_seed_defaults() {
