@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::pair::{wait_until, Topology, LAN_GATEWAY, WAN_VIRTUAL};
+use common::pair::{box_config, wait_until, Topology, LAN_GATEWAY, WAN_VIRTUAL};
 use common::sh;
 use routeros_daemon::ha::{keepalived, Pair};
 use routeros_shared::config::Config;
@@ -18,35 +18,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Box `a` or `b`: its config, with the addresses of [`common::pair`].
-fn config(is_a: bool, advert_ms: u32) -> String {
-    let (me, peer, prio) = if is_a { (1, 2, 150) } else { (2, 1, 100) };
-    format!(
-        r#"
-[[wan_interfaces]]
-name = "wan1"
-mode = "static"
-address = "203.0.113.{wan}/29"
-gateway = "203.0.113.1"
-virtual_address = "{WAN_VIRTUAL}/29"
-
-[lan]
-interface = "lan0"
-address = "192.168.1.{me}/24"
-
-[ha]
-enabled = true
-priority = {prio}
-peer = "10.99.0.{peer}"
-sync_interface = "sync0"
-lan_virtual_address = "{LAN_GATEWAY}/24"
-auth_key_file = "/etc/routeros/ha.key"
-advert_interval_ms = {advert_ms}
-"#,
-        wan = me + 1
-    )
-}
 
 /// keepalived (VRRP only, in the foreground, its own process group) in namespace `ns`.
 struct Keepalived {
@@ -129,9 +100,11 @@ fn failover(name: &str, advert_ms: u32) -> Duration {
     let t = Topology::up(name);
     let dir = tempfile::tempdir().unwrap();
     let render = |is_a| {
-        let pair = Pair::of(&Config::from_toml(&config(is_a, advert_ms)).unwrap())
-            .unwrap()
-            .unwrap();
+        let pair = Pair::of(
+            &Config::from_toml(&box_config(is_a, advert_ms, "/etc/routeros/ha.key")).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
         keepalived::render(&pair, "k3y-0001", "/bin/true").unwrap()
     };
     // A first (priority 150): both start as backup, the first to hear nobody is master.

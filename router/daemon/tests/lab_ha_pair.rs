@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::pair::{wait_until, Topology, INET_HOST, LAN_GATEWAY, WAN_VIRTUAL};
+use common::pair::{box_config, wait_until, Topology, INET_HOST, LAN_GATEWAY, WAN_VIRTUAL};
 use common::sh;
 use routeros_shared::control::{self, Request};
 use serde_json::Value;
@@ -36,41 +36,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const CONNS: usize = 50;
 const UDP_PORT: u16 = 40000;
 const TCP_PORT: u16 = 40001;
-
-/// Box `a` (priority 150) or `b` (100), adverts every `advert_ms`.
-fn config(is_a: bool, advert_ms: u32, key_file: &Path) -> String {
-    let (me, peer, prio) = if is_a { (1, 2, 150) } else { (2, 1, 100) };
-    format!(
-        r#"
-[[wan_interfaces]]
-name = "wan1"
-mode = "static"
-address = "203.0.113.{wan}/29"
-gateway = "203.0.113.1"
-virtual_address = "{WAN_VIRTUAL}/29"
-ipv6 = "off"
-
-[lan]
-interface = "lan0"
-address = "192.168.1.{me}/24"
-
-[health_check]
-targets = ["{INET_HOST}"]
-targets6 = []
-
-[ha]
-enabled = true
-priority = {prio}
-peer = "10.99.0.{peer}"
-sync_interface = "sync0"
-lan_virtual_address = "{LAN_GATEWAY}/24"
-auth_key_file = "{key}"
-advert_interval_ms = {advert_ms}
-"#,
-        wan = me + 1,
-        key = key_file.display()
-    )
-}
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -469,8 +434,18 @@ fn pair(name: &str, advert_ms: u32, target: Duration, tcp_loose: bool) {
         ));
     }
     let adverts = Duration::from_millis(u64::from(advert_ms));
-    let mut a = RouterBox::new(&t, "a", &run, &config(true, advert_ms, &key));
-    let mut b = RouterBox::new(&t, "b", &run, &config(false, advert_ms, &key));
+    let mut a = RouterBox::new(
+        &t,
+        "a",
+        &run,
+        &box_config(true, advert_ms, &key.display().to_string()),
+    );
+    let mut b = RouterBox::new(
+        &t,
+        "b",
+        &run,
+        &box_config(false, advert_ms, &key.display().to_string()),
+    );
     // A first: both start as backup, the first to hear nobody becomes master.
     a.start();
     a.wait_role("master", Duration::from_secs(15));

@@ -17,6 +17,41 @@ pub const LAN_GATEWAY: &str = "192.168.1.254";
 pub const WAN_VIRTUAL: &str = "203.0.113.6";
 pub const INET_HOST: &str = "198.51.100.10";
 
+/// Box `a` (priority 150) or `b` (100) of the topology above, adverts every `advert_ms`,
+/// its pair key in `key_file`.
+pub fn box_config(is_a: bool, advert_ms: u32, key_file: &str) -> String {
+    let (me, peer, prio) = if is_a { (1, 2, 150) } else { (2, 1, 100) };
+    format!(
+        r#"
+[[wan_interfaces]]
+name = "wan1"
+mode = "static"
+address = "203.0.113.{wan}/29"
+gateway = "203.0.113.1"
+virtual_address = "{WAN_VIRTUAL}/29"
+ipv6 = "off"
+
+[lan]
+interface = "lan0"
+address = "192.168.1.{me}/24"
+
+[health_check]
+targets = ["{INET_HOST}"]
+targets6 = []
+
+[ha]
+enabled = true
+priority = {prio}
+peer = "10.99.0.{peer}"
+sync_interface = "sync0"
+lan_virtual_address = "{LAN_GATEWAY}/24"
+auth_key_file = "{key_file}"
+advert_interval_ms = {advert_ms}
+"#,
+        wan = me + 1,
+    )
+}
+
 /// The switch ports (in the `sw` namespace) of each box's links, by (box, device).
 const PORTS: [(&str, &str, &str, &str); 8] = [
     ("a", "lan0", "br-lan", "192.168.1.1/24"),
