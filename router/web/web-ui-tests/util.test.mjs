@@ -16,6 +16,27 @@ test('line speeds with their source, and the share of them in use', () => {
   assert.equal(u.formatUse(5e6, undefined), u.DASH);
 });
 
+test('the HA pair panel: role, peer, last change, engines', () => {
+  assert.equal(u.pairView(undefined), null);
+  const now = 1_000_000;
+  const v = u.pairView({
+    role: 'master', previous: 'backup', since_ms: now - 75_000, peer: '10.99.0.2',
+    engines: [{ engine: 'keepalived', state: 'running', restarts: 0 }, { engine: 'conntrackd', state: 'running', restarts: 1 }],
+  }, now);
+  assert.equal(v.role, 'master');
+  assert.equal(v.peer, '10.99.0.2');
+  assert.equal(v.change, 'backup → master, 1m 15s ago');
+  assert.equal(v.vrrp, 'running');
+  assert.equal(v.sync, 'running (1 restart)');
+  assert.equal(v.healthy, true);
+  const fresh = u.pairView({ role: null, since_ms: null, peer: null, engines: [{ engine: 'conntrackd', state: 'exited', last_error: 'exit 1', restarts: 2 }] }, now);
+  assert.equal(fresh.role, 'not reported yet');
+  assert.equal(fresh.change, u.DASH);
+  assert.equal(fresh.sync, 'exited: exit 1 (2 restarts)');
+  assert.equal(fresh.vrrp, u.DASH);
+  assert.equal(fresh.healthy, false);
+});
+
 test('throughput in Mbit/s', () => {
   assert.equal(u.formatMbps(12_345_678), '12.3 Mbit/s');
   assert.equal(u.formatMbps(250_000_000), '250 Mbit/s');

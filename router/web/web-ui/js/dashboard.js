@@ -9,7 +9,7 @@ import { eventLog } from './events.js';
 import {
   h, clear, DASH, formatMbps, formatMs, formatPercent, formatDuration, formatUptime,
   formatBytes, formatTime, wanRole, wanDisplayState, lineText, sessionView, formatSpeed, formatUse,
-  shapingView,
+  shapingView, pairView,
 } from './util.js';
 
 const MAX_MAINT_MINUTES = 7 * 24 * 60;
@@ -224,6 +224,38 @@ function systemPanel() {
   return { el, update };
 }
 
+// ---------- HA pair panel (only while [ha] is enabled) ----------
+
+function pairPanel() {
+  const v = (testid) => h('dd', { testid, text: DASH });
+  const role = h('span', { class: 'state-pill', testid: 'pair-role' });
+  const peer = v('pair-peer');
+  const change = v('pair-change');
+  const vrrp = v('pair-vrrp');
+  const sync = v('pair-sync');
+  const el = h('section', { class: 'card pair-panel', testid: 'pair-panel', hidden: true },
+    h('div', { class: 'panel-head' }, h('h2', { text: 'HA pair' }), role),
+    h('dl', { class: 'sys-list' },
+      h('dt', { text: 'Peer' }), peer,
+      h('dt', { text: 'Last role change' }), change,
+      h('dt', { text: 'VRRP (keepalived)' }), vrrp,
+      h('dt', { text: 'Connection sync (conntrackd)' }), sync));
+  const update = (ha) => {
+    const p = pairView(ha);
+    el.hidden = !p;
+    if (!p) return;
+    role.textContent = p.role;
+    // The pill's colours: a master like an active line, a backup like a standby one.
+    role.dataset.state = p.role === 'master' ? 'up' : p.role === 'backup' ? 'recovering' : 'down';
+    peer.textContent = p.peer;
+    change.textContent = p.change;
+    vrrp.textContent = p.vrrp;
+    sync.textContent = p.sync;
+    el.dataset.healthy = String(p.healthy);
+  };
+  return { el, update };
+}
+
 // ---------- the view ----------
 
 export async function mount(main, ctx) {
@@ -234,6 +266,7 @@ export async function mount(main, ctx) {
   const latEl = h('div', { class: 'chart', testid: 'chart-latency' });
   const thrEl = h('div', { class: 'chart', testid: 'chart-throughput' });
   const system = systemPanel();
+  const pair = pairPanel();
   const log = eventLog({ limit: 50 });
   let lastStatus = null;
 
@@ -248,7 +281,7 @@ export async function mount(main, ctx) {
       h('section', { class: 'card events-panel', testid: 'events-panel' },
         h('div', { class: 'panel-head' }, h('h2', { text: 'Recent events' }), h('a', { href: '#/events', class: 'small', testid: 'events-all', text: 'All events →' })),
         log.el),
-      system.el)));
+      h('div', { class: 'side-panels' }, system.el, pair.el))));
 
   const charts = new WanCharts(latEl, thrEl, 3600);
   if (!charts.available) {
@@ -382,6 +415,7 @@ export async function mount(main, ctx) {
     grid.dataset.count = String(names.length);
     renderSummary(status);
     system.update(status.system);
+    pair.update(status.ha);
     log.setWans(names);
     charts.setWans(names);
     charts.appendStatus(status);

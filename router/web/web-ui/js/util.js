@@ -305,6 +305,40 @@ export function sessionView(line) {
 }
 
 /**
+ * The HA pair's part of the status (`ha`: role, peer, since_ms, previous, engines) as the
+ * dashboard's pair panel shows it; null when the box is not in a pair. `role` is what
+ * keepalived last reported ("not reported yet" before its first notify), `change` the last
+ * role change ("backup → master"), `sync` conntrackd's and keepalived's states.
+ */
+export function pairView(ha, nowMs = Date.now()) {
+  if (!ha) return null;
+  const role = ha.role ? String(ha.role) : 'not reported yet';
+  const since = Number(ha.since_ms);
+  let change = DASH;
+  if (ha.role && Number.isFinite(since) && since > 0) {
+    const from = ha.previous ? `${ha.previous} → ` : '';
+    change = `${from}${ha.role}, ${formatDuration(Math.max(0, nowMs - since))} ago`;
+  }
+  const engine = (name) => (ha.engines || []).find((e) => e.engine === name);
+  const engineText = (name) => {
+    const e = engine(name);
+    if (!e) return DASH;
+    let t = String(e.state);
+    if (e.last_error && e.state !== 'running') t += `: ${e.last_error}`;
+    if (e.restarts > 0) t += ` (${e.restarts} ${e.restarts === 1 ? 'restart' : 'restarts'})`;
+    return t;
+  };
+  return {
+    role,
+    peer: ha.peer ? String(ha.peer) : DASH,
+    change,
+    vrrp: engineText('keepalived'),
+    sync: engineText('conntrackd'),
+    healthy: ['master', 'backup'].includes(role) && ['keepalived', 'conntrackd'].every((n) => (engine(n) || {}).state === 'running'),
+  };
+}
+
+/**
  * A PPPoE section (as edited now) after its password field changed. The password is
  * write-only: the server shows `password_set` (and `password_file`) instead. Empty text keeps
  * the current password (the section keeps the `password_file` it came with, `keptFile`, or
