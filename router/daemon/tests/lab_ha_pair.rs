@@ -483,6 +483,17 @@ fn pair(name: &str, advert_ms: u32, target: Duration, tcp_loose: bool) {
         b.external_cache()
     );
     let synced = b.synced_tcp();
+    // Each box hears the other's config beacon over the sync link: the same config.
+    for (me, other) in [(&a, "B"), (&b, "A")] {
+        assert!(
+            wait_until(Duration::from_secs(10), || me
+                .status()
+                .is_some_and(|s| s["ha"]["peer_config"] == "same")),
+            "[{}] does not see {other}'s config as the same: {:?}",
+            me.name,
+            me.status().map(|s| s["ha"].clone())
+        );
+    }
     std::thread::sleep(Duration::from_secs(2));
 
     // 1. The master dies.

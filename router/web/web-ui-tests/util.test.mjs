@@ -20,7 +20,7 @@ test('the HA pair panel: role, peer, last change, engines', () => {
   assert.equal(u.pairView(undefined), null);
   const now = 1_000_000;
   const v = u.pairView({
-    role: 'master', previous: 'backup', since_ms: now - 75_000, peer: '10.99.0.2',
+    role: 'master', previous: 'backup', since_ms: now - 75_000, peer: '10.99.0.2', peer_config: 'same',
     engines: [{ engine: 'keepalived', state: 'running', restarts: 0 }, { engine: 'conntrackd', state: 'running', restarts: 1 }],
   }, now);
   assert.equal(v.role, 'master');
@@ -28,7 +28,9 @@ test('the HA pair panel: role, peer, last change, engines', () => {
   assert.equal(v.change, 'backup → master, 1m 15s ago');
   assert.equal(v.vrrp, 'running');
   assert.equal(v.sync, 'running (1 restart)');
+  assert.equal(v.peerConfig, 'same as this box');
   assert.equal(v.healthy, true);
+  assert.equal(u.pairView({ role: 'backup', peer_config: 'differs', engines: [] }, now).peerConfig, 'differs: edit both boxes alike');
   const fresh = u.pairView({ role: null, since_ms: null, peer: null, engines: [{ engine: 'conntrackd', state: 'exited', last_error: 'exit 1', restarts: 2 }] }, now);
   assert.equal(fresh.role, 'not reported yet');
   assert.equal(fresh.change, u.DASH);

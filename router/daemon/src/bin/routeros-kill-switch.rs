@@ -292,7 +292,8 @@ fn shaping_text(w: &WanReport) -> String {
 }
 
 /// Unix time -> "HH:MM" UTC, enough to tell when a window ends.
-/// "HA: master (was backup) since 10:02Z, peer 10.99.0.2; keepalived running, conntrackd running"
+/// "HA: master (was backup) since 10:02Z, peer 10.99.0.2 (its config: same); keepalived
+/// running, conntrackd running"
 fn ha_text(ha: &HaReport) -> String {
     let role = ha
         .role
@@ -305,7 +306,10 @@ fn ha_text(ha: &HaReport) -> String {
         text.push_str(&format!(" since {}", clock(ms / 1000)));
     }
     if let Some(peer) = ha.peer {
-        text.push_str(&format!(", peer {peer}"));
+        text.push_str(&format!(
+            ", peer {peer} (its config: {})",
+            ha.peer_config.as_str()
+        ));
     }
     let engines: Vec<String> = ha
         .engines
@@ -472,10 +476,12 @@ mod tests {
                     restarts: 2,
                 },
             ],
+            peer_config: routeros_shared::control::PeerConfig::Differs,
+            peer_heard_ms: Some(36_119_000),
         };
         assert_eq!(
             ha_text(&ha),
-            "HA: master (was backup) since 10:02Z, peer 10.99.0.2; keepalived running, conntrackd exited (exited with status 1)"
+            "HA: master (was backup) since 10:02Z, peer 10.99.0.2 (its config: differs); keepalived running, conntrackd exited (exited with status 1)"
         );
     }
 }

@@ -88,6 +88,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             Some(()) = links.recv() => supervisor.on_link_event().await,
             Some(change) = changes.sessions.recv() => supervisor.on_session_change(change).await,
             Some(change) = changes.engines.recv() => supervisor.on_engine_change(change),
+            Some(digest) = changes.peers.recv() => supervisor.on_peer_beacon(digest),
             Some((req, reply)) = requests.recv() => {
                 let answer = supervisor.answer(req).await;
                 // Published before the answer, so a client that reads the status after its

@@ -8,6 +8,7 @@
 //! LAN (see [`keepalived`]: a broken sync link must not make two masters), never over the
 //! ISP's segment.
 
+pub mod beacon;
 pub mod conntrackd;
 pub mod keepalived;
 pub mod run;

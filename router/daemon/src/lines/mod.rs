@@ -9,6 +9,7 @@
 pub mod networkd;
 pub mod pppd;
 
+use crate::ha::beacon::Beacon;
 use crate::ha::run::{
     EngineChange, EngineCommand, EngineSnapshot, PairFiles, PairRunner, RunConfig,
 };
@@ -70,6 +71,8 @@ pub trait LineDriver {
     fn pair_commands(&mut self, commands: Vec<Vec<String>>);
     /// The file an engine of the pair runs on.
     fn pair_conf(&self, engine: crate::ha::run::Engine) -> PathBuf;
+    /// Run the pair's config beacon on this target, or stop it (`None`).
+    fn set_beacon(&mut self, target: Option<crate::ha::beacon::BeaconTarget>);
     /// End the PPPoE sessions and the pair's engines (daemon exit).
     async fn stop(&mut self);
 }
@@ -82,14 +85,16 @@ pub struct SystemLines {
     pub pppd: PppdSupervisor,
     /// The HA pair's engines: processes the daemon owns, like pppd.
     pub pair: PairRunner,
+    /// The pair's config beacon on the sync link.
+    beacon: Beacon,
     /// Files changed but networkd was not told (its reload failed): tell it next time,
     /// even if the files do not change again.
     reload_pending: bool,
 }
 
 impl SystemLines {
-    /// The driver and the channels of its PPPoE session changes and HA engine changes (for
-    /// the event loop); the pair's files go in `ha_dir`.
+    /// The driver and the channels of its PPPoE session changes, HA engine changes and the
+    /// peer's config digests (for the event loop); the pair's files go in `ha_dir`.
     pub fn new(
         network_dir: PathBuf,
         ha_dir: PathBuf,
@@ -97,6 +102,7 @@ impl SystemLines {
         Self,
         UnboundedReceiver<SessionChange>,
         UnboundedReceiver<EngineChange>,
+        UnboundedReceiver<String>,
     ) {
         let (pppd, changes) = PppdSupervisor::new(SupervisorConfig::default());
         let run = RunConfig {
@@ -104,13 +110,15 @@ impl SystemLines {
             ..RunConfig::default()
         };
         let (pair, engines) = PairRunner::new(EngineCommand::default(), run);
+        let (beacon, peers) = Beacon::new();
         let lines = Self {
             network_dir,
             pppd,
             pair,
+            beacon,
             reload_pending: false,
         };
-        (lines, changes, engines)
+        (lines, changes, engines, peers)
     }
 }
 
@@ -149,8 +157,13 @@ impl LineDriver for SystemLines {
         ));
     }
 
+    fn set_beacon(&mut self, target: Option<crate::ha::beacon::BeaconTarget>) {
+        self.beacon.set(target);
+    }
+
     async fn stop(&mut self) {
         self.pppd.shutdown().await;
+        self.beacon.set(None);
         self.pair.shutdown().await;
     }
 

@@ -307,6 +307,24 @@ pub fn key_problem(key: &str) -> Option<String> {
     None
 }
 
+/// The config as both boxes of a pair should hold it, as canonical JSON: everything but what
+/// is each box's own (its `priority` and `peer`, the host part of its LAN addresses and of its
+/// lines' static addresses, their MACs). Two boxes whose views differ were not edited alike:
+/// after a failover the other box would route by another config.
+pub fn pair_shared_view(cfg: &RawConfig) -> String {
+    let mut raw = cfg.clone();
+    raw.ha.priority = 0;
+    raw.ha.peer = None;
+    raw.lan.address = raw.lan.address.trunc();
+    raw.lan.address6 = raw.lan.address6.trunc();
+    for w in &mut raw.wan_interfaces {
+        w.address = w.address.map(|a| a.trunc());
+        w.address6 = w.address6.map(|a| a.trunc());
+        w.mac = None;
+    }
+    serde_json::to_string(&raw).unwrap_or_default()
+}
+
 #[cfg(test)]
 #[path = "ha_tests.rs"]
 mod tests;

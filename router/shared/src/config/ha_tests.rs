@@ -259,3 +259,20 @@ fn keys_keepalived_cannot_take_are_refused() {
     assert!(key_problem("a\"b").is_some());
     assert!(key_problem("clé").is_some());
 }
+
+/// What a pair's boxes compare: the same config edited for the other box (its priority, peer,
+/// own addresses) is the same view; a policy added on one box only is not.
+#[test]
+fn the_shared_view_leaves_out_what_is_each_boxs_own() {
+    let a = text("virtual_address = \"203.0.113.6/29\"", "", PAIR);
+    let b = a
+        .replace("priority = 150", "priority = 100")
+        .replace("peer = \"10.99.0.2\"", "peer = \"10.99.0.1\"")
+        .replace("192.168.1.1/24", "192.168.1.2/24")
+        .replace("203.0.113.2/29", "203.0.113.3/29");
+    let view = |t: &str| crate::config::pair_shared_view(&Config::from_toml(t).unwrap().to_raw());
+    assert_ne!(a, b, "the test edits something");
+    assert_eq!(view(&a), view(&b));
+    let c = format!("{a}\n[[policies]]\nname = \"nas\"\nsrc = \"192.168.1.9\"\nvia = [\"wan1\"]\n");
+    assert_ne!(view(&a), view(&c));
+}

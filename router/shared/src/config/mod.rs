@@ -18,7 +18,7 @@ mod validate;
 mod wan_ids;
 
 pub use classes::{default_classes, Dscp};
-pub use ha::{key_file_problems, key_problem, read_key};
+pub use ha::{key_file_problems, key_problem, pair_shared_view, read_key};
 pub use model::*;
 pub use shaping::{
     any_shaped, ifb_device, kernel_problems as shaping_kernel_problems, DEFAULT_OVERHEAD_PERCENT,

@@ -71,6 +71,29 @@ pub struct HaEngineReport {
     pub restarts: u32,
 }
 
+/// Whether the other box holds the same config (its beacon over the sync link).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PeerConfig {
+    /// No beacon from the peer lately (it is down, or the sync link is).
+    #[default]
+    NotHeard,
+    Same,
+    /// The two boxes were not edited alike: edit the other box too.
+    Differs,
+}
+
+impl PeerConfig {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerConfig::NotHeard => "not heard",
+            PeerConfig::Same => "same",
+            PeerConfig::Differs => "differs",
+        }
+    }
+}
+
 /// The pair's part of the status (present while `[ha] enabled`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -83,6 +106,12 @@ pub struct HaReport {
     pub since_ms: Option<u64>,
     pub previous: Option<HaRole>,
     pub engines: Vec<HaEngineReport>,
+    /// The peer's config against ours, from its last beacon.
+    #[serde(default)]
+    pub peer_config: PeerConfig,
+    /// Unix ms of the peer's last beacon.
+    #[serde(default)]
+    pub peer_heard_ms: Option<u64>,
 }
 
 #[cfg(test)]

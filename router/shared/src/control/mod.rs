@@ -15,7 +15,7 @@ mod ha;
 mod reply;
 
 pub use client::{call, call_with_timeout, DEFAULT_CALL_TIMEOUT};
-pub use ha::{parse_notify, HaEngineReport, HaReport, HaRole};
+pub use ha::{parse_notify, HaEngineReport, HaReport, HaRole, PeerConfig};
 pub use reply::*;
 
 /// Default socket path of the installed daemon.

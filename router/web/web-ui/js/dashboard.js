@@ -230,6 +230,7 @@ function pairPanel() {
   const v = (testid) => h('dd', { testid, text: DASH });
   const role = h('span', { class: 'state-pill', testid: 'pair-role' });
   const peer = v('pair-peer');
+  const peerConfig = v('pair-peer-config');
   const change = v('pair-change');
   const vrrp = v('pair-vrrp');
   const sync = v('pair-sync');
@@ -237,6 +238,7 @@ function pairPanel() {
     h('div', { class: 'panel-head' }, h('h2', { text: 'HA pair' }), role),
     h('dl', { class: 'sys-list' },
       h('dt', { text: 'Peer' }), peer,
+      h('dt', { text: 'Peer’s config' }), peerConfig,
       h('dt', { text: 'Last role change' }), change,
       h('dt', { text: 'VRRP (keepalived)' }), vrrp,
       h('dt', { text: 'Connection sync (conntrackd)' }), sync));
@@ -248,6 +250,8 @@ function pairPanel() {
     // The pill's colours: a master like an active line, a backup like a standby one.
     role.dataset.state = p.role === 'master' ? 'up' : p.role === 'backup' ? 'recovering' : 'down';
     peer.textContent = p.peer;
+    peerConfig.textContent = p.peerConfig;
+    peerConfig.dataset.state = ha.peer_config || '';
     change.textContent = p.change;
     vrrp.textContent = p.vrrp;
     sync.textContent = p.sync;

@@ -308,7 +308,8 @@ export function sessionView(line) {
  * The HA pair's part of the status (`ha`: role, peer, since_ms, previous, engines) as the
  * dashboard's pair panel shows it; null when the box is not in a pair. `role` is what
  * keepalived last reported ("not reported yet" before its first notify), `change` the last
- * role change ("backup → master"), `sync` conntrackd's and keepalived's states.
+ * role change ("backup → master"), `vrrp`/`sync` keepalived's and conntrackd's states,
+ * `peerConfig` whether the other box holds the same config (its beacon).
  */
 export function pairView(ha, nowMs = Date.now()) {
   if (!ha) return null;
@@ -328,13 +329,16 @@ export function pairView(ha, nowMs = Date.now()) {
     if (e.restarts > 0) t += ` (${e.restarts} ${e.restarts === 1 ? 'restart' : 'restarts'})`;
     return t;
   };
+  const PEER_CONFIG = { same: 'same as this box', differs: 'differs: edit both boxes alike', not_heard: 'not heard' };
   return {
     role,
     peer: ha.peer ? String(ha.peer) : DASH,
+    peerConfig: PEER_CONFIG[ha.peer_config] || DASH,
     change,
     vrrp: engineText('keepalived'),
     sync: engineText('conntrackd'),
-    healthy: ['master', 'backup'].includes(role) && ['keepalived', 'conntrackd'].every((n) => (engine(n) || {}).state === 'running'),
+    healthy: ['master', 'backup'].includes(role) && ha.peer_config === 'same'
+      && ['keepalived', 'conntrackd'].every((n) => (engine(n) || {}).state === 'running'),
   };
 }
 

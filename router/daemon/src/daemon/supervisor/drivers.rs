@@ -92,7 +92,7 @@ impl Drivers<Kernel> {
         network_dir: &Path,
         ha_dir: &Path,
     ) -> Result<(Self, Changes), ApplyError> {
-        let (lines, sessions, engines) =
+        let (lines, sessions, engines, peers) =
             SystemLines::new(network_dir.to_path_buf(), ha_dir.to_path_buf());
         let drivers = Self {
             routes: NetlinkDriver::connect()?,
@@ -108,7 +108,14 @@ impl Drivers<Kernel> {
             lines,
             shaping: TcShaping::default(),
         };
-        Ok((drivers, Changes { sessions, engines }))
+        Ok((
+            drivers,
+            Changes {
+                sessions,
+                engines,
+                peers,
+            },
+        ))
     }
 }
 
@@ -116,6 +123,8 @@ impl Drivers<Kernel> {
 pub struct Changes {
     pub sessions: UnboundedReceiver<SessionChange>,
     pub engines: UnboundedReceiver<EngineChange>,
+    /// The HA peer's config digests (its beacon).
+    pub peers: UnboundedReceiver<String>,
 }
 
 /// ICMP probers ([`spawn_wan_prober`]), one tokio task per WAN and family, each with the

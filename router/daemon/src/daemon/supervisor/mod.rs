@@ -104,6 +104,8 @@ pub struct Supervisor<P: Platform> {
     speeds: speeds::Speeds,
     /// The HA pair's role as keepalived last reported it.
     role: pair::RoleState,
+    /// The pair's config: our digest (HA on) and what the peer's beacon says.
+    peer: pair::PeerState,
 }
 
 impl<P: Platform> Supervisor<P> {
@@ -150,6 +152,7 @@ impl<P: Platform> Supervisor<P> {
             confirm: CommitConfirm::default(),
             speeds: speeds::Speeds::load(&opts_state_dir),
             role: pair::RoleState::default(),
+            peer: pair::PeerState::default(),
         }
     }
 
@@ -202,6 +205,7 @@ impl<P: Platform> Supervisor<P> {
     /// windows, learn line speeds and place by spare capacity, and retry a failed apply.
     pub async fn on_second(&mut self) {
         self.expire_pending().await;
+        self.check_peer_config();
         let speeds_changed = self.sample_speeds().await;
         if speeds_changed && !self.paused() && self.last_error.is_none() {
             let _ = self.replan(speeds::REPLAN_WHY).await;

@@ -5,10 +5,11 @@
 use super::drivers::{Clock, LineDriver, Platform};
 use super::Supervisor;
 use crate::apply::LinkObserver;
+use crate::ha::beacon::{self, BeaconTarget, PeerConfigWatch};
 use crate::ha::run::{Engine, EngineChange, EngineState, PairFiles};
 use crate::ha::{conntrackd, keepalived, Pair};
-use routeros_shared::config::read_key;
-use routeros_shared::control::{Done, HaEngineReport, HaReport, HaRole, Refusal};
+use routeros_shared::config::{pair_shared_view, read_key};
+use routeros_shared::control::{Done, HaEngineReport, HaReport, HaRole, PeerConfig, Refusal};
 use routeros_shared::events::{Event, EventKind};
 use routeros_shared::plan::PairRole;
 use serde_json::json;
@@ -29,14 +30,18 @@ impl<P: Platform> Supervisor<P> {
                 return;
             }
         };
+        let target = files.as_ref().map(|(_, t)| t.clone());
+        self.peer.digest = target.as_ref().map(|t| t.digest.clone());
+        self.lines.set_beacon(target);
+        let files = files.map(|(f, _)| f);
         if let Err(e) = self.lines.set_pair(files).await {
             tracing::error!("{e}");
             self.emit(Event::new(EventKind::Ha, None, e));
         }
     }
 
-    /// The files of this box, `None` when HA is off.
-    async fn pair_files(&mut self) -> Result<Option<PairFiles>, String> {
+    /// The files of this box and where its config beacon runs, `None` when HA is off.
+    async fn pair_files(&mut self) -> Result<Option<(PairFiles, BeaconTarget)>, String> {
         let Some(pair) = Pair::of(&self.cfg).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
@@ -57,11 +62,18 @@ impl<P: Platform> Supervisor<P> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        Ok(Some(PairFiles {
+        let files = PairFiles {
             keepalived: keepalived::render(&pair, &key, &notify).map_err(|e| e.to_string())?,
             conntrackd: conntrackd::render(&pair, sync_address, &run_dir)
                 .map_err(|e| e.to_string())?,
-        }))
+        };
+        let peer = self.cfg.ha.peer.ok_or("ha.peer: missing")?;
+        let beacon = BeaconTarget {
+            bind: (sync_address, beacon::PORT).into(),
+            peer: (peer, beacon::PORT).into(),
+            digest: beacon::digest(&key, &pair_shared_view(&self.cfg.to_raw())),
+        };
+        Ok(Some((files, beacon)))
     }
 
     /// This box's address on the sync link: the LAN's from the config when the pair talks
@@ -87,6 +99,50 @@ impl<P: Platform> Supervisor<P> {
             .with(json!({ "engine": change.engine, "state": change.to }));
         self.emit(event);
     }
+
+    /// The peer's beacon: its config digest.
+    pub fn on_peer_beacon(&mut self, digest: String) {
+        self.peer.watch.heard(digest, self.clock.now_ms());
+        self.check_peer_config();
+    }
+
+    /// Say so when the peer's config starts or stops differing from ours, or its beacon
+    /// stops (also called every second, for the last).
+    pub(super) fn check_peer_config(&mut self) {
+        let now = self.clock.now_ms();
+        let verdict = self.peer.watch.verdict(self.peer.digest.as_deref(), now);
+        let was = std::mem::replace(&mut self.peer.verdict, verdict);
+        let msg = match (was, verdict) {
+            (a, b) if a == b => return,
+            (_, PeerConfig::Differs) => {
+                "the other box of the pair holds another config: edit both boxes alike (a failover would route by the other one)"
+            }
+            (PeerConfig::Differs, PeerConfig::Same) => "the pair's two configs are the same again",
+            (_, PeerConfig::NotHeard) if self.peer.watch.heard_at().is_some() => {
+                "no config beacon from the other box of the pair for 10 s (is it down, or the sync link?)"
+            }
+            _ => return,
+        };
+        if verdict == PeerConfig::Differs {
+            tracing::warn!("{msg}");
+        } else {
+            tracing::info!("{msg}");
+        }
+        self.emit(
+            Event::new(EventKind::Ha, None, msg.to_string())
+                .with(json!({ "peer_config": verdict.as_str() })),
+        );
+    }
+}
+
+/// The pair's config as the beacon compares it.
+#[derive(Debug, Default)]
+pub(super) struct PeerState {
+    /// Our digest (HA on and its files rendered).
+    pub digest: Option<String>,
+    pub watch: PeerConfigWatch,
+    /// The last verdict said.
+    pub verdict: PeerConfig,
 }
 
 /// This box's role as keepalived last reported it.
@@ -176,6 +232,11 @@ impl<P: Platform> Supervisor<P> {
             since_ms: self.role.since_ms,
             previous: self.role.previous,
             engines,
+            peer_config: self
+                .peer
+                .watch
+                .verdict(self.peer.digest.as_deref(), self.clock.now_ms()),
+            peer_heard_ms: self.peer.watch.heard_at(),
         })
     }
 }

@@ -68,6 +68,8 @@ struct World {
     pair: Vec<Option<(String, String)>>,
     /// Every conntrackd command line run for a role change, in order.
     pair_commands: Vec<Vec<String>>,
+    /// Where the pair's config beacon runs (None: off).
+    beacon: Option<crate::ha::beacon::BeaconTarget>,
     /// Interface byte counters (rx, tx) by device.
     bytes: HashMap<String, (u64, u64)>,
     /// The lines the kernel shapes (the last sync's, those whose device exists).
@@ -282,6 +284,9 @@ impl LineDriver for Fake {
     }
     fn pair_commands(&mut self, commands: Vec<Vec<String>>) {
         self.with(|w| w.pair_commands.extend(commands));
+    }
+    fn set_beacon(&mut self, target: Option<crate::ha::beacon::BeaconTarget>) {
+        self.with(|w| w.beacon = target);
     }
     fn pair_conf(&self, engine: Engine) -> std::path::PathBuf {
         std::path::PathBuf::from("/fake").join(engine.file_name())

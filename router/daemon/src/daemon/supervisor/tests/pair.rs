@@ -184,3 +184,49 @@ fn a_notify_without_ha_is_refused() {
     assert!(!ok(&answer), "{answer}");
     assert!(lab.sup.status_report().router.ha.is_none());
 }
+
+/// The config beacon: runs from our sync address to the peer's with our digest; the peer's
+/// digest makes the status say same or differs (and an event when they differ), and a peer
+/// not heard for a while is not heard.
+#[test]
+fn the_peers_beacon_says_whether_the_two_configs_agree() {
+    let mut lab = Lab::start(TWO_WANS);
+    sync_link(&lab);
+    let key = lab.dir.path().join("ha.key");
+    std::fs::write(&key, "s3cret\n").unwrap();
+    lab.sup.cfg = ha(&key, 150);
+    lab.rt.block_on(lab.sup.run_pair());
+    let target = lab.world.with(|w| w.beacon.clone()).expect("a beacon");
+    assert_eq!(target.bind.to_string(), "10.99.0.1:3781");
+    assert_eq!(target.peer.to_string(), "10.99.0.2:3781");
+    // The other box: its own priority, the same config otherwise.
+    let other = crate::ha::beacon::digest(
+        "s3cret",
+        &routeros_shared::config::pair_shared_view(&ha(&key, 100).to_raw()),
+    );
+    assert_eq!(other, target.digest, "priority is each box's own");
+    let peer_config = |lab: &mut Lab| {
+        let status = lab.request(Request::Status);
+        status["ha"]["peer_config"].as_str().unwrap().to_string()
+    };
+    assert_eq!(peer_config(&mut lab), "not_heard");
+    lab.advance_to(10_000);
+    lab.sup.on_peer_beacon(other);
+    assert_eq!(peer_config(&mut lab), "same");
+    lab.sup.on_peer_beacon("0".repeat(64));
+    assert_eq!(peer_config(&mut lab), "differs");
+    let events = lab.sup.events.query(0, None, Some(EventKind::Ha));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("edit both boxes alike")),
+        "{events:?}"
+    );
+    lab.advance_to(30_000);
+    lab.rt.block_on(lab.sup.on_second());
+    assert_eq!(peer_config(&mut lab), "not_heard");
+    // HA off: no beacon.
+    lab.sup.cfg = Config::from_toml(TWO_WANS).unwrap();
+    lab.rt.block_on(lab.sup.run_pair());
+    assert_eq!(lab.world.with(|w| w.beacon.clone()), None);
+}
