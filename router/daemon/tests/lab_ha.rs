@@ -107,7 +107,7 @@ fn failover(name: &str, advert_ms: u32) -> Duration {
         .unwrap();
         keepalived::render(&pair, "k3y-0001", "/bin/true").unwrap()
     };
-    // A first (priority 150): both start as backup, the first to hear nobody is master.
+    // A first (priority 254): both start as backup, the first to hear nobody is master.
     let mut a = Keepalived::start(&t.ns("a"), dir.path(), &render(true));
     assert!(
         wait_until(Duration::from_secs(10), || t.holds("a", LAN_GATEWAY)),

@@ -17,10 +17,10 @@ pub const LAN_GATEWAY: &str = "192.168.1.254";
 pub const WAN_VIRTUAL: &str = "203.0.113.6";
 pub const INET_HOST: &str = "198.51.100.10";
 
-/// Box `a` (priority 150) or `b` (100) of the topology above, adverts every `advert_ms`,
+/// Box `a` (priority 254) or `b` (253: the takeover skew of VRRP is then near zero) of the topology above, adverts every `advert_ms`,
 /// its pair key in `key_file`.
 pub fn box_config(is_a: bool, advert_ms: u32, key_file: &str) -> String {
-    let (me, peer, prio) = if is_a { (1, 2, 150) } else { (2, 1, 100) };
+    let (me, peer, prio) = if is_a { (1, 2, 254) } else { (2, 1, 253) };
     format!(
         r#"
 [[wan_interfaces]]

@@ -29,7 +29,8 @@ pub const MAX_KEY_CHARS: usize = 8;
 pub struct HaConfig {
     pub enabled: bool,
     /// VRRP priority, 1..=254: the higher one is master when both start (give the boxes
-    /// different ones, e.g. 150 and 100).
+    /// different ones, close together, e.g. 254 and 253: VRRP waits (256 - priority)/256 adverts
+    /// more before the backup takes over).
     pub priority: u8,
     /// The other box's address on `sync_interface`.
     #[serde(skip_serializing_if = "Option::is_none")]
