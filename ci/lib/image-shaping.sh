@@ -1,7 +1,9 @@
 # shellcheck shell=bash disable=SC2034  # timing[] is image-test.sh's (reported there)
 # The shaping check of ci/image-test.sh's network stage (#14), on the image's Ubuntu kernel
 # (which has sch_cake, unlike the namespace lab's): ISP 1's line becomes a slow line with a
-# modem-sized buffer (tbf, 10 Mbit/s, 300 ms of queue, in ISP 1's namespace, both directions);
+# modem-sized buffer (tbf, 2 Mbit/s, 300 ms of queue, in ISP 1's namespace, both directions:
+# slow enough that the emulated router, a TCG guest, forwards it at full speed, so the queue
+# builds in the "modem" and not in the guest; the goodput is printed to show the line full);
 # a policy sends the LAN client's traffic to the second internet address through wan1; the LAN
 # client pings that address while iperf3 fills the line, download then upload, first with the
 # router's shaping off, then on (CAKE at the same declared speeds). Printed: the added latency
@@ -11,7 +13,7 @@
 # Source it after image-lab.sh, image-vm.sh and image-lines.sh (lines_eval, lines_wait); uses
 # check/ok/nok/timing of image-test.sh.
 
-SHAPING_MBIT=10
+SHAPING_MBIT=2
 SHAPING_PORT=5299
 SHAPING_BACKUP=/run/routeros-shaping-test.toml
 SHAPING_TARGET_MS=30
@@ -51,15 +53,17 @@ shaping_median_ms() {
     grep -o 'time=[0-9.]*' | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "%.1f", a[int((NR + 1) / 2)]; else print "none" }'
 }
 
-# shaping_loaded_ms DIRECTION(down|up): the median ping while iperf3 fills the line that way.
+# shaping_loaded_ms DIRECTION(down|up): the median ping while iperf3 fills the line that way;
+# the transfer's goodput is logged.
 shaping_loaded_ms() {
-    local reverse="" pid out
+    local reverse="" pid out log=$IMGLAB_DIR/shaping-iperf-$1.log
     [[ $1 == down ]] && reverse=-R
-    imglab_ns lan iperf3 -c "$IMGLAB_INET2" -p "$SHAPING_PORT" -t 22 $reverse >/dev/null 2>&1 &
+    imglab_ns lan iperf3 -c "$IMGLAB_INET2" -p "$SHAPING_PORT" -t 22 -f m $reverse >"$log" 2>&1 &
     pid=$!
     sleep 4 # the queue fills
     out=$(imglab_ns lan ping -n -c 75 -i 0.2 "$IMGLAB_INET2" 2>/dev/null || true)
     wait "$pid" || true
+    img_log "shaping: $1 goodput $(grep receiver "$log" | grep -o '[0-9.]* Mbits/sec' | tail -1)"
     shaping_median_ms <<<"$out"
 }
 
