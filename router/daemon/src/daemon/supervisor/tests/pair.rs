@@ -33,6 +33,18 @@ fn sync_link(lab: &Lab) {
     });
 }
 
+/// A lab whose config is a pair (priority 150, key "s3cret") with its sync link up, the pair
+/// run once; and the key file.
+fn pair_running() -> (Lab, std::path::PathBuf) {
+    let mut lab = Lab::start(TWO_WANS);
+    sync_link(&lab);
+    let key = lab.dir.path().join("ha.key");
+    std::fs::write(&key, "s3cret\n").unwrap();
+    lab.sup.cfg = ha(&key, 150);
+    lab.rt.block_on(lab.sup.run_pair());
+    (lab, key)
+}
+
 #[test]
 fn ha_off_runs_no_pair() {
     let lab = Lab::start(TWO_WANS);
@@ -41,12 +53,7 @@ fn ha_off_runs_no_pair() {
 
 #[test]
 fn the_pair_runs_on_files_rendered_from_the_config_and_stops_when_off() {
-    let mut lab = Lab::start(TWO_WANS);
-    sync_link(&lab);
-    let key = lab.dir.path().join("ha.key");
-    std::fs::write(&key, "s3cret\n").unwrap();
-    lab.sup.cfg = ha(&key, 150);
-    lab.rt.block_on(lab.sup.run_pair());
+    let (mut lab, _) = pair_running();
     let (k, c) = calls(&lab).last().cloned().flatten().expect("files");
     assert!(k.contains("priority 150"), "{k}");
     assert!(k.contains("auth_pass s3cret"), "{k}");
@@ -105,12 +112,7 @@ fn an_unreadable_key_or_a_sync_link_without_address_runs_nothing_and_says_why() 
 
 #[test]
 fn keepalived_reports_drive_the_role_conntrackd_and_the_status() {
-    let mut lab = Lab::start(TWO_WANS);
-    sync_link(&lab);
-    let key = lab.dir.path().join("ha.key");
-    std::fs::write(&key, "s3cret\n").unwrap();
-    lab.sup.cfg = ha(&key, 150);
-    lab.rt.block_on(lab.sup.run_pair());
+    let (mut lab, _) = pair_running();
     let notify = |lab: &mut Lab, role| {
         lab.request(Request::HaNotify {
             name: "routeros".into(),
@@ -190,12 +192,7 @@ fn a_notify_without_ha_is_refused() {
 /// not heard for a while is not heard.
 #[test]
 fn the_peers_beacon_says_whether_the_two_configs_agree() {
-    let mut lab = Lab::start(TWO_WANS);
-    sync_link(&lab);
-    let key = lab.dir.path().join("ha.key");
-    std::fs::write(&key, "s3cret\n").unwrap();
-    lab.sup.cfg = ha(&key, 150);
-    lab.rt.block_on(lab.sup.run_pair());
+    let (mut lab, key) = pair_running();
     let target = lab.world.with(|w| w.beacon.clone()).expect("a beacon");
     assert_eq!(target.bind.to_string(), "10.99.0.1:3781");
     assert_eq!(target.peer.to_string(), "10.99.0.2:3781");
