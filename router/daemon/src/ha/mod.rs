@@ -137,30 +137,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// A pair over a dedicated link, a static line with a virtual address, a DHCP line.
-    pub(crate) const PAIR: &str = r#"
-[[wan_interfaces]]
-name = "wan1"
-mode = "static"
-address = "203.0.113.2/29"
-gateway = "203.0.113.1"
-virtual_address = "203.0.113.6/29"
-
-[[wan_interfaces]]
-name = "wan2"
-mode = "dhcp"
-
-[lan]
-interface = "lan0"
-address = "192.168.1.1/24"
-
-[ha]
-enabled = true
-priority = 150
-peer = "10.99.0.2"
-sync_interface = "sync0"
-lan_virtual_address = "192.168.1.254/24"
-auth_key_file = "/etc/routeros/ha.key"
-"#;
+    pub(crate) const PAIR: &str = include_str!("../../tests/fixtures/pair.toml");
 
     pub(crate) fn pair(text: &str) -> Pair {
         Pair::of(&Config::from_toml(text).unwrap())
