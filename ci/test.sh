@@ -37,6 +37,10 @@ node --test router/web/web-ui-tests/*.test.mjs
 step "setup.sh flag checks (fast, --dry-run refusals)"
 ci/test-setup-flags.sh
 
+step "image first boot: the NoCloud seed reader (routeros-seed), no root or QEMU"
+python3 -c 'import yaml' 2>/dev/null || ensure_packages python3-yaml
+python3 ci/test-seed-early.py
+
 step "upgrade bundle and root helper: links, paths, swaps, URL schemes and globbing (no QEMU)"
 ci/test-upgrade-bundle.sh
 

@@ -70,7 +70,9 @@ imgvm_qemu_args() {
         user) IMGVM_ARGS+=(-netdev "user,id=$id,net=$arg") ;;
         *) img_die "NIC $id: kind must be tap or user, not '$kind'" ;;
         esac
-        IMGVM_ARGS+=(-device "virtio-net-pci,netdev=$id,mac=$mac")
+        # romfile=: no iPXE option ROM. The router boots from its disk, never the network,
+        # and the firmware starting one iPXE driver per NIC cost seconds under TCG.
+        IMGVM_ARGS+=(-device "virtio-net-pci,netdev=$id,mac=$mac,romfile=")
     done
     case $IMGVM_CONSOLE in
     # Logged to a file, and a socket to log in on (socat - UNIX-CONNECT:...).
@@ -157,6 +159,31 @@ imgvm_serial_count() { grep -a -c -E "$1" "$IMGVM_SERIAL" 2>/dev/null || true; }
 
 # imgvm_serial_lines -> how many lines the serial log has so far
 imgvm_serial_lines() { wc -l <"$IMGVM_SERIAL" 2>/dev/null || echo 0; }
+
+# imgvm_firmware_boots: how many boots the firmware has started so far (OVMF prints
+# "BdsDxe: loading" on the serial console as it hands over to the boot loader).
+imgvm_firmware_boots() { grep -c 'BdsDxe: loading' "$IMGVM_SERIAL" 2>/dev/null || true; }
+
+# imgvm_firmware_mark N FILE: in the background, write the time (epoch seconds, with
+# fractions) at which the firmware starts boot N+1 into FILE. A reboot's boot is then timed
+# from its firmware pass, as a boot from power-on would be, without the old system's shutdown.
+imgvm_firmware_mark() {
+    local n=$1 file=$2
+    rm -f "$file"
+    (
+        for _ in $(seq 6000); do # 20 min
+            (($(imgvm_firmware_boots) > n)) && { date +%s.%N >"$file"; exit 0; }
+            sleep 0.2
+        done
+    ) &
+}
+
+# imgvm_firmware_wait FILE TIMEOUT: until imgvm_firmware_mark has written FILE.
+imgvm_firmware_wait() {
+    local deadline=$((SECONDS + $2))
+    while [[ ! -s $1 ]] && ((SECONDS < deadline)); do sleep 0.2; done
+    [[ -s $1 ]]
+}
 
 # imgvm_serial_story FROM_LINE: what the router printed since then, for a failed check in a CI
 # log that keeps no files: boots, shutdowns, failures and the boot check (up to 150 lines),
