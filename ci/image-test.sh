@@ -508,8 +508,14 @@ if has_stage upgrade; then
     t=$SECONDS
     serial0=$(imgvm_serial_lines)
     imgvm_firmware_mark "$(imgvm_firmware_boots)" "$IMGVM_DIR/firmware2.time"
-    code=$(web_code POST /api/v1/system/upgrade "{\"url\":\"http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar\"}")
+    bundle_url="http://$IMGLAB_LAN_STATIC:8001/router_$V2.upgrade.tar"
+    code=$(web_code POST /api/v1/system/upgrade "{\"url\":\"$bundle_url\"}")
     check "upgrade: the web UI accepts the request (HTTP $code)" test "$code" = 202
+    # Until the page shows this request, its state is the refused upload's 'failed'.
+    for ((i = 0; i < 60; i++)); do
+        [[ $(upgrade_page source) == "$bundle_url" ]] && break
+        sleep 1
+    done
     # "installed" if the 5 s of "rebooting" before the reboot were missed (the router is back).
     st=$(wait_page_state 900 rebooting installed failed)
     timing[upgrade_write]=$((SECONDS - t))
