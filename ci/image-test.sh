@@ -160,6 +160,18 @@ cp "$IMG_REPO_ROOT/cloud-init/qemu/meta-data" "$IMG_REPO_ROOT/cloud-init/qemu/ne
 sed "s|@SSH_KEY@|$(<"$IMGVM_SSH_KEY.pub")|" "$IMG_REPO_ROOT/cloud-init/qemu/user-data.in" >"$seed_dir/user-data"
 imgvm_seed "$seed_dir" "$IMGVM_DIR/seed.img"
 
+# check_data_binds WHAT: the data partition's directories are over the image's (routeros-data
+# mounts the binds of data.fstab: the config, the daemon's state and the logs survive upgrades).
+check_data_binds() {
+    local binds
+    # shellcheck disable=SC2016  # expanded on the router
+    binds=$(imgvm_ssh 'systemctl is-active routeros-data.service; n=0; m=0
+        for d in $(awk "/^\// { print \$2 }" /usr/lib/routeros-image/data.fstab); do
+            n=$((n + 1)); findmnt -n "$d" >/dev/null && m=$((m + 1)); done; echo "$m/$n"' 2>/dev/null | xargs || true)
+    # shellcheck disable=SC2016
+    check "$1: routeros-data active, its directories bind-mounted ($binds)" \
+        bash -c '[[ $1 =~ ^active\ ([0-9]+)/([0-9]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" && ${BASH_REMATCH[2]} -ge 8 ]]' _ "$binds"
+}
 # Routing ready, as the LAN client sees it: it got its lease and reaches the internet host.
 lan_addr=""
 wait_routing() { # TIMEOUT -> 0 when the LAN client has an address and reaches the internet host
@@ -205,6 +217,7 @@ if has_stage network || has_stage lines || has_stage watchdog || has_stage upgra
     imgvm_ssh 'systemd-analyze; systemd-analyze critical-chain routeros-dnsmasq.service;
         systemd-analyze blame --no-pager | grep -v "\.device$" | head -n 12' 2>&1 |
         sed 's/^/  boot: /' || true
+    check_data_binds "data partition"
 fi
 
 # --- network --------------------------------------------------------------------------------
@@ -552,6 +565,7 @@ if has_stage upgrade; then
     check "upgrade: boot entry router_$V2.efi without a try counter, $V1 kept ($entries)" \
         bash -c "[[ ' $entries ' == *' router_$V2.efi '* && '$entries' == *router_$V1.efi* ]]"
     check "upgrade: config unchanged" test "$(config_sum)" = "$cfg0"
+    check_data_binds "upgrade"
     check "upgrade: SSH host key and machine id kept" \
         bash -c "[[ '$(hostkey)' == '$key0' && '$(imgvm_ssh cat /etc/machine-id)' == '$mid0' ]]"
     st="$(upgrade_page state) $(upgrade_page running_version)"

@@ -2,9 +2,10 @@
 """The seed reading of overlay/usr/lib/routeros-image/seed-early, without root or QEMU.
 
 Runs its functions against a temporary directory: which write_files entries it writes (and
-how it decodes them), the netplan file it makes of a network-config, what it refuses, and
-that a provisioned instance is left alone. The commands it runs (netplan's generator,
-udevadm, ip) are recorded here instead; the image test (ci/image-test.sh) boots the image
+how it decodes them), the netplan file it makes of a network-config, what it refuses, which
+ports it renames (on a made-up /sys/class/net and udev database), and that a provisioned
+instance is left alone. The commands it runs (netplan's generator, ip) are recorded here
+instead; the image test (ci/image-test.sh) boots the image
 with a seed and checks the real thing: port names, the first config, a routed LAN client.
 """
 
@@ -15,6 +16,8 @@ import importlib.util
 import os
 import subprocess
 import tempfile
+import threading
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,10 +41,17 @@ class SeedEarly(unittest.TestCase):
         self.m.NETPLAN = os.path.join(self.root, "etc/netplan/50-cloud-init.yaml")
         self.m.FACTORY_NETPLAN = os.path.join(self.root, "etc/netplan/10-routeros-default.yaml")
         self.m.DONE_ID = os.path.join(self.root, "instance-id")
+        # A made-up /sys/class/net and udev database (rename_ports reads them).
+        self.m.SYS_NET = os.path.join(self.root, "sys/class/net")
+        self.m.UDEV_DATA = os.path.join(self.root, "run/udev/data")
+        os.makedirs(self.m.SYS_NET)
+        os.makedirs(self.m.UDEV_DATA)
         self.ran = []
+        self.argvs = []
 
         def run(argv, **_):
             self.ran.append(argv[0])
+            self.argvs.append(list(argv))
             return subprocess.CompletedProcess(argv, 0, "", "")
 
         self.m.subprocess.run = run
@@ -115,6 +125,51 @@ ethernets:
         self.assertEqual(os.stat(self.m.NETPLAN).st_mode & 0o777, 0o600)
         self.assertFalse(os.path.exists(self.m.FACTORY_NETPLAN), "the factory default goes")
         self.assertEqual(self.ran[0], self.m.NETPLAN_GENERATE)
+
+    def port(self, name, mac, index, udev_done=True):
+        d = os.path.join(self.m.SYS_NET, name)
+        os.makedirs(d)
+        for f, text in (("address", mac), ("ifindex", str(index))):
+            with open(os.path.join(d, f), "w") as fh:
+                fh.write(text + "\n")
+        if udev_done:
+            open(os.path.join(self.m.UDEV_DATA, f"n{index}"), "w").close()
+
+    ETHERNETS = {"lan": {"match": {"macaddress": "52:54:00:52:00:03"}, "set-name": "lan"},
+                 "wan1": {"match": {"macaddress": "52:54:00:52:00:04"}, "set-name": "wan1"}}
+
+    def test_renames_the_ports_udev_named_before(self):
+        self.port("enp0s2", "52:54:00:52:00:03", 2)
+        self.port("wan1", "52:54:00:52:00:04", 3)  # named by its .link file already
+        self.port("enp0s9", "52:54:00:52:00:99", 4)  # not in the seed
+        self.m.rename_ports(self.ETHERNETS)
+        self.assertEqual(self.argvs, [["ip", "link", "set", "dev", "enp0s2", "down"],
+                                      ["ip", "link", "set", "dev", "enp0s2", "name", "lan"]])
+
+    def test_waits_for_udev_only_on_the_seeds_ports(self):
+        # wan1 not processed yet: udev applies its .link (renames it) a moment later.
+        self.port("enp0s2", "52:54:00:52:00:03", 2)
+        self.port("enp0s3", "52:54:00:52:00:04", 3, udev_done=False)
+        self.port("enp0s9", "52:54:00:52:00:99", 4, udev_done=False)  # never: not waited for
+
+        def udev():
+            os.rename(os.path.join(self.m.SYS_NET, "enp0s3"), os.path.join(self.m.SYS_NET, "wan1"))
+            open(os.path.join(self.m.UDEV_DATA, "n3"), "w").close()
+
+        timer = threading.Timer(0.3, udev)
+        timer.start()
+        self.m.UDEV_WAIT = 5
+        started = time.monotonic()
+        self.m.rename_ports(self.ETHERNETS)
+        timer.join()
+        self.assertLess(time.monotonic() - started, 4, "returned once udev was done with wan1")
+        self.assertEqual([a[-1] for a in self.argvs], ["down", "lan"], "wan1 left to udev")
+
+    def test_gives_up_waiting_for_udev(self):
+        self.port("enp0s2", "52:54:00:52:00:03", 2, udev_done=False)
+        self.m.UDEV_WAIT = 0.3
+        self.m.rename_ports(self.ETHERNETS)
+        self.assertEqual([a[-1] for a in self.argvs], ["down", "lan"])
 
     def test_network_wrapped_form_too(self):
         self.m.apply_network(b"network:\n  version: 2\n  ethernets: {}\n")

@@ -82,11 +82,18 @@ imgvm_qemu_args() {
         -serial chardev:ser0 -mon chardev=ser0,mode=readline) ;;
     *) img_die "IMGVM_CONSOLE must be socket or stdio, not '$IMGVM_CONSOLE'" ;;
     esac
-    local d fmt
+    # The first disk is the only boot device the firmware is told of (bootindex): then OVMF
+    # starts the drivers of that disk alone, not a network stack on every NIC (~0.8 s each
+    # under TCG, 3 s of every boot with five ports).
+    local d fmt n=0 boot
     for d in "$@"; do
         fmt=qcow2
         [[ $d == raw:* ]] && { fmt=raw; d=${d#raw:}; }
-        IMGVM_ARGS+=(-drive "if=virtio,format=$fmt,file=$d,cache=unsafe")
+        boot=""
+        ((n == 0)) && boot=",bootindex=0"
+        IMGVM_ARGS+=(-drive "if=none,id=disk$n,format=$fmt,file=$d,cache=unsafe"
+            -device "virtio-blk-pci,drive=disk$n$boot")
+        n=$((n + 1))
     done
 }
 
