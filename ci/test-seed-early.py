@@ -49,9 +49,12 @@ class SeedEarly(unittest.TestCase):
         self.ran = []
         self.argvs = []
 
-        def run(argv, **_):
+        self.inputs = []
+
+        def run(argv, input=None, **_):
             self.ran.append(argv[0])
             self.argvs.append(list(argv))
+            self.inputs.append(input)
             return subprocess.CompletedProcess(argv, 0, "", "")
 
         self.m.subprocess.run = run
@@ -143,8 +146,13 @@ ethernets:
         self.port("wan1", "52:54:00:52:00:04", 3)  # named by its .link file already
         self.port("enp0s9", "52:54:00:52:00:99", 4)  # not in the seed
         self.m.rename_ports(self.ETHERNETS)
-        self.assertEqual(self.argvs, [["ip", "link", "set", "dev", "enp0s2", "down"],
-                                      ["ip", "link", "set", "dev", "enp0s2", "name", "lan"]])
+        self.assertEqual(self.argvs, [["ip", "-batch", "-"]], "one ip(8) for all the ports")
+        self.assertEqual(self.inputs, ["link set dev enp0s2 down\nlink set dev enp0s2 name lan\n"])
+
+    def test_nothing_to_rename_runs_nothing(self):
+        self.port("lan", "52:54:00:52:00:03", 2)
+        self.m.rename_ports(self.ETHERNETS)
+        self.assertEqual(self.argvs, [])
 
     def test_waits_for_udev_only_on_the_seeds_ports(self):
         # wan1 not processed yet: udev applies its .link (renames it) a moment later.
@@ -163,13 +171,14 @@ ethernets:
         self.m.rename_ports(self.ETHERNETS)
         timer.join()
         self.assertLess(time.monotonic() - started, 4, "returned once udev was done with wan1")
-        self.assertEqual([a[-1] for a in self.argvs], ["down", "lan"], "wan1 left to udev")
+        self.assertEqual(self.inputs, ["link set dev enp0s2 down\nlink set dev enp0s2 name lan\n"],
+                         "wan1 left to udev")
 
     def test_gives_up_waiting_for_udev(self):
         self.port("enp0s2", "52:54:00:52:00:03", 2, udev_done=False)
         self.m.UDEV_WAIT = 0.3
         self.m.rename_ports(self.ETHERNETS)
-        self.assertEqual([a[-1] for a in self.argvs], ["down", "lan"])
+        self.assertEqual(self.inputs, ["link set dev enp0s2 down\nlink set dev enp0s2 name lan\n"])
 
     def test_network_wrapped_form_too(self):
         self.m.apply_network(b"network:\n  version: 2\n  ethernets: {}\n")
