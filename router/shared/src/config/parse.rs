@@ -58,10 +58,16 @@ fn toml_path(path: &serde_ignored::Path) -> String {
     match path {
         Path::Root => String::new(),
         Path::Seq { parent, index } => format!("{}[{index}]", toml_path(parent)),
-        Path::Map { parent, key } => match toml_path(parent) {
-            p if p.is_empty() => key.clone(),
-            p => format!("{p}.{key}"),
-        },
+        Path::Map { parent, key } => {
+            // A key that is not bare (`''`, `"a.b"`) is quoted as TOML writes it, so the path
+            // still names one field.
+            let key = toml_edit::Key::new(key.as_str());
+            let key = key.display_repr();
+            match toml_path(parent) {
+                p if p.is_empty() => key.into_owned(),
+                p => format!("{p}.{key}"),
+            }
+        }
         Path::Some { parent }
         | Path::NewtypeStruct { parent }
         | Path::NewtypeVariant { parent } => toml_path(parent),

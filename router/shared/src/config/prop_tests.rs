@@ -77,21 +77,48 @@ fn bases() -> [&'static str; 2] {
     [RICH, include_str!("../../../../config/routeros.toml")]
 }
 
-/// `a.b[0].c`: bare keys, array indexes.
+/// `a.b[0].c`: keys (bare, or quoted as TOML quotes them), each with array indexes.
 fn is_toml_path(p: &str) -> bool {
-    !p.is_empty()
-        && p.split('.').all(|seg| {
-            let (key, idx) = seg.split_once('[').unwrap_or((seg, ""));
-            !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                && idx.split('[').all(|i| {
-                    i.is_empty()
-                        || i.strip_suffix(']')
-                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                })
-        })
+    let mut rest = p;
+    loop {
+        let Some(after_key) = toml_key(rest) else {
+            return false;
+        };
+        rest = after_key;
+        while let Some(after_open) = rest.strip_prefix('[') {
+            let Some((n, after)) = after_open.split_once(']') else {
+                return false;
+            };
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            rest = after;
+        }
+        match rest.strip_prefix('.') {
+            Some(next) => rest = next,
+            None => return rest.is_empty(),
+        }
+    }
+}
+
+/// The text after one key at the start of `s`, if it starts with a single TOML key.
+fn toml_key(s: &str) -> Option<&str> {
+    let end = match s.chars().next()? {
+        '"' => {
+            let mut escaped = false;
+            1 + s[1..].char_indices().find_map(|(i, c)| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end.then_some(i + 1)
+            })?
+        }
+        '\'' => 1 + s[1..].find('\'')? + 1,
+        _ => s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(s.len()),
+    };
+    let keys = toml_edit::Key::parse(&s[..end]).ok()?;
+    (keys.len() == 1).then(|| &s[end..])
 }
 
 /// Values that hit the edges: huge and negative numbers, tiny and non-finite floats,
@@ -327,6 +354,10 @@ fn toml_paths_look_right() {
     assert!(!is_toml_path(""));
     assert!(!is_toml_path("a..b"));
     assert!(!is_toml_path("a[x]"));
+    assert!(is_toml_path("''"));
+    assert!(is_toml_path(r#"wan_interfaces[0]."a.b""#));
+    assert!(is_toml_path(r#""a\"b".c"#));
+    assert!(!is_toml_path(r#""a"b"#));
 }
 
 #[test]

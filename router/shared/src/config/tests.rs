@@ -630,3 +630,13 @@ fn degraded_share_is_a_part_of_one() {
     );
     assert!(Config::from_toml(&format!("{MINIMAL}\n[routing]\ndegraded_share = 1\n")).is_ok());
 }
+
+#[test]
+fn keys_that_are_not_bare_are_quoted_in_the_path() {
+    let errs = errors(&format!("''=''\n{MINIMAL}\"a.b\" = 1\n"));
+    assert!(errs.contains(&r#""": unknown key"#.to_string()), "{errs:?}");
+    assert!(
+        errs.contains(&"lan.\"a.b\": unknown key".to_string()),
+        "{errs:?}"
+    );
+}
