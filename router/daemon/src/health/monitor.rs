@@ -75,7 +75,12 @@ pub struct WanMonitor {
     loss_limit_percent: f64,
     failures: u32,
     successes: u32,
+    /// The link can carry probes (carrier, and for IPv4 an address); rounds without it
+    /// are not counted.
     carrier: bool,
+    /// The link has not been ready since this monitor started: its first `link_restored`
+    /// keeps the start state (a line still being configured at boot is not an outage).
+    awaiting_first_link: bool,
     /// Down -> Recovering is logged once per outage; aborted recoveries stay quiet.
     recovery_reported: bool,
     window: VecDeque<RoundTotals>,
@@ -95,6 +100,7 @@ impl WanMonitor {
             failures: 0,
             successes: 0,
             carrier: true,
+            awaiting_first_link: false,
             recovery_reported: false,
             window: VecDeque::with_capacity(QUALITY_WINDOW + 1),
             epoch: (Instant::now(), SystemTime::now()),
@@ -212,31 +218,48 @@ impl WanMonitor {
         }
     }
 
-    /// Carrier lost: down at once, whatever the probes said.
-    pub fn link_lost(&mut self, now: Instant) -> Option<Transition> {
+    /// A monitor started while its link was not ready: rounds are not counted until the
+    /// link is, and then it goes on from its start state without a transition.
+    pub fn await_link(&mut self) {
         self.carrier = false;
+        self.awaiting_first_link = true;
+    }
+
+    /// A monitor rebuilt by a reload goes on with what its predecessor knew of the link.
+    pub fn keep_link(&mut self, old: &WanMonitor) {
+        self.carrier = old.carrier;
+        self.awaiting_first_link = old.awaiting_first_link;
+        self.recovery_reported = old.recovery_reported;
+    }
+
+    /// The link went (`cause`: carrier lost, or no IPv4 address): down at once, whatever
+    /// the probes said.
+    pub fn link_lost(&mut self, now: Instant, cause: &str) -> Option<Transition> {
+        self.carrier = false;
+        self.awaiting_first_link = false;
         self.failures = 0;
         self.successes = 0;
         self.recovery_reported = false;
         if self.state == HealthState::Down {
             return None;
         }
-        self.go(HealthState::Down, "carrier lost".into(), now)
+        self.go(HealthState::Down, cause.into(), now)
     }
 
-    /// Carrier back: start recovering; the probes decide when the WAN is trusted again.
-    pub fn link_restored(&mut self, now: Instant) -> Option<Transition> {
+    /// The link is back (`cause`: carrier restored, IPv4 address back): start recovering;
+    /// the probes decide when the WAN is trusted again.
+    pub fn link_restored(&mut self, now: Instant, cause: &str) -> Option<Transition> {
         if std::mem::replace(&mut self.carrier, true) {
             return None;
         }
         self.failures = 0;
         self.successes = 0;
         self.window.clear();
+        if std::mem::take(&mut self.awaiting_first_link) {
+            return None;
+        }
         self.recovery_reported = true;
-        let cause = format!(
-            "carrier restored; {} successful probe rounds needed",
-            self.up_after
-        );
+        let cause = format!("{cause}; {} successful probe rounds needed", self.up_after);
         self.go(HealthState::Recovering, cause, now)
     }
 

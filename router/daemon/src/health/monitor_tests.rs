@@ -242,10 +242,10 @@ fn degraded_goes_down_after_retry_count_failures() {
 fn carrier_loss_is_down_at_once_and_probes_cannot_undo_it() {
     let mut f = Feeder::new(&cfg(3, 1), Up);
     let now = f.now();
-    let t = f.mon.link_lost(now).expect("down at once");
+    let t = f.mon.link_lost(now, "carrier lost").expect("down at once");
     assert_eq!((t.from, t.to, t.cause.as_str()), (Up, Down, "carrier lost"));
     let now = f.now();
-    assert_eq!(f.mon.link_lost(now), None, "already down");
+    assert_eq!(f.mon.link_lost(now, "carrier lost"), None, "already down");
     assert!(
         f.feed_all([ok(10), ok(10)]).is_empty(),
         "stray answers without carrier"
@@ -254,23 +254,82 @@ fn carrier_loss_is_down_at_once_and_probes_cannot_undo_it() {
     assert!(!f.mon.status().carrier);
 
     let now = f.now();
-    let t = f.mon.link_restored(now).expect("recovering");
+    let t = f
+        .mon
+        .link_restored(now, "carrier restored")
+        .expect("recovering");
     assert_eq!((t.from, t.to), (Down, Recovering));
     assert_eq!(
         t.cause,
         "carrier restored; 1 successful probe rounds needed"
     );
     let now = f.now();
-    assert_eq!(f.mon.link_restored(now), None, "carrier was already up");
+    assert_eq!(
+        f.mon.link_restored(now, "carrier restored"),
+        None,
+        "carrier was already up"
+    );
     let ts = f.feed_all([ok(10)]);
     assert_eq!(edges(&ts), vec![(Recovering, Up)]);
+}
+
+#[test]
+fn a_link_not_ready_at_start_is_waited_for_without_an_outage() {
+    let mut f = Feeder::new(&cfg(3, 3), Up);
+    f.mon.await_link();
+    assert!(
+        f.feed_all([fail(), fail(), fail(), fail()]).is_empty(),
+        "rounds before the link is ready do not count"
+    );
+    assert_eq!(f.state(), Up);
+    let now = f.now();
+    assert_eq!(f.mon.link_restored(now, "carrier restored"), None);
+    assert_eq!(f.state(), Up, "the start state holds");
+    let ts = f.feed_all([fail(), fail(), fail()]);
+    assert_eq!(edges(&ts), vec![(Up, Down)], "from then on rounds count");
+}
+
+#[test]
+fn a_link_lost_before_it_was_ever_ready_recovers_as_usual() {
+    let mut f = Feeder::new(&cfg(3, 1), Up);
+    f.mon.await_link();
+    let now = f.now();
+    let t = f.mon.link_lost(now, "no IPv4 address").expect("down");
+    assert_eq!(
+        (t.from, t.to, t.cause.as_str()),
+        (Up, Down, "no IPv4 address")
+    );
+    let now = f.now();
+    let t = f
+        .mon
+        .link_restored(now, "IPv4 address back")
+        .expect("recovering");
+    assert_eq!(
+        t.cause,
+        "IPv4 address back; 1 successful probe rounds needed"
+    );
+}
+
+#[test]
+fn a_rebuilt_monitor_keeps_what_was_known_of_the_link() {
+    let mut f = Feeder::new(&cfg(3, 1), Up);
+    let now = f.now();
+    f.mon.link_lost(now, "carrier lost");
+    let mut rebuilt = WanMonitor::new(&cfg(3, 1), f.state());
+    rebuilt.keep_link(&f.mon);
+    assert!(!rebuilt.status().carrier);
+    let now = f.now();
+    let t = rebuilt
+        .link_restored(now, "carrier restored")
+        .expect("recovering");
+    assert_eq!((t.from, t.to), (Down, Recovering));
 }
 
 #[test]
 fn carrier_loss_while_recovering_is_reported() {
     let mut f = Feeder::new(&cfg(3, 3), Recovering);
     let now = f.now();
-    let t = f.mon.link_lost(now).unwrap();
+    let t = f.mon.link_lost(now, "carrier lost").unwrap();
     assert_eq!((t.from, t.to), (Recovering, Down));
 }
 
@@ -278,9 +337,9 @@ fn carrier_loss_while_recovering_is_reported() {
 fn a_restored_link_that_keeps_failing_stays_down_quietly() {
     let mut f = Feeder::new(&cfg(3, 3), Up);
     let now = f.now();
-    f.mon.link_lost(now);
+    f.mon.link_lost(now, "carrier lost");
     let now = f.now();
-    f.mon.link_restored(now);
+    f.mon.link_restored(now, "carrier restored");
     assert!(f.feed_all([fail(), ok(5), fail(), ok(5)]).is_empty());
     assert_eq!(f.state(), Recovering);
 }

@@ -250,6 +250,7 @@ impl<P: Platform> Supervisor<P> {
                 })
                 .collect();
             let now = self.clock.now_ms();
+            let ready = self.links_ready(family);
             let (old_monitors, old_stats, since) = self.health_maps(family);
             let mut monitors = BTreeMap::new();
             let mut stats = BTreeMap::new();
@@ -263,8 +264,15 @@ impl<P: Platform> Supervisor<P> {
                         .max(1),
                     ..hc.clone()
                 };
-                let start = old_monitors.get(wan).map_or(HealthState::Up, |m| m.state());
-                monitors.insert(wan.clone(), WanMonitor::new(&checks, start));
+                let old = old_monitors.get(wan);
+                let start = old.map_or(HealthState::Up, |m| m.state());
+                let mut monitor = WanMonitor::new(&checks, start);
+                match old {
+                    Some(old) => monitor.keep_link(old),
+                    None if !ready.get(wan).copied().unwrap_or(false) => monitor.await_link(),
+                    None => {}
+                }
+                monitors.insert(wan.clone(), monitor);
                 let s = old_stats
                     .remove(wan)
                     .unwrap_or_else(|| WanStats::new(interval));
@@ -449,14 +457,13 @@ impl<P: Platform> Supervisor<P> {
             return false;
         }
         tracing::info!(wan, ?link, "link changed");
-        let carrier_before = state.link.present && state.link.carrier;
-        let carrier_now = link.present && link.carrier;
-        state.link = link;
+        let before = std::mem::replace(&mut state.link, link.clone());
         let now = Instant::now();
         for family in [Family::V4, Family::V6] {
+            let (was, is) = (link_ready(&before, family), link_ready(&link, family));
             let t = match self.health_maps(family).0.get_mut(wan) {
-                Some(m) if carrier_before && !carrier_now => m.link_lost(now),
-                Some(m) if !carrier_before && carrier_now => m.link_restored(now),
+                Some(m) if was && !is => m.link_lost(now, link_gone(&link)),
+                Some(m) if !was && is => m.link_restored(now, link_back(&before)),
                 _ => None,
             };
             if let Some(t) = t {
@@ -464,6 +471,14 @@ impl<P: Platform> Supervisor<P> {
             }
         }
         true
+    }
+
+    /// Whether each WAN's link can carry `family`'s probes now.
+    fn links_ready(&self, family: Family) -> BTreeMap<String, bool> {
+        self.states
+            .iter()
+            .map(|(wan, s)| (wan.clone(), link_ready(&s.link, family)))
+            .collect()
     }
 
     /// Give the config's WANs their numbers (kept by name, see [`WanIds`]) and save them
@@ -697,5 +712,34 @@ impl<P: Platform> Supervisor<P> {
             Ok(false) => {}
             Err(e) => tracing::warn!("cannot write dnsmasq.conf: {e}"),
         }
+    }
+}
+
+/// The link can carry `family`'s probes: carrier, and for IPv4 an address (a DHCP line
+/// before its lease, or after losing it, cannot answer). IPv6 rounds without an address
+/// are skipped in [`Supervisor::on_round`], as a line may offer no IPv6 at all.
+fn link_ready(link: &plan::LinkInfo, family: Family) -> bool {
+    let carrier = link.present && link.carrier;
+    match family {
+        Family::V4 => carrier && link.address.is_some(),
+        Family::V6 => carrier,
+    }
+}
+
+/// Why a ready link stopped being ready.
+fn link_gone(link: &plan::LinkInfo) -> &'static str {
+    if link.present && link.carrier {
+        "no IPv4 address"
+    } else {
+        "carrier lost"
+    }
+}
+
+/// Why a link is ready again, from what it lacked before.
+fn link_back(before: &plan::LinkInfo) -> &'static str {
+    if before.present && before.carrier {
+        "IPv4 address back"
+    } else {
+        "carrier restored"
     }
 }

@@ -103,3 +103,46 @@ fn probe_failures_take_a_wan_out_and_reset_it() {
     assert_eq!(lab.take_flushed(), [lab.mark("wan2")]);
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
 }
+
+/// At boot the daemon may start before the network manager has configured a line (seen in
+/// the image with its networkd files kept across boots): the rounds before the lease are
+/// not an outage, and the line is in service as soon as it has its address.
+#[test]
+fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
+    let world = Fake::default();
+    world.with(|w| {
+        w.links.insert("wan1".into(), link(1, true));
+        let mut unconfigured = link(2, true);
+        unconfigured.address = None;
+        w.links.insert("wan2".into(), unconfigured);
+    });
+    let mut lab = Lab::start_with(tempfile::tempdir().unwrap(), TWO_WANS, world);
+    lab.lose_rounds("wan2", 5);
+    assert!(
+        !lab.messages().iter().any(|m| m.starts_with("wan2:")),
+        "{:?}",
+        lab.messages()
+    );
+    lab.world
+        .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
+    lab.rt.block_on(lab.sup.on_link_event());
+    assert_eq!(lab.sup.active_wans(), wan_names(&["wan1", "wan2"]));
+    assert!(!lab.messages().iter().any(|m| m.starts_with("wan2:")));
+
+    // From then on its address counts like its carrier: losing it is an outage at once.
+    lab.world
+        .with(|w| w.links.get_mut("wan2").unwrap().address = None);
+    lab.rt.block_on(lab.sup.on_link_event());
+    assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
+    assert!(lab
+        .messages()
+        .iter()
+        .any(|m| m == "wan2: up -> down (no ipv4 address)"));
+    lab.world
+        .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
+    lab.rt.block_on(lab.sup.on_link_event());
+    assert!(lab
+        .messages()
+        .iter()
+        .any(|m| m.starts_with("wan2: down -> recovering (ipv4 address back;")));
+}
