@@ -132,7 +132,10 @@ pub fn wan_views(resolved: &Resolved, states: &WanFactsByName, ov: &Overrides) -
             };
             let gateway = w.gateway.or(rt.link.gateway);
             // A point-to-point link (PPP) needs no gateway: the device reaches the peer.
-            let routable = rt.link.present && (gateway.is_some() || rt.link.point_to_point);
+            // A gateway needs an address on the link: without one (a line still being
+            // configured) the kernel refuses the route, and the whole apply with it.
+            let routable = rt.link.present
+                && (rt.link.point_to_point || (gateway.is_some() && rt.link.address.is_some()));
             let disabled = ov.is_out(&w.name);
             let up = rt.link.carrier && !disabled;
             let v6 = (w.ipv6 != Ipv6Mode::Off).then(|| {

@@ -227,6 +227,21 @@ fn failover_mode_uses_the_best_live_priority_tier() {
 }
 
 #[test]
+fn a_configured_gateway_is_not_routed_before_the_line_has_its_address() {
+    let cfg = config(&[1, 1], "");
+    let mut states = healthy(&cfg);
+    states.get_mut("wan2").unwrap().link.address = None;
+    let p = plan_of(&cfg, &states);
+    assert_eq!(p.active_wans, ["wan1"]);
+    assert!(
+        !p.routes
+            .iter()
+            .any(|r| r.table == 200 && r.family == Family::V4),
+        "the kernel would refuse the route, and the apply with it"
+    );
+}
+
+#[test]
 fn gateway_is_learned_when_not_configured() {
     let cfg = edited(config(&[1, 1], ""), |raw| {
         raw.wan_interfaces[1].gateway = None
