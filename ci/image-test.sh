@@ -160,6 +160,13 @@ cp "$IMG_REPO_ROOT/cloud-init/qemu/meta-data" "$IMG_REPO_ROOT/cloud-init/qemu/ne
 sed "s|@SSH_KEY@|$(<"$IMGVM_SSH_KEY.pub")|" "$IMG_REPO_ROOT/cloud-init/qemu/user-data.in" >"$seed_dir/user-data"
 imgvm_seed "$seed_dir" "$IMGVM_DIR/seed.img"
 
+boot_story() { # LABEL: where this boot's time went: systemd's totals, the chains to the LAN's
+    # DHCP server and the daemon's first plan, and the slowest units
+    imgvm_ssh 'systemd-analyze; systemd-analyze critical-chain routeros-dnsmasq.service routeros-watchdog.service;
+        systemd-analyze blame --no-pager | grep -v "\.device$" | head -n 12' 2>&1 |
+        sed "s/^/  $1: /" || true
+}
+
 # check_data_binds WHAT: the data partition's directories are over the image's (routeros-data
 # mounts the binds of data.fstab: the config, the daemon's state and the logs survive upgrades).
 check_data_binds() {
@@ -212,11 +219,7 @@ if has_stage network || has_stage lines || has_stage watchdog || has_stage upgra
         exit 1
     fi
     imgvm_wait_ssh 120 || img_die "no SSH from the LAN"
-    # Where the first boot's time went: systemd's totals, the chain to the LAN's DHCP server
-    # and the slowest units.
-    imgvm_ssh 'systemd-analyze; systemd-analyze critical-chain routeros-dnsmasq.service;
-        systemd-analyze blame --no-pager | grep -v "\.device$" | head -n 12' 2>&1 |
-        sed 's/^/  boot: /' || true
+    boot_story boot
     check_data_binds "data partition"
 fi
 
@@ -342,7 +345,7 @@ if has_stage network; then
     done
     # The seed gives both lines a mode: the daemon's networkd files bring them up, also after
     # networkd's restart and `netplan apply` (which regenerates only netplan's own files).
-    files=$(imgvm_ssh 'networkctl status wan1 wan2 2>/dev/null | grep -c "Network File: /run/systemd/network/05-routeros-wan[12].network"' 2>/dev/null || true)
+    files=$(imgvm_ssh 'networkctl status wan1 wan2 2>/dev/null | grep -c "Network File: /etc/systemd/network/05-routeros-wan[12].network"' 2>/dev/null || true)
     check "networkd runs wan1 (static) and wan2 (DHCP) from the daemon's files, after the restart and netplan apply ($files of 2)" \
         test "$files" = 2
     # Information, not a check: a DHCP client that drops and re-adds an address takes the
@@ -555,6 +558,13 @@ if has_stage upgrade; then
         imgvm_serial_story "$serial0"
     fi
     check "upgrade: $V2 passes its boot check and is marked good" wait_blessed 300
+    boot_story later-boot
+    # The lines' networkd files came over with the upgrade (carry-over.list): networkd had
+    # them from the start, so the daemon neither rewrote them nor reloaded it, and no line
+    # went down while it was still being configured.
+    journal2=$(imgvm_ssh 'sudo journalctl -b -o cat -u routeros-watchdog' 2>/dev/null || true)
+    check "upgrade: no networkd reload and no line down on $V2's boot ($(grep -c 'systemd-networkd reloaded' <<<"$journal2") reloads, $(grep -Ec ': (up|degraded) -> down' <<<"$journal2") downs)" \
+        bash -c "[[ -n \"\$1\" ]] && ! grep -Eq 'systemd-networkd reloaded|: (up|degraded) -> down' <<<\"\$1\"" _ "$journal2"
     bless=$(rsh /usr/lib/systemd/systemd-bless-boot status 2>/dev/null || true)
     check "upgrade: systemd-bless-boot says good (got: $bless)" test "$bless" = good
     root=$(imgvm_ssh findmnt -no PARTLABEL / 2>/dev/null || true)

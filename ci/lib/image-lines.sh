@@ -179,7 +179,7 @@ lines_stage() {
     check "the VLAN 7 lease is one the ISP hands out ($(lines_eval "addr('wan4')") on $(lines_eval "w('wan4').get('device')"))" \
         bash -c "[[ '$(lines_eval "addr('wan4')")' =~ $LINES_VLAN_RE && '$(lines_eval "w('wan4').get('device')")' == wan4.7 ]]"
     local vfile
-    vfile=$(imgvm_ssh 'networkctl status wan4.7 2>/dev/null | grep -c "Network File: /run/systemd/network/05-routeros-wan4.7.network"' 2>/dev/null || true)
+    vfile=$(imgvm_ssh 'networkctl status wan4.7 2>/dev/null | grep -c "Network File: /etc/systemd/network/05-routeros-wan4.7.network"' 2>/dev/null || true)
     check "networkd runs wan4.7 from the daemon's file" test "$vfile" = 1
 
     # Static (wan1), PPPoE (wan3) and VLAN (wan4) lines all carry new LAN connections.

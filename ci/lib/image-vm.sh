@@ -120,6 +120,9 @@ imgvm_start() {
 # imgvm_boot DISK [[FORMAT:]DISK...]: boot fresh firmware variables with these virtio disks
 # (qcow2 unless FORMAT: says otherwise), the first one first on the bus.
 imgvm_boot() {
+    # A VM left running by an earlier --keep run would take a core from this one (seen: a
+    # first boot 81 s instead of 50).
+    imgvm_stop
     rm -f "$IMGVM_SERIAL"
     cp "$OVMF_VARS" "$IMGVM_VARS"
     imgvm_qemu_args "$(imgvm_accel)" "$@"

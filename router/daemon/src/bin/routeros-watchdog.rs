@@ -31,8 +31,9 @@ struct Args {
     /// must not make it write elsewhere).
     #[arg(long, default_value = daemon::DEFAULT_LOG_DIR)]
     log_dir: PathBuf,
-    /// Where the systemd-networkd files of the lines with a `mode` are written.
-    #[arg(long, default_value = routeros_daemon::lines::NETWORKD_DIR)]
+    /// Where the systemd-networkd files of the lines with a `mode` are written (the image
+    /// keeps them in /etc/systemd/network, so networkd has them from the start of a boot).
+    #[arg(long, env = "ROUTEROS_NETWORK_DIR", default_value = routeros_daemon::lines::NETWORKD_DIR)]
     network_dir: PathBuf,
     /// Validate the configuration, list every error, and exit.
     #[arg(long)]

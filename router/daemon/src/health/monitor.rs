@@ -225,6 +225,11 @@ impl WanMonitor {
         self.awaiting_first_link = true;
     }
 
+    /// Still waiting for its link to be ready for the first time (see [`Self::await_link`]).
+    pub fn awaiting_link(&self) -> bool {
+        self.awaiting_first_link
+    }
+
     /// A monitor rebuilt by a reload goes on with what its predecessor knew of the link.
     pub fn keep_link(&mut self, old: &WanMonitor) {
         self.carrier = old.carrier;

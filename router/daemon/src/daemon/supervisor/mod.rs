@@ -374,11 +374,27 @@ impl<P: Platform> Supervisor<P> {
     /// changed.
     /// A line without an IPv6 address (an ISP that offers none, or not yet) cannot answer
     /// IPv6 probes: those rounds are not counted, so an IPv4-only line raises no IPv6 alarm.
+    /// A line that was not ready when its monitor started counts from the first round its
+    /// link is ready and its table routed: the rounds sent before the plan gave it a path
+    /// were lost, and would read as loss.
     pub async fn on_round(&mut self, wan: &str, family: Family, round: Round) {
         if family == Family::V6 && !self.has_ipv6_address(wan) {
             return;
         }
         let now = Instant::now();
+        let path_ready = self
+            .states
+            .get(wan)
+            .is_some_and(|s| link_ready(&s.link, family))
+            && self.routed(wan, family);
+        if let Some(m) = self.health_maps(family).0.get_mut(wan) {
+            if m.awaiting_link() {
+                if !path_ready {
+                    return;
+                }
+                m.link_restored(now, "link ready");
+            }
+        }
         let (monitors, stats, _) = self.health_maps(family);
         if let Some(stats) = stats.get_mut(wan) {
             stats.push(now, &round);
@@ -396,6 +412,18 @@ impl<P: Platform> Supervisor<P> {
         if self.note_transition(wan, family, t) {
             let _ = self.replan("health").await;
         }
+    }
+
+    /// The applied plan has the line's own table routed in `family` (its probes' path).
+    fn routed(&self, wan: &str, family: Family) -> bool {
+        let Some(id) = self.ids.get(wan) else {
+            return false;
+        };
+        self.applier.applied().is_some_and(|p| {
+            p.routes
+                .iter()
+                .any(|r| r.family == family && r.table == id.table)
+        })
     }
 
     /// The line has a global IPv6 address: configured (`address6`) or on its link.
@@ -463,7 +491,11 @@ impl<P: Platform> Supervisor<P> {
             let (was, is) = (link_ready(&before, family), link_ready(&link, family));
             let t = match self.health_maps(family).0.get_mut(wan) {
                 Some(m) if was && !is => m.link_lost(now, link_gone(&link)),
-                Some(m) if !was && is => m.link_restored(now, link_back(&before)),
+                // A monitor still waiting for its first ready link is released by its
+                // first round on a routed table (see `on_round`).
+                Some(m) if !was && is && !m.awaiting_link() => {
+                    m.link_restored(now, link_back(&before))
+                }
                 _ => None,
             };
             if let Some(t) = t {

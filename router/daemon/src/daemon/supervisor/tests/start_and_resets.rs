@@ -146,3 +146,31 @@ fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
         .iter()
         .any(|m| m.starts_with("wan2: down -> recovering (ipv4 address back;")));
 }
+
+/// Once the line has its address and the plan routes its table, its rounds count.
+#[test]
+fn a_waited_for_line_is_probed_once_it_is_routed() {
+    let world = Fake::default();
+    world.with(|w| {
+        w.links.insert("wan1".into(), link(1, true));
+        let mut unconfigured = link(2, true);
+        unconfigured.address = None;
+        w.links.insert("wan2".into(), unconfigured);
+    });
+    let mut lab = Lab::start_with(tempfile::tempdir().unwrap(), TWO_WANS, world);
+    lab.lose_rounds("wan2", 3);
+    assert_eq!(
+        lab.sup.active_wans(),
+        wan_names(&["wan1"]),
+        "no address: not routed"
+    );
+    lab.world
+        .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
+    lab.rt.block_on(lab.sup.on_link_event());
+    lab.lose_rounds("wan2", 3);
+    assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
+    assert!(lab
+        .messages()
+        .iter()
+        .any(|m| m.starts_with("wan2: up -> down (3 consecutive failed probe rounds")));
+}
