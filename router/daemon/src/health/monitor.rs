@@ -78,9 +78,10 @@ pub struct WanMonitor {
     /// The link can carry probes (carrier, and for IPv4 an address); rounds without it
     /// are not counted.
     carrier: bool,
-    /// The link has not been ready since this monitor started: its first `link_restored`
-    /// keeps the start state (a line still being configured at boot is not an outage).
-    awaiting_first_link: bool,
+    /// The link has not been ready since this monitor started: the monitor shows Down
+    /// meanwhile, and its first `link_restored` returns to this start state quietly (a line
+    /// still being configured at boot is not an outage).
+    awaiting_first_link: Option<HealthState>,
     /// Down -> Recovering is logged once per outage; aborted recoveries stay quiet.
     recovery_reported: bool,
     window: VecDeque<RoundTotals>,
@@ -100,7 +101,7 @@ impl WanMonitor {
             failures: 0,
             successes: 0,
             carrier: true,
-            awaiting_first_link: false,
+            awaiting_first_link: None,
             recovery_reported: false,
             window: VecDeque::with_capacity(QUALITY_WINDOW + 1),
             epoch: (Instant::now(), SystemTime::now()),
@@ -218,16 +219,16 @@ impl WanMonitor {
         }
     }
 
-    /// A monitor started while its link was not ready: rounds are not counted until the
-    /// link is, and then it goes on from its start state without a transition.
+    /// A monitor started while its link was not ready: Down, rounds not counted, until the
+    /// link is; then it goes on from its start state without a transition.
     pub fn await_link(&mut self) {
         self.carrier = false;
-        self.awaiting_first_link = true;
+        self.awaiting_first_link = Some(std::mem::replace(&mut self.state, HealthState::Down));
     }
 
     /// Still waiting for its link to be ready for the first time (see [`Self::await_link`]).
     pub fn awaiting_link(&self) -> bool {
-        self.awaiting_first_link
+        self.awaiting_first_link.is_some()
     }
 
     /// A monitor rebuilt by a reload goes on with what its predecessor knew of the link.
@@ -241,7 +242,7 @@ impl WanMonitor {
     /// the probes said.
     pub fn link_lost(&mut self, now: Instant, cause: &str) -> Option<Transition> {
         self.carrier = false;
-        self.awaiting_first_link = false;
+        self.awaiting_first_link = None;
         self.failures = 0;
         self.successes = 0;
         self.recovery_reported = false;
@@ -260,7 +261,8 @@ impl WanMonitor {
         self.failures = 0;
         self.successes = 0;
         self.window.clear();
-        if std::mem::take(&mut self.awaiting_first_link) {
+        if let Some(start) = self.awaiting_first_link.take() {
+            self.state = start;
             return None;
         }
         self.recovery_reported = true;

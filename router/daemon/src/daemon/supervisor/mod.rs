@@ -232,6 +232,7 @@ impl<P: Platform> Supervisor<P> {
         let interval = Duration::from_secs_f64(hc.check_interval);
         let timeout = Duration::from_secs_f64(hc.timeout_seconds);
         let mut jobs = Vec::new();
+        let mut awaiting = Vec::new();
         for family in [Family::V4, Family::V6] {
             // Each line's targets of this family: its own, else the global ones.
             let wans: Vec<(String, String, Vec<std::net::IpAddr>)> = self
@@ -269,7 +270,10 @@ impl<P: Platform> Supervisor<P> {
                 let mut monitor = WanMonitor::new(&checks, start);
                 match old {
                     Some(old) => monitor.keep_link(old),
-                    None if !ready.get(wan).copied().unwrap_or(false) => monitor.await_link(),
+                    None if !ready.get(wan).copied().unwrap_or(false) => {
+                        monitor.await_link();
+                        awaiting.push(wan.clone());
+                    }
                     None => {}
                 }
                 monitors.insert(wan.clone(), monitor);
@@ -281,6 +285,10 @@ impl<P: Platform> Supervisor<P> {
             }
             *old_monitors = monitors;
             *old_stats = stats;
+            // Not usable while it waits (it has no path yet anyway): the planner's view too.
+            for wan in awaiting.drain(..) {
+                self.sync_health(&wan, family);
+            }
             jobs.extend(wans.into_iter().map(|(wan, device, targets)| ProbeJob {
                 wan,
                 device,
@@ -393,6 +401,9 @@ impl<P: Platform> Supervisor<P> {
                     return;
                 }
                 m.link_restored(now, "link ready");
+                if !self.paused() && self.sync_health(wan, family) {
+                    let _ = self.replan("health").await;
+                }
             }
         }
         let (monitors, stats, _) = self.health_maps(family);

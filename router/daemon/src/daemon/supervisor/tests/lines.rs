@@ -236,6 +236,8 @@ fn an_ended_pppoe_session_takes_its_wan_down_before_its_device_goes() {
     let mut lab = Lab::start_with(dir, &toml, world);
     session(&lab, up.clone());
     lab.rt.block_on(lab.sup.on_link_event());
+    // Its first round on the routed session puts it in service (it was waited for).
+    lab.rounds("wan2", Family::V4, 1, true);
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1", "wan2"]));
 
     let down = S::Down {

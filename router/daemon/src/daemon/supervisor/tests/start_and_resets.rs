@@ -126,6 +126,8 @@ fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
     lab.world
         .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
     lab.rt.block_on(lab.sup.on_link_event());
+    // Routed now: its first round (lost or not) puts it in service, quietly.
+    lab.lose_rounds("wan2", 1);
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1", "wan2"]));
     assert!(!lab.messages().iter().any(|m| m.starts_with("wan2:")));
 
