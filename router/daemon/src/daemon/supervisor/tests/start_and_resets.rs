@@ -104,11 +104,8 @@ fn probe_failures_take_a_wan_out_and_reset_it() {
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
 }
 
-/// At boot the daemon may start before the network manager has configured a line (seen in
-/// the image with its networkd files kept across boots): the rounds before the lease are
-/// not an outage, and the line is in service as soon as it has its address.
-#[test]
-fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
+/// Started with wan2 up but not configured yet (no address).
+fn wan2_without_address() -> Lab {
     let world = Fake::default();
     world.with(|w| {
         w.links.insert("wan1".into(), link(1, true));
@@ -116,33 +113,43 @@ fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
         unconfigured.address = None;
         w.links.insert("wan2".into(), unconfigured);
     });
-    let mut lab = Lab::start_with(tempfile::tempdir().unwrap(), TWO_WANS, world);
+    Lab::start_with(tempfile::tempdir().unwrap(), TWO_WANS, world)
+}
+
+/// wan2's address comes (or goes), and the kernel says so.
+fn set_wan2_address(lab: &mut Lab, address: Option<&str>) {
+    let address = address.map(|a| a.parse().unwrap());
+    lab.world
+        .with(|w| w.links.get_mut("wan2").unwrap().address = address);
+    lab.rt.block_on(lab.sup.on_link_event());
+}
+
+/// At boot the daemon may start before the network manager has configured a line (seen in
+/// the image with its networkd files kept across boots): the rounds before the lease are
+/// not an outage, and the line is in service as soon as it has its address.
+#[test]
+fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
+    let mut lab = wan2_without_address();
     lab.lose_rounds("wan2", 5);
     assert!(
         !lab.messages().iter().any(|m| m.starts_with("wan2:")),
         "{:?}",
         lab.messages()
     );
-    lab.world
-        .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
-    lab.rt.block_on(lab.sup.on_link_event());
+    set_wan2_address(&mut lab, Some("10.0.2.2/24"));
     // Routed now: its first round (lost or not) puts it in service, quietly.
     lab.lose_rounds("wan2", 1);
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1", "wan2"]));
     assert!(!lab.messages().iter().any(|m| m.starts_with("wan2:")));
 
     // From then on its address counts like its carrier: losing it is an outage at once.
-    lab.world
-        .with(|w| w.links.get_mut("wan2").unwrap().address = None);
-    lab.rt.block_on(lab.sup.on_link_event());
+    set_wan2_address(&mut lab, None);
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
     assert!(lab
         .messages()
         .iter()
         .any(|m| m == "wan2: up -> down (no ipv4 address)"));
-    lab.world
-        .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
-    lab.rt.block_on(lab.sup.on_link_event());
+    set_wan2_address(&mut lab, Some("10.0.2.2/24"));
     assert!(lab
         .messages()
         .iter()
@@ -152,23 +159,14 @@ fn a_line_configured_after_the_start_is_waited_for_not_taken_down() {
 /// Once the line has its address and the plan routes its table, its rounds count.
 #[test]
 fn a_waited_for_line_is_probed_once_it_is_routed() {
-    let world = Fake::default();
-    world.with(|w| {
-        w.links.insert("wan1".into(), link(1, true));
-        let mut unconfigured = link(2, true);
-        unconfigured.address = None;
-        w.links.insert("wan2".into(), unconfigured);
-    });
-    let mut lab = Lab::start_with(tempfile::tempdir().unwrap(), TWO_WANS, world);
+    let mut lab = wan2_without_address();
     lab.lose_rounds("wan2", 3);
     assert_eq!(
         lab.sup.active_wans(),
         wan_names(&["wan1"]),
         "no address: not routed"
     );
-    lab.world
-        .with(|w| w.links.get_mut("wan2").unwrap().address = Some("10.0.2.2/24".parse().unwrap()));
-    lab.rt.block_on(lab.sup.on_link_event());
+    set_wan2_address(&mut lab, Some("10.0.2.2/24"));
     lab.lose_rounds("wan2", 3);
     assert_eq!(lab.sup.active_wans(), wan_names(&["wan1"]));
     assert!(lab
