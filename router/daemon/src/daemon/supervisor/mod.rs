@@ -390,20 +390,25 @@ impl<P: Platform> Supervisor<P> {
             return;
         }
         let now = Instant::now();
-        let path_ready = self
-            .states
+        let awaiting = self
+            .health_maps(family)
+            .0
             .get(wan)
-            .is_some_and(|s| link_ready(&s.link, family))
-            && self.routed(wan, family);
-        if let Some(m) = self.health_maps(family).0.get_mut(wan) {
-            if m.awaiting_link() {
-                if !path_ready {
-                    return;
-                }
+            .is_some_and(|m| m.awaiting_link());
+        if awaiting {
+            let path_ready = self
+                .states
+                .get(wan)
+                .is_some_and(|s| link_ready(&s.link, family))
+                && self.routed(wan, family);
+            if !path_ready {
+                return;
+            }
+            if let Some(m) = self.health_maps(family).0.get_mut(wan) {
                 m.link_restored(now, "link ready");
-                if !self.paused() && self.sync_health(wan, family) {
-                    let _ = self.replan("health").await;
-                }
+            }
+            if !self.paused() && self.sync_health(wan, family) {
+                let _ = self.replan("health").await;
             }
         }
         let (monitors, stats, _) = self.health_maps(family);
